@@ -1,0 +1,87 @@
+"""The one interface every backend implements.
+
+A backend turns a batch of `Request`s into raw text: for each request, a list
+of `request.sampling.n` completions. Everything model-specific (tokenizer,
+chat template, engine options) stays inside the backend.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings for one request. temperature == 0 means greedy."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def key(self) -> dict:
+        """Everything that changes the output, except n (cached per sample index)."""
+        d = asdict(self)
+        d.pop("n")
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to complete n times.
+
+    `messages` are chat turns ({"role": ..., "content": ...}). `prefill` is text
+    placed at the start of the assistant turn (used by the adversarial mode);
+    the completion continues after it. `chat=False` sends the user text as a
+    raw completion prompt with no chat template.
+    """
+
+    id: str
+    messages: tuple[tuple[str, str], ...]
+    sampling: Sampling = field(default_factory=Sampling)
+    prefill: str = ""
+    chat: bool = True
+    chat_template_kwargs: tuple[tuple[str, object], ...] = ()
+
+    def as_messages(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass
+class Output:
+    """The n completions of one request, plus anything the backend wants to record."""
+
+    texts: list[str]
+    finish_reasons: list[str | None] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str          # "hf", "vllm", "openai"
+    model_id: str
+
+    def render(self, request: Request) -> str:
+        """The exact prompt text the model sees (chat template applied)."""
+
+    def generate(self, requests: Sequence[Request]) -> list[Output]:
+        """Complete every request, n samples each, in one batched call."""
+
+    def describe(self) -> dict:
+        """Model id, revision, backend options: recorded in results.json."""
+
+
+def prompt_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
