@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,14 @@ class Backend(Protocol):
     def render(self, request: Request) -> str:
         """The exact prompt text the model sees (chat template applied)."""
 
-    def generate(self, requests: Sequence[Request]) -> list[Output]:
-        """Complete every request, n samples each, in one batched call."""
+    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Output]]:
+        """Complete every request, `request.sampling.n` samples each.
+
+        Yields (index into `requests`, Output) as results become available, in
+        any order, so the caller can persist each batch as soon as it is done.
+        Each request is yielded exactly once. Raise BackendError when a request
+        cannot be completed after the backend's own retries.
+        """
 
     def describe(self) -> dict:
         """Model id, revision, backend options: recorded in results.json."""
@@ -85,3 +91,7 @@ def prompt_hash(text: str) -> str:
 
 def stable_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class BackendError(RuntimeError):
+    """A request failed for good (retries exhausted, server refused, model missing)."""
