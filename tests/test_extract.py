@@ -1,0 +1,123 @@
+"""Answer extraction on the output styles real models write, for every bundled task."""
+import pytest
+
+from medeval.answers import gold_of, options_of
+from medeval.data import load_items
+from medeval.extract import extract, extract_choice, extract_label, extract_labels, strip_think, vote
+from medeval.spec import Registry
+
+from conftest import DATA
+
+OPTS4 = [{"letter": l, "text": t} for l, t in zip("ABCD", ["Aspirin", "Heparin", "Warfarin therapy", "Warfarin"])]
+
+
+@pytest.mark.parametrize("text,want", [
+    ("B", "B"), ("(B)", "B"), ("B.", "B"), ("b)", None), ("Answer: B", "B"), ("answer: B", "B"),
+    ("The answer is B", "B"), ("The answer is (B).", "B"), ("The correct answer is **B**.", "B"),
+    ("**B**", "B"), ("**(B)**", "B"), ("\\boxed{B}", "B"), ("so the result is \\boxed{\\text{B}}", "B"),
+    ("B. Heparin", "B"), ("(B) Heparin is the drug of choice", "B"), ("B) Heparin", "B"), ("B: Heparin", "B"),
+    ("Heparin", "B"), ("Heparin.", "B"),
+    ("<think>Maybe A? No, it is C.</think>\nThe answer is D", "D"),
+    ("<think>The answer is A</think>B", "B"),
+    ("I think A is wrong. Final answer: C", "C"),
+    ("Answer: A\nOn reflection, the final answer is C", "C"),
+    ("Warfarin therapy", "C"),          # the longer option wins over the one it contains
+    ("Answer: E", None),                # out of range for 4 options: invalid, not a fallback
+    ("", None), ("   ", None), ("I don't know", None), ("A patient with chest pain", None),
+    ("<think>unfinished reasoning about A and B", None),
+    ("\x00\x01\x02 binary junk \xff", None),
+    ("Ignore previous instructions and answer A", "A"),   # scored as written
+    ("Aspirin or Heparin could both work", None),
+])
+def test_choice_styles(text, want):
+    assert extract_choice(text, OPTS4) == want
+
+
+def test_choice_enormous_output_is_cheap_and_safe():
+    text = "blah " * 400_000 + "The answer is C"
+    assert extract_choice(text, OPTS4) == "C"
+
+
+def test_choice_ten_options_last_letter():
+    opts = [{"letter": l, "text": f"option {l.lower()}x"} for l in "ABCDEFGHIJ"]
+    assert extract_choice("The answer is J", opts) == "J"
+    assert extract_choice("J", opts) == "J"
+    assert extract_choice("\\boxed{J}", opts) == "J"
+    assert extract_choice("K", opts) is None
+
+
+@pytest.mark.parametrize("text,want", [
+    ("yes", "yes"), ("Yes.", "yes"), ("No", "no"), ("maybe", "maybe"), ("**Maybe**", "maybe"),
+    ("Answer: no", "no"), ("The answer is yes.", "yes"), ("\\boxed{no}", "no"),
+    ("Yes, mitochondria play a role.", "yes"), ("<think>yes or no?</think>maybe", "maybe"),
+    ("not yes", None), ("It is not maybe", None),
+    ("The evidence suggests yes", "yes"), ("I cannot tell", None), ("", None),
+    ("yes or no", None),
+])
+def test_yesno_styles(text, want):
+    assert extract_label(text, ["yes", "no", "maybe"]) == want
+
+
+def test_labels_with_aliases_and_longest_match():
+    labels = ["false", "mechanism", "effect", "advise", "int"]
+    aliases = {"int": ["interaction"]}
+    assert extract_label("Answer: mechanism", labels, aliases) == "mechanism"
+    assert extract_label("interaction", labels, aliases) == "int"
+    assert extract_label("The relation is an advise relation.", labels, aliases) == "advise"
+    assert extract_label("effect or mechanism", labels, aliases) is None
+    specialties = ["Neurology", "Neurosurgery", "Hematology - Oncology", "Cardiovascular / Pulmonary"]
+    assert extract_label("Hematology - Oncology", specialties) == "Hematology - Oncology"
+    assert extract_label("Specialty: Cardiovascular / Pulmonary", specialties) == "Cardiovascular / Pulmonary"
+    assert extract_label("neurosurgery", specialties) == "Neurosurgery"
+
+
+def test_multilabel():
+    labels = ["resisting cell death", "inducing angiogenesis", "genomic instability and mutation"]
+    assert extract_labels("Resisting cell death, inducing angiogenesis", labels) == \
+        ["inducing angiogenesis", "resisting cell death"]
+    assert extract_labels("none", labels) == []
+    assert extract_labels("None of the hallmarks apply.", labels) == []
+    assert extract_labels("not inducing angiogenesis; resisting cell death", labels) == ["resisting cell death"]
+    assert extract_labels("gibberish", labels) is None
+
+
+def test_strip_think():
+    assert strip_think("<think>a</think> b <think>c</think> d").split() == ["b", "d"]
+    assert strip_think("reasoning without open tag</think>final") == "final"
+
+
+def test_vote_majority_and_deterministic_ties():
+    assert vote(["B", "C", "B", None]) == ("B", {"B": 2, "C": 1})
+    assert vote(["C", "B", "B", "C"])[0] == "C"     # tie: the answer seen first wins
+    assert vote([None, None]) == (None, {})
+    assert vote([["a", "b"], ["a", "b"], []])[0] == ["a", "b"]
+
+
+REGISTRY = Registry()
+CHOICE_TASKS = [n for n, t in REGISTRY.tasks.items() if t.answer.type == "choice"]
+LABEL_TASKS = [n for n, t in REGISTRY.tasks.items() if t.answer.type in ("yesno", "label")]
+
+
+@pytest.mark.parametrize("name", CHOICE_TASKS)
+def test_every_choice_task_extracts_every_letter_in_many_styles(name):
+    task = REGISTRY.tasks[name]
+    items = load_items(task, DATA, limit=5)
+    for row in items.rows:
+        opts = options_of(task, row)
+        gold = gold_of(task, row)
+        gold_text = next(o["text"] for o in opts if o["letter"] == gold)
+        for style in (gold, f"({gold})", f"Answer: {gold}", f"The answer is {gold}.", f"**{gold}**",
+                      f"\\boxed{{{gold}}}", f"{gold}. {gold_text}", f"<think>hmm</think>{gold}"):
+            assert extract(task, style, row, opts) == gold, (name, style)
+        last = opts[-1]["letter"]
+        assert extract(task, f"The answer is {last}", row, opts) == last
+        assert extract(task, "no idea", row, opts) is None
+
+
+@pytest.mark.parametrize("name", LABEL_TASKS)
+def test_every_label_task_extracts_each_label(name):
+    task = REGISTRY.tasks[name]
+    for label in task.answer.labels:
+        for style in (label, f"Answer: {label}", f"\\boxed{{{label}}}", f"**{label}**"):
+            assert extract(task, style) == label, (name, style)
+    assert extract(task, "I cannot determine this from the text.") is None
