@@ -104,7 +104,7 @@ class NullCache(Cache):
 
 def request_model_ident(backend_desc: dict) -> dict:
     """The part of a backend's description that identifies the model's outputs."""
-    keep = ("id", "revision", "commit", "dtype", "chat_template_kwargs", "base_url", "api")
+    keep = ("id", "revision", "commit", "dtype", "chat_template_kwargs", "base_url", "api", "extra_body", "tokenizer")
     return {k: backend_desc.get(k) for k in keep}
 
 

@@ -36,7 +36,8 @@ def create(name: str, model: str, **kwargs) -> Backend:
         return VLLMBackend(model, **_only(kwargs, allowed, name))
     from .openai_backend import OpenAIBackend
 
-    allowed = {"base_url", "api", "concurrency", "max_retries", "timeout", "api_key_env", "extra_body"}
+    allowed = {"base_url", "api", "concurrency", "max_retries", "timeout", "api_key_env", "extra_body",
+               "prefill_flags", "tokenizer", "chat_template_kwargs"}
     return OpenAIBackend(model, **_only(kwargs, allowed, name))
 
 

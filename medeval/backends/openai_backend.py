@@ -1,0 +1,282 @@
+"""Backend for any OpenAI-compatible HTTP endpoint.
+
+Serves `vllm serve`, SGLang, the llama.cpp server, hosted OpenAI and any
+cluster behind one endpoint. Requests go out concurrently (asyncio, bounded by
+a semaphore) from a background thread; `generate` yields each result as soon as
+it arrives. Retries (429, 5xx, timeouts, dropped connections; exponential
+backoff with jitter, Retry-After honoured) are the openai client's own.
+
+Endpoint per request:
+  * `request.chat` and api="chat"          -> /chat/completions (server applies its template)
+  * `request.chat` and api="completions"   -> /completions, prompt rendered locally with
+                                              the chat template of `tokenizer`
+  * not `request.chat`                     -> /completions, prompt = the message text as is
+A prefill is sent on /chat/completions as a trailing assistant message plus
+`continue_final_message=True, add_generation_prompt=False` (vLLM/SGLang flags;
+`prefill_flags=False` sends the bare trailing message, which llama.cpp treats
+as a prefill). On /completions it is appended to the prompt.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import re
+import threading
+from typing import Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import openai
+
+from ..errors import MedevalError
+from .base import BackendError, Output, Request
+
+log = logging.getLogger(__name__)
+
+PREFILL_FLAGS = {"continue_final_message": True, "add_generation_prompt": False}
+REFUSES_N = (400, 422, 500, 501)  # how servers reject a parameter they do not support
+N_REFUSAL = re.compile(r"choice|\bn\b", re.IGNORECASE)
+
+
+def safe_url(url: str) -> str:
+    """`url` without user:password, query or fragment (they may carry credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, model_id: str, base_url: str | None = None, api: str = "chat",
+                 concurrency: int = 8, max_retries: int = 5, timeout: float = 60.0,
+                 api_key_env: str = "OPENAI_API_KEY", extra_body: dict | None = None,
+                 prefill_flags: bool = True, tokenizer: str | None = None,
+                 chat_template_kwargs: dict | None = None):
+        if api not in ("chat", "completions"):
+            raise MedevalError(f"--api must be 'chat' or 'completions', not {api!r}")
+        if concurrency < 1 or max_retries < 0 or timeout <= 0:
+            raise MedevalError("need --concurrency >= 1, --max-retries >= 0 and --timeout > 0")
+        self.model_id, self.api, self.concurrency = model_id, api, concurrency
+        self.max_retries, self.timeout, self.api_key_env = max_retries, timeout, api_key_env
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        self.extra_body, self.prefill_flags, self.tokenizer = dict(extra_body or {}), prefill_flags, tokenizer
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})  # a request's own take precedence
+        self.honours_n: bool | None = None   # learnt from the first request with n > 1
+        self.server_model: str | None = None  # the `model` field of the server's responses
+        self._url = safe_url(self.base_url)
+        if urlsplit(self.base_url).password is not None:  # httpx would log it with every request
+            raise MedevalError(f"--base-url {self._url} carries a user:password: remove it and put the "
+                             f"key in ${api_key_env}")
+        self._tok = None
+
+    # -- what is sent -------------------------------------------------------
+    def _endpoint(self, request: Request) -> str:
+        return "chat" if request.chat and self.api == "chat" else "completions"
+
+    def _template_kwargs(self, request: Request) -> dict:
+        return {**self.chat_template_kwargs, **dict(request.chat_template_kwargs)}
+
+    def _messages(self, request: Request) -> list[dict]:
+        msgs = request.as_messages()
+        return msgs + [{"role": "assistant", "content": request.prefill}] if request.prefill else msgs
+
+    def _prompt(self, request: Request) -> str:
+        if not request.chat:
+            return "\n\n".join(c for _, c in request.messages) + request.prefill
+        if self.tokenizer is None:
+            raise BackendError(f"api='completions' needs a tokenizer to apply the chat template to "
+                               f"request {request.id!r}: pass tokenizer=<HF id or path>, or use api='chat'")
+        if self._tok is None:
+            from transformers import AutoTokenizer
+            self._tok = AutoTokenizer.from_pretrained(self.tokenizer)
+        return self._tok.apply_chat_template(
+            self._messages(request), tokenize=False, add_generation_prompt=not request.prefill,
+            continue_final_message=bool(request.prefill), **self._template_kwargs(request))
+
+    def render(self, request: Request) -> str:
+        """/completions: the prompt text. /chat/completions: JSON of the messages
+        (prefill as a trailing assistant turn) and any chat_template_kwargs."""
+        if self._endpoint(request) == "completions":
+            return self._prompt(request)
+        sent: dict = {"messages": self._messages(request)}
+        if self._template_kwargs(request):
+            sent["chat_template_kwargs"] = self._template_kwargs(request)
+        return json.dumps(sent, ensure_ascii=False, sort_keys=True)
+
+    def _body(self, request: Request, n: int, seed: int | None) -> dict:
+        s = request.sampling
+        body = {"model": self.model_id, "n": n, "temperature": float(s.temperature), "top_p": s.top_p,
+                "max_tokens": s.max_tokens, "stop": list(s.stop) or None, "seed": seed}
+        body = {k: v for k, v in body.items() if v is not None}
+        extra = dict(self.extra_body)
+        if self._endpoint(request) == "chat":
+            body["messages"] = self._messages(request)
+            if self._template_kwargs(request):
+                extra["chat_template_kwargs"] = self._template_kwargs(request)
+            if request.prefill and self.prefill_flags:
+                extra.update(PREFILL_FLAGS)
+        else:
+            body["prompt"] = self._prompt(request)
+        if extra:
+            body["extra_body"] = extra
+        return body
+
+    # -- one HTTP call, errors mapped to BackendError -----------------------
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.api_key_env)
+        return text.replace(key, "***") if key else text
+
+    def _explain(self, err: openai.APIError) -> str:
+        sent = getattr(err, "request", None) or getattr(getattr(err, "response", None), "request", None)
+        retries = sent.headers.get("x-stainless-retry-count", "0") if sent is not None else "?"
+        if isinstance(err, openai.APIStatusError):
+            detail = self._scrub(str(err.message))[:300]
+            return f"HTTP {err.status_code} (after {retries} retries): {detail}"
+        if isinstance(err, openai.APITimeoutError):
+            return f"no response within {self.timeout}s (after {retries} retries); raise --timeout"
+        if isinstance(err, openai.APIConnectionError):
+            cause = self._scrub(repr(err.__cause__))[:200]
+            return f"connection failed (after {retries} retries): {cause}; is the server running?"
+        return self._scrub(f"{type(err).__name__}: {err}")[:300]
+
+    async def _call(self, client, request: Request, n: int, seed: int | None):
+        chat = self._endpoint(request) == "chat"
+        api = client.chat.completions if chat else client.completions
+        what = f"{self._url} ({'chat/completions' if chat else 'completions'}, request {request.id!r})"
+        try:
+            raw = await api.with_raw_response.create(**self._body(request, n, seed))
+        except openai.APIError as err:  # raised once the client's own retries are spent
+            failure = BackendError(f"{what}: {self._explain(err)}")
+            failure.status = getattr(err, "status_code", None)
+            raise failure from None
+        try:
+            resp = raw.parse()
+            choices = sorted(resp.choices, key=lambda c: c.index)
+            texts = [(c.message.content if chat else c.text) or "" for c in choices]
+        except (AttributeError, TypeError, ValueError):
+            raise BackendError(f"{what}: the reply is not an OpenAI completion: "
+                               f"{self._scrub(raw.text)[:200]!r}") from None
+        if not texts:
+            raise BackendError(f"{what}: the server returned no choices")
+        self.server_model = self.server_model or resp.model
+        return texts, [c.finish_reason for c in choices], raw.retries_taken
+
+    async def _complete(self, client, request: Request) -> Output:
+        """All n samples of one request: natively (n=...) or by seeded n=1 calls."""
+        n, seed = request.sampling.n, request.sampling.seed
+        texts, reasons, retries, calls = [], [], 0, 0
+        if n == 1 or self.honours_n:
+            (texts, reasons, retries), calls = await self._call(client, request, n, seed), 1
+        elif self.honours_n is None:
+            texts, reasons, retries, calls = await self._probe_n(client, request)
+        texts, reasons = texts[:n], reasons[:n]
+        for i in range(len(texts), n):  # fill in: sample i gets seed + i
+            t, r, k = await self._call(client, request, 1, None if seed is None else seed + i)
+            texts, reasons, retries, calls = texts + t[:1], reasons + r[:1], retries + k, calls + 1
+        path = "single" if n == 1 else ("native" if calls == 1 else "seeded")
+        return Output(texts, reasons, {"n_path": path, "http_calls": calls, "retries": retries,
+                                       "server_model": self.server_model})
+
+    async def _probe_n(self, client, request: Request):
+        """The first n > 1 request: does the server return n choices, fewer (it ignores n),
+        or an error (llama.cpp's chat endpoint answers HTTP 500 "Only one completion choice")?"""
+        n, seed = request.sampling.n, request.sampling.seed
+        try:  # no retries yet: a refusal of n should not cost the whole backoff schedule
+            texts, reasons, retries = await self._call(client.with_options(max_retries=0), request, n, seed)
+        except BackendError as err:
+            refused = err.status in REFUSES_N and N_REFUSAL.search(str(err))
+            try:  # unless the message says so, the error may be transient: the normal retries
+                if refused:
+                    raise err
+                texts, reasons, retries = await self._call(client, request, n, seed)
+            except BackendError as last:
+                if last.status not in REFUSES_N:
+                    raise
+                self._learn_n(False, f"refused n={n} (HTTP {last.status})")
+                return [], [], 0, 1
+        if self.honours_n is None:
+            self._learn_n(len(texts) >= n, f"returned {len(texts)} of {n} choices")
+        return texts, reasons, retries, 1
+
+    def _learn_n(self, honours: bool, why: str) -> None:
+        self.honours_n = honours
+        if not honours:
+            log.warning("%s %s: it does not honour n, so each sample is now its own request "
+                        "(n=1, seed + sample index)", self._url, why)
+
+    # -- the Backend protocol ------------------------------------------------
+    async def _produce(self, requests: list[Request], out: queue.Queue) -> None:
+        client = openai.AsyncOpenAI(api_key=os.environ.get(self.api_key_env) or "EMPTY",
+                                    base_url=self.base_url, max_retries=self.max_retries,
+                                    timeout=self.timeout)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(i: int, request: Request):
+            async with slots:
+                return i, await self._complete(client, request)
+
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            for done in asyncio.as_completed(tasks):
+                out.put(await done)
+        except Exception as err:  # first failure ends the run; results already put stay put
+            out.put(err)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.close()
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Output]]:
+        requests = list(requests)
+        for r in requests:  # fail on a bad configuration before any traffic
+            self.render(r)
+        if not requests:
+            return
+        out: queue.Queue = queue.Queue()
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(self._produce(requests, out))
+        thread = threading.Thread(target=_drive, args=(loop, task), name="medeval-openai", daemon=True)
+        thread.start()
+        try:
+            for _ in requests:
+                item = out.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # also runs when the caller stops early: cancel what is in flight
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop already finished and closed
+                pass
+            thread.join()
+
+    def describe(self) -> dict:
+        # `server_model` (the `model` field of the responses) is known only after the first
+        # response, so it is not the `revision`: that one is part of the cache key.
+        return {"backend": self.name, "id": self.model_id, "revision": None,
+                "server_model": self.server_model, "base_url": self._url, "api": self.api,
+                "n_support": {None: "not yet detected", True: "native",
+                              False: "seeded fallback (server does not honour n)"}[self.honours_n],
+                "concurrency": self.concurrency, "max_retries": self.max_retries,
+                "timeout": self.timeout, "api_key_env": self.api_key_env,
+                "extra_body": self.extra_body, "prefill_flags": self.prefill_flags,
+                "tokenizer": self.tokenizer, "chat_template_kwargs": self.chat_template_kwargs}
+
+
+def _drive(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:
+    """Thread body: run the producer to the end (its outcome goes through the queue)."""
+    try:
+        loop.run_until_complete(task)
+    except BaseException:  # cancelled by the consumer: nothing left to report
+        pass
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
