@@ -90,8 +90,11 @@ class FewShot(Strict):
     target: str = "{{ gold }}"             # assistant turn for each example (Jinja)
 
 
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # also keeps samples_<name>.jsonl inside the output directory
+
+
 class Task(Strict):
-    name: str
+    name: str = Field(pattern=NAME)
     display_name: str | None = None
     version: int
     description: str = ""
@@ -128,7 +131,7 @@ class Task(Strict):
 
 
 class Group(Strict):
-    group: str
+    group: str = Field(pattern=NAME)
     display_name: str | None = None
     description: str = ""
     tasks: list[str]

@@ -92,7 +92,7 @@ def bootstrap_ci(name: str, preds: Sequence, golds: Sequence, options: dict | No
     if scores is None and m.stats is not None:
         counts = np.asarray(m.stats(preds, golds, **(options or {})), dtype=float)   # (n, d)
 
-        def stat(idx):  # idx: (..., n) resampled item indices
+        def stat(idx, axis=-1):  # idx: (..., n) resampled item indices
             return m.from_stats(counts[idx.astype(int)].sum(axis=-2))
 
         res = stats.bootstrap((np.arange(n),), stat, n_resamples=n_resamples, confidence_level=confidence,

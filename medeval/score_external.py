@@ -1,0 +1,76 @@
+"""`medeval score`: run medeval's extraction and metrics on outputs produced elsewhere."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import RESULTS_SCHEMA_VERSION, __version__
+from .errors import MedevalError
+from .results import atomic_write, git_revision, now_iso, package_versions
+from .runner import RunConfig, prepare
+from .scoring import score_items
+from .spec import Registry
+
+
+def read_predictions(path: Path) -> dict[str, list[str]]:
+    if not path.is_file():
+        raise MedevalError(f"{path}: predictions file not found")
+    preds: dict[str, list[str]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise MedevalError(f"{path}: not UTF-8 (byte {e.start}); convert it to UTF-8") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MedevalError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "id" not in row or not ({"output", "outputs"} & set(row)):
+            raise MedevalError(f"{path}: line {n}: each line needs 'id' and 'output' (text) or 'outputs' (list)")
+        outs = row["outputs"] if "outputs" in row else [row["output"]]
+        if not isinstance(outs, list) or not all(isinstance(o, str) for o in outs) or not outs:
+            raise MedevalError(f"{path}: line {n}: 'output' must be a string and 'outputs' a non-empty list of strings")
+        if str(row["id"]) in preds:
+            raise MedevalError(f"{path}: line {n}: id {row['id']!r} appears twice")
+        preds[str(row["id"])] = outs
+    if not preds:
+        raise MedevalError(f"{path}: no predictions")
+    return preds
+
+
+def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: str,
+               data_dir=None, task_dirs=(), argv=()) -> dict:
+    """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
+    t0 = time.time()
+    preds = read_predictions(Path(predictions))
+    registry = Registry([Path(d) for d in task_dirs])
+    task = registry.resolve([task_name])[0]
+    cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None)
+    p = prepare(task, cfg)
+    unknown = sorted(set(preds) - set(p.ids))
+    if unknown:
+        raise MedevalError(f"{predictions}: {len(unknown)} ids are not items of task {task.name!r} "
+                           f"(first: {unknown[:3]}); ids are the dataset's {task.dataset.id_field or 'row index'}")
+    keep = [k for k, i in enumerate(p.ids) if i in preds]
+    for attr in ("ids", "rows", "golds", "options", "messages"):
+        setattr(p, attr, [getattr(p, attr)[k] for k in keep])
+    modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
+    texts = {"greedy": {i: {"prompt": None, "texts": preds[i][:1]} for i in p.ids}}
+    if "sc" in modes:
+        texts["sc"] = {i: {"prompt": None, "texts": preds[i]} for i in p.ids}
+    output_dir = Path(output_dir)
+    block = score_items(p, modes, texts, output_dir)
+    block["missing_predictions"] = p.n_total - len(p.ids)
+    results = {
+        "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
+        "git_revision": git_revision(), "command": list(argv),
+        "model": {"id": model_name, "backend": "external", "predictions": str(Path(predictions).resolve())},
+        "decoding": {"external": True}, "seed": None, "packages": package_versions(),
+        "cache": {"hits": 0, "misses": 0, "dir": None}, "timings": {"total_s": time.time() - t0},
+        "tasks": {task.name: block}, "groups": {},
+    }
+    atomic_write(output_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    return results
