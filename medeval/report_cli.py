@@ -1,0 +1,210 @@
+"""CLI commands that read result directories: `leaderboard`, `gate`, `compare`.
+
+`register(app)` adds them to the main typer app (medeval/cli.py). Bad input
+ends with a one-line `error: ...` on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import gate as G
+from . import leaderboard as L
+
+
+class Average(str, Enum):
+    mean = "mean"
+    weighted = "weighted"
+
+
+class ModeChoice(str, Enum):
+    greedy = "greedy"
+    sc = "sc"
+    both = "both"
+
+
+class Sided(str, Enum):
+    one = "one"
+    two = "two"
+
+
+class Format(str, Enum):
+    rich = "rich"
+    markdown = "markdown"
+    json = "json"
+
+
+def _guard(fn):
+    """Turn input errors into `error: ...` + exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except L.ResultsError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(G.CANNOT_COMPARE) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            typer.echo(f"error: {where}{e.strerror or e}", err=True)
+            raise typer.Exit(G.CANNOT_COMPARE) from None
+
+    return wrapper
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _print_table(report: G.GateReport, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = G.table_rows(report)
+    table = Table(title=f"{title}: {report.baseline.model_id} -> {report.candidate.model_id}")
+    for h in (rows[0] if rows else ["Task"]):
+        table.add_column(h, justify="left" if h in ("Task", "Metric", "Verdict") else "right")
+    for r in rows:  # Text(): strings from result files are never read as rich markup
+        table.add_row(*(Text(v) for v in r.values()))
+    console = Console(width=None if sys.stdout.isatty() else 160)  # CI logs: do not squeeze to 80 columns
+    console.print(table)
+    console.print(Text(G.method_text(report), style="dim"))
+    for r in report.results:
+        show_reason = r.verdict != "pass" and (report.kind == "gate" or not r.stats)
+        for line in ([r.reason] if show_reason else []) + r.notes:
+            console.print(Text(f"{r.task}: {line}"))
+
+
+def leaderboard(
+    results: Annotated[list[Path], typer.Argument(help="Result directories (or their results.json) written by "
+                                                       "`medeval run`; runs of the same model and revision are merged.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Markdown file to write.")] = Path("leaderboard/README.md"),
+    preset: Annotated[str, typer.Option(help="Column preset: a name under leaderboard/presets/ or a path to your own "
+                                             "YAML (columns: [{name, task, metric?}]).")] = "neeto",
+    reported: Annotated[Optional[list[Path]], typer.Option(help="YAML of published scores with a cited `source:`; "
+                                                                "its rows are marked as reported, not measured. "
+                                                                "Repeatable.")] = None,
+    average: Annotated[Average, typer.Option(help="mean: unweighted mean of the columns; weighted: weighted by "
+                                                  "each column's item count n.")] = Average.mean,
+    mode: Annotated[ModeChoice, typer.Option(help="Decoding to show: greedy, sc (self-consistency) or both "
+                                                  "(cells read 'greedy / sc').")] = ModeChoice.greedy,
+    ci: Annotated[bool, typer.Option("--ci", help="Show the 95% bootstrap interval after each score.")] = False,
+    decimals: Annotated[int, typer.Option(min=1, max=2, help="Decimals of the percentages.")] = 2,
+    html: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: index.html next to the "
+                                                      "markdown).")] = None,
+    no_html: Annotated[bool, typer.Option("--no-html", help="Do not write the HTML page.")] = False,
+    charts_dir: Annotated[Optional[Path], typer.Option(help="Folder for one PNG bar chart per column (default: "
+                                                            "charts/ next to the markdown).")] = None,
+    no_charts: Annotated[bool, typer.Option("--no-charts", help="Do not draw the charts.")] = False,
+) -> None:
+    """Build a model-card style leaderboard (markdown, sortable HTML, PNG charts) from result directories.
+
+    One row per model, sorted by Average; `-` marks a task the model was not
+    evaluated on; the best value of each column is bold. The average rule and
+    the treatment of missing cells are printed under the table.
+    """
+    modes = ("greedy", "sc") if mode is ModeChoice.both else (mode.value,)
+    runs = [L.load_run(p) for p in results]
+    reps = [L.load_reported(p, L.MARKERS[i % len(L.MARKERS)] * (1 + i // len(L.MARKERS)))
+            for i, p in enumerate(reported or [])]
+    board = L.build(runs, L.load_preset(preset), modes, average.value, reps)
+    charts = {}
+    if not no_charts:
+        written = L.write_charts(board, charts_dir or output.parent / "charts")
+        charts = {name: Path(os.path.relpath(p, output.parent)).as_posix() for name, p in written.items()}
+    _write(output, L.to_markdown(board, decimals, ci, charts))
+    typer.echo(f"wrote {output}")
+    if not no_html:
+        page = html or output.parent / "index.html"
+        _write(page, L.to_html(board, decimals, ci))
+        typer.echo(f"wrote {page}")
+    if charts:
+        typer.echo(f"wrote {len(charts)} chart(s) to {charts_dir or output.parent / 'charts'}")
+
+
+def gate(
+    baseline: Annotated[Path, typer.Option(help="Result directory of the reference run (with samples files).")],
+    candidate: Annotated[Path, typer.Option(help="Result directory of the run under test.")],
+    policy: Annotated[Optional[Path], typer.Option(help="YAML: default/per-task tolerance, metric, mode, skip; "
+                                                        "alpha; sided. See leaderboard/policy.example.yaml.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Significance level (default: the "
+                                                                          "policy's, else 0.05).")] = None,
+    report_md: Annotated[Optional[Path], typer.Option(help="Write the markdown report (a PR comment) here.")] = None,
+    report_json: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Compare despite different task "
+                                                 "versions/prompts/item sets (on the common items) instead of "
+                                                 "exiting 2.")] = False,
+    sided: Annotated[Optional[Sided], typer.Option(help="one: H1 'candidate worse' (default); two: any "
+                                                        "difference.")] = None,
+    resamples: Annotated[int, typer.Option(min=100, help="Paired bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed; the same seed gives the same report.")] = 0,
+) -> None:
+    """Fail a checkpoint that regresses: paired per-item comparison of CANDIDATE against BASELINE.
+
+    A task fails when the candidate's drop exceeds its tolerance AND is
+    significant at alpha (McNemar's exact test for accuracy-like metrics, a
+    paired bootstrap otherwise). Exit codes: 0 pass, 1 regression, 2 cannot
+    compare (bad input, or tasks that differ in version, prompt or item set
+    without --allow-mismatch).
+    """
+    report = G.run_gate(baseline, candidate, G.load_policy(policy), alpha, allow_mismatch, resamples, seed,
+                        sided.value if sided else None)
+    if report_md:
+        _write(report_md, G.to_markdown(report))
+    if report_json:
+        _write(report_json, json.dumps(G.to_json(report), indent=2) + "\n")
+    _print_table(report, "medeval gate")
+    typer.echo(f"gate: {report.status} (exit {report.exit_code})")
+    raise typer.Exit(report.exit_code)
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more result directories: the first is the reference, "
+                                                    "each other one is compared with it.")],
+    format: Annotated[Format, typer.Option("--format", "-f", help="rich (terminal table), markdown or json.")] = Format.rich,
+    policy: Annotated[Optional[Path], typer.Option(help="Same YAML as `gate` (metric, mode, tolerance per "
+                                                        "task).")] = None,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level for the verdict column.")] = 0.05,
+    sided: Annotated[Sided, typer.Option(help="two (default): any difference; one: 'candidate worse'.")] = Sided.two,
+    resamples: Annotated[int, typer.Option(min=100, help="Paired bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Print the paired comparison table of `gate` without failing on regressions.
+
+    Items are matched by id; tasks or items present on one side only are
+    skipped and noted. Exit code 0, or 2 when an input cannot be read or no
+    task can be compared.
+    """
+    if len(runs) < 2:
+        raise L.ResultsError("compare needs at least two result directories")
+    pol = G.load_policy(policy)
+    reports = [G.run_gate(runs[0], other, pol, alpha, True, resamples, seed, sided.value, kind="compare")
+               for other in runs[1:]]
+    if format is Format.json:
+        typer.echo(json.dumps([G.to_json(r) for r in reports], indent=2))
+    for r in reports:
+        if format is Format.markdown:
+            typer.echo(G.to_markdown(r, title="medeval compare"))
+        elif format is Format.rich:
+            _print_table(r, "medeval compare")
+    if any(r.exit_code == G.CANNOT_COMPARE for r in reports):
+        typer.echo("error: no task could be compared for at least one pair (see the table)", err=True)
+        raise typer.Exit(G.CANNOT_COMPARE)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `leaderboard`, `gate` and `compare` to the medeval CLI."""
+    app.command("leaderboard")(_guard(leaderboard))
+    app.command("gate")(_guard(gate))
+    app.command("compare")(_guard(compare))

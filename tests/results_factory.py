@@ -1,0 +1,101 @@
+"""Write result directories (results.json + samples_<task>.jsonl, docs/results.md) for tests.
+
+Gold answers are the real MedQA test answers (`answer_idx`) with the row index
+as id, read from ../shared/data; predictions are planted by the test, so the
+number of right and wrong items is known exactly. Metric blocks are computed
+with the real `medeval.metrics.bootstrap_ci`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medeval import metrics as M
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LETTERS = "ABCD"
+
+
+def medqa_golds(n: int) -> list[str]:
+    """The first n real MedQA test answers (letters)."""
+    path = DATA / "medqa" / "test.jsonl"
+    with path.open(encoding="utf-8") as f:
+        golds = [json.loads(line)["answer_idx"] for _, line in zip(range(n), f)]
+    assert len(golds) == n, f"{path} has fewer than {n} rows"
+    return golds
+
+
+def wrong_letter(gold: str, k: int = 1) -> str:
+    return LETTERS[(LETTERS.index(gold) + k) % len(LETTERS)]
+
+
+def preds_from_mask(golds: list, correct: np.ndarray) -> list:
+    """Gold where `correct`, a different option letter elsewhere."""
+    return [g if c else wrong_letter(g) for g, c in zip(golds, correct)]
+
+
+def mask_with_accuracy(n: int, acc: float, seed: int = 0) -> np.ndarray:
+    """A boolean mask with exactly round(acc * n) True values."""
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(seed).permutation(n)[: round(acc * n)]] = True
+    return mask
+
+
+@dataclass
+class TaskSpec:
+    golds: list
+    preds: list                       # greedy predictions
+    sc_preds: list | None = None      # self-consistency votes, if the run had --self-consistency
+    ids: list | None = None           # default: "0", "1", ... (row index)
+    version: int = 1
+    prompt_hash: str = "sha256-prompt-v1"
+    primary_metric: str = "accuracy"
+    metrics: tuple = ("accuracy",)
+    metric_options: dict | None = None
+    n_total: int | None = None
+    display_name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: str | None = "main",
+              schema_version=1, created: str = "2026-01-01T00:00:00+00:00") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    task_blocks = {}
+    for name, spec in tasks.items():
+        ids = spec.ids or [str(i) for i in range(len(spec.golds))]
+        modes = {"greedy": spec.preds} | ({"sc": spec.sc_preds} if spec.sc_preds is not None else {})
+        opts = spec.metric_options or {}
+        metric_blocks = {m: {k: M.bootstrap_ci(k, p, spec.golds, opts.get(k, opts), n_resamples=100)
+                             for k in spec.metrics} for m, p in modes.items()}
+        rows = []
+        for i, gold in enumerate(spec.golds):
+            row = {"id": ids[i], "prompt": f"question {ids[i]}", "gold": gold, "meta": {}}
+            for m, p in modes.items():
+                row[m] = {"outputs": [f"The answer is {p[i]}"], "extracted": [p[i]], "pred": p[i],
+                          "correct": p[i] == gold}
+            rows.append(row)
+        (out / f"samples_{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        task_blocks[name] = {
+            "task": name, "display_name": spec.display_name or name, "version": spec.version,
+            "task_hash": _sha([name, spec.version]), "prompt_hash": spec.prompt_hash,
+            "data_hash": _sha([ids, spec.golds]), "item_ids_hash": _sha(sorted(ids)),
+            "dataset": {"path": "test", "split": "test", "source": "factory"},
+            "n": len(ids), "n_total": spec.n_total or len(ids), "answer_type": "choice",
+            "primary_metric": spec.primary_metric, "modes": list(modes), "metrics": metric_blocks,
+            "samples_file": f"samples_{name}.jsonl", **({"metric_options": spec.metric_options}
+                                                         if spec.metric_options else {}), **spec.extra}
+    results = {"schema_version": schema_version, "medeval_version": "0.1.0", "created": created,
+               "git_revision": None, "command": ["medeval", "run"],
+               "model": {"id": model_id, "revision": revision, "backend": "hf", "args": {}},
+               "decoding": {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": None, "seed": 1234}},
+               "seed": 1234, "packages": {}, "cache": {}, "timings": {}, "tasks": task_blocks, "groups": {}}
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return out
