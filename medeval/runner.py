@@ -108,10 +108,15 @@ def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request
     return out
 
 
+def adversarial_wrong(options: list[dict], gold) -> str | None:
+    """The misleading answer of the adversarial mode: the first wrong option (choice tasks only)."""
+    return next((o["letter"] for o in options if o["letter"] != gold), None)
+
+
 def _adversarial_prefill(options: list[dict], gold) -> str:
-    """A misleading start of the assistant turn: the first wrong option, stated as the answer."""
-    wrong = next((o for o in options if o["letter"] != gold), None)
-    return f"The answer is {wrong['letter']}. " if wrong else ""
+    """The start of the assistant turn in adversarial mode: the wrong option stated as the answer."""
+    wrong = adversarial_wrong(options, gold)
+    return f"The answer is {wrong}. " if wrong else ""
 
 
 def generate_all(backend, cache: Cache, requests: list[Request], progress: bool = True) -> dict[str, dict]:

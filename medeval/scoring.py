@@ -29,7 +29,8 @@ def metric_options(task, options_per_item) -> dict:
 
 def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None) -> dict:
     """Score one task from the generation results of `runner.generate_all`."""
-    texts = {mode: {i: outputs[reqs[(i, mode)].id] for i in p.ids} for mode in modes}
+    texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
+             for mode in modes}
     return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg))
 
 
@@ -53,7 +54,10 @@ def score_items(p, modes, texts, out_dir: Path, judge=None) -> dict:
                 skipped[info["skipped"]] += 1
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
-            ext = [extract(task, t or "", row, options) for t in got["texts"]]
+            prefill = got.get("prefill") or ""
+            if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
+                sample["adversarial_prefill"] = prefill
+            ext = [extract(task, prefill + (t or ""), row, options) for t in got["texts"]]
             invalid[mode][1] += sum(e is None for e in ext)
             pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
             block = {"outputs": got["texts"], "extracted": ext, "pred": pred}
@@ -87,8 +91,23 @@ def score_items(p, modes, texts, out_dir: Path, judge=None) -> dict:
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
+    if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
+        result["adversarial"] = _recovery(p, preds, texts, modes)
     result["timings"] = {"score_s": time.time() - t0}
     return result
+
+
+def _recovery(p, preds, texts, modes) -> dict:
+    """Adversarial mode: how often the final answer is right (recovered) or the pre-filled wrong one (misled)."""
+    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
+    from .runner import adversarial_wrong
+
+    wrong = [adversarial_wrong(o, g) for o, g in zip(p.options, p.golds)]
+    n = max(len(p.ids), 1)
+    for m in modes:
+        out[m] = {"recovery_rate": sum(x == g for x, g in zip(preds[m], p.golds)) / n,
+                  "misled_rate": sum(x == w for x, w in zip(preds[m], wrong)) / n}
+    return out
 
 
 def _stratum(row, field):

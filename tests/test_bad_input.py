@@ -198,3 +198,26 @@ def test_garbage_outputs_are_counted_not_fatal(tmp_path):
     t = res["tasks"]["toy"]
     assert t["invalid"]["greedy"]["count"] == 3      # empty, binary, huge: invalid; the injection is scored as "A"
     assert t["n"] == 4
+
+
+def test_adversarial_prefill_is_scored_with_the_reply_and_recovery_is_reported(tmp_path):
+    class Echo(NoModel):
+        """FAKE backend: item 0 accepts the misleading start, item 1 corrects it."""
+
+        def generate(self, reqs):
+            from medeval.backends.base import Output
+
+            for i, r in enumerate(reqs):
+                item = int(r.id.split("/")[1])
+                assert r.prefill.startswith("The answer is ")
+                yield i, Output(["Because it is." if item == 0 else "No wait, the answer is A"])
+
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").write_text("{{ doc.q }}")
+    data = write_data(tmp_path / "data", ROWS)           # golds: B, A
+    res = run(RunConfig(tasks=["toy"], task_dirs=[str(tasks)], data_dir=str(data), no_cache=True, adversarial=True,
+                        output_dir=str(tmp_path / "out")), backend=Echo(), progress=False)
+    adv = res["tasks"]["toy"]["adversarial"]["greedy"]
+    assert adv == {"recovery_rate": 0.5, "misled_rate": 0.5}   # item 0 misled to A (gold B); item 1 recovers A
+    first = json.loads((tmp_path / "out" / "samples_toy.jsonl").read_text().splitlines()[0])
+    assert first["adversarial_prefill"] == "The answer is A. " and first["greedy"]["pred"] == "A"
