@@ -1,0 +1,60 @@
+"""HF backend behaviour on the real embedded model: batching, stops, long prompts, out-of-memory splits."""
+import pytest
+
+from medeval.backends.base import Request, Sampling
+
+pytestmark = pytest.mark.slow
+
+
+def req(i, text, **s):
+    return Request(f"r{i}", (("user", text),), Sampling(**{"max_tokens": 8, **s}))
+
+
+def test_batched_greedy_equals_one_at_a_time_and_stops_cut_the_text(hf_backend):
+    prompts = ["Name a bone of the arm.", "What organ pumps blood?", "Is aspirin an NSAID? Answer yes or no."]
+    batched = dict(hf_backend.generate([req(i, p) for i, p in enumerate(prompts)]))
+    for i, p in enumerate(prompts):
+        alone = dict(hf_backend.generate([req(i, p)]))[0]
+        assert alone.texts == batched[i].texts
+    stopped = dict(hf_backend.generate([req(0, prompts[0], stop=(" ",))]))[0]
+    assert " " not in stopped.texts[0] and stopped.finish_reasons == ["stop"]
+
+
+def test_n_samples_come_from_one_request_and_are_reproducible(hf_backend):
+    r = req(0, "Name a common symptom of flu.", n=4, temperature=0.9, top_p=0.95, seed=11)
+    first = dict(hf_backend.generate([r]))[0]
+    again = dict(hf_backend.generate([req(5, "something else", n=2, temperature=0.9, seed=1), r]))[1]
+    assert len(first.texts) == 4 and first.texts == again.texts   # independent of the other requests
+    assert len(set(first.texts)) > 1
+
+
+def test_long_prompts_are_truncated_or_skipped_and_counted(hf_backend, monkeypatch):
+    long = "The patient reports chest pain. " * 200
+    monkeypatch.setattr(hf_backend, "max_context", 96)
+    out = dict(hf_backend.generate([req(0, long)]))[0]
+    assert out.info["truncated"] and out.info["prompt_tokens"] > 96
+    monkeypatch.setattr(hf_backend, "context_policy", "skip")
+    out = dict(hf_backend.generate([req(0, long), req(1, "Hi")]))
+    assert out[0].info == {"skipped": "too_long", "prompt_tokens": out[0].info["prompt_tokens"]}
+    assert out[1].texts[0] != "" and "skipped" not in out[1].info
+
+
+def test_out_of_memory_batches_are_split_and_retried(hf_backend, monkeypatch):
+    """FAKE out-of-memory (no GPU here): the model raises for batches of more than one prompt."""
+    import torch
+
+    real = hf_backend.model.generate
+    sizes = []
+
+    def flaky(**kw):
+        rows = kw["input_ids"].shape[0]
+        sizes.append(rows)
+        if rows > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(**kw)
+
+    monkeypatch.setattr(hf_backend.model, "generate", flaky)
+    prompts = ["Name a vitamin.", "Name a vein.", "Name an enzyme."]
+    out = dict(hf_backend.generate([req(i, p) for i, p in enumerate(prompts)]))
+    assert sorted(out) == [0, 1, 2] and all(o.texts[0] for o in out.values())
+    assert sizes[0] == 3 and sizes.count(1) == 3 and hf_backend.oom_splits >= 2
