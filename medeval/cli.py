@@ -69,7 +69,7 @@ def run(
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
-    bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model for summarization tasks (default: per task)."),
+    bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
@@ -159,7 +159,7 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
     reg = Registry(task_dir or [])
     table = Table(title="tasks")
     for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("task", "items"))
     for name, t in sorted(reg.tasks.items()):
         size = "-"
         if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():

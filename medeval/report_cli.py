@@ -15,8 +15,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import gate as G
-from . import leaderboard as L
+import importlib
+
+
+class _Lazy:
+    """Import gate/leaderboard (scipy, matplotlib) only when one of these commands runs."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name, __package__), attr)
+
+
+G = _Lazy(".gate")
+L = _Lazy(".leaderboard")
 
 
 class Average(str, Enum):

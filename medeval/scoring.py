@@ -13,8 +13,9 @@ from .results import SamplesWriter, safe_child
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
 
 
-def metric_options(task, options_per_item) -> dict:
-    """Per-metric keyword options: the task's own, plus the label set for classification metrics."""
+def metric_options(task, options_per_item, bertscore_model: str | None = None) -> dict:
+    """Per-metric keyword options: the task's own, plus the label set for classification metrics,
+    plus the BERTScore model and layer (pinned by the task, else chosen once per run)."""
     labels = task.answer.labels
     if task.answer.type == "choice":
         labels = sorted({o["letter"] for opts in options_per_item for o in opts})
@@ -23,6 +24,12 @@ def metric_options(task, options_per_item) -> dict:
         opts = dict(task.metric_options.get(m, {}))
         if labels and ("f1" in m and task.answer.type != "entities"):
             opts.setdefault("labels", labels)
+        if m.startswith("bertscore") and (bertscore_model or "model_type" not in opts):
+            from .metrics.text import choose_bertscore
+
+            chosen = choose_bertscore(bertscore_model)
+            opts.update(model_type=chosen["model_type"], num_layers=chosen["num_layers"])
+            opts["model_source"] = chosen["source"]
         out[m] = opts
     return out
 
@@ -31,14 +38,15 @@ def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=
     """Score one task from the generation results of `runner.generate_all`."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
-    return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg))
+    return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
+                       bertscore_model=cfg.bertscore_model)
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None) -> dict:
+def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None) -> dict:
     """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}."""
     t0 = time.time()
     task = p.task
-    opts = metric_options(task, p.options)
+    opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
     invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
     skipped = defaultdict(int)

