@@ -218,17 +218,24 @@ class Registry:
             dirs += [Path(p) for p in env.split(os.pathsep) if p]
         self.tasks: dict[str, Task] = {}
         self.groups: dict[str, Group] = {}
+        problems: list[str] = []
         for d in dirs:
             if not d.is_dir():
                 raise MedevalError(f"task directory {d} does not exist")
             for path in sorted(d.glob("*.y*ml")):
                 if path.name.startswith("_"):
                     continue
-                item = load_file(path)
+                try:
+                    item = load_file(path)
+                except MedevalError as e:   # report every broken file at once, one diagnosis each
+                    problems.append(str(e))
+                    continue
                 if isinstance(item, Group):
                     self.groups[item.group] = item   # later directories override earlier ones
                 else:
                     self.tasks[item.name] = item
+        if problems:
+            raise MedevalError("\n".join(problems))
 
     def resolve(self, names: list[str]) -> list[Task]:
         out: list[Task] = []

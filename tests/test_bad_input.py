@@ -90,6 +90,17 @@ def test_malformed_task_files_get_one_line_diagnoses(tmp_path, body, needles):
     assert_clean_error(proc, *needles)
 
 
+def test_a_directory_of_broken_task_files_gets_a_diagnosis_per_file(tmp_path):
+    d = tmp_path / "t"
+    write_task(d, name="one", body="name: [\n")
+    write_task(d, name="two", body=GOOD.format(name="two", template="t", metric="accuracy") + "typo: 1\n")
+    write_task(d, name="three", body="group: g\n")
+    write_task(d, name="four", body=GOOD.format(name="four", template="t", metric="accuracy"))  # fine
+    proc = cli("tasks", "--task-dir", str(d))
+    assert_clean_error(proc, "one.yaml", "two.yaml", "three.yaml")
+    assert "four.yaml" not in proc.stderr
+
+
 def test_non_utf8_task_file(tmp_path):
     d = tmp_path / "t"
     d.mkdir()
@@ -154,6 +165,7 @@ def test_sandbox_refuses_escape_templates(tmp_path, payload, monkeypatch):
     (["run", "--tasks", "medqaa"], "Did you mean: medqa"),
     (["run", "--tasks", "medqa", "--backend", "tpu"], "unknown backend"),
     (["run", "--tasks", "medqa", "--model", "./no/such/model"], "does not exist"),
+    (["run", "--tasks", "medqa", "--model", "no-such-org/no-such-model"], "could not load model"),
 ])
 def test_cli_errors(args, needle, data_dir):
     if "--limit" not in args:
