@@ -58,3 +58,22 @@ def test_out_of_memory_batches_are_split_and_retried(hf_backend, monkeypatch):
     out = dict(hf_backend.generate([req(i, p) for i, p in enumerate(prompts)]))
     assert sorted(out) == [0, 1, 2] and all(o.texts[0] for o in out.values())
     assert sizes[0] == 3 and sizes.count(1) == 3 and hf_backend.oom_splits >= 2
+
+
+LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+          "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+          "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+QWEN = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% if enable_thinking is defined and not "
+        "enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+
+
+@pytest.mark.parametrize("template", [LLAMA3, QWEN])
+def test_chat_templates_come_out_exactly_as_the_tokenizer_defines_them(hf_backend, monkeypatch, template):
+    monkeypatch.setattr(hf_backend.tok, "chat_template", template)
+    msgs = (("system", "Be brief."), ("user", "Name a bone."))
+    r = Request("t", msgs, Sampling(), chat_template_kwargs=(("enable_thinking", False),))
+    want = hf_backend.tok.apply_chat_template([{"role": a, "content": c} for a, c in msgs], tokenize=False,
+                                              add_generation_prompt=True, enable_thinking=False)
+    assert hf_backend.render(r) == want
+    assert hf_backend.render(Request("t", msgs, Sampling(), prefill="The answer is")) .endswith("The answer is")
