@@ -100,7 +100,8 @@ def load_rows(task: Task, data_dir: str | Path | None = None, split: str | None 
     try:
         ds = datasets.load_dataset(d.hub, d.config, split=split or d.split)
     except Exception as e:  # network, auth, unknown dataset: all end the same way for the user
-        raise _missing(task, [f"hub: {d.hub} (config {d.config}, split {split or d.split})"],
+        where = f"hub: {d.hub}" + (f" (config {d.config})" if d.config else "") + f", split {split or d.split}"
+        raise _missing(task, [where],
                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     return [dict(r) for r in ds], f"hub:{d.hub}:{d.config or ''}:{split or d.split}"
 

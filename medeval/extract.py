@@ -139,7 +139,7 @@ def extract(task: Task, text: str, row: dict | None = None, options: list[dict] 
         return parse_differential(text) or None
     t = _clean(text)
     if a.type == "span":
-        t = re.sub(r"^(?:the\s+)?answer\s*(?:is|:)\s*", "", t, flags=re.I).strip().strip('"').strip()
+        t = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*", "", t, flags=re.I).strip().strip('"').strip()
     return t or None
 
 

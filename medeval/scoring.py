@@ -50,6 +50,9 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     preds = {m: [] for m in modes}
     invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
     skipped = defaultdict(int)
+    if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
+        judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
+                        for m in modes for i, row, gold, options in zip(p.ids, p.rows, p.golds, p.options)])
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for k, (item_id, row, gold, options) in enumerate(zip(p.ids, p.rows, p.golds, p.options)):
         sample = {"id": item_id, "prompt": None, "gold": gold,
@@ -99,6 +102,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
+    if judge is not None and hasattr(judge, "summary"):
+        result["judge"] = judge.summary()
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
         result["adversarial"] = _recovery(p, preds, texts, modes)
     result["timings"] = {"score_s": time.time() - t0}
