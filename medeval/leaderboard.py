@@ -8,7 +8,6 @@ the format it lands in (markdown, HTML, matplotlib text).
 from __future__ import annotations
 
 import html
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -17,16 +16,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .errors import MedevalError
+from .results import ResultsError, read_results
 
-SCHEMA_VERSION = 1
 MODES = ("greedy", "sc")
 MARKERS = "†‡§¶"
 PARTIAL = "*"
-
-
-class ResultsError(MedevalError, ValueError):
-    """Input that cannot be used (a bad results/samples/preset/policy file); CLI exit code 2."""
 
 
 # ---------------------------------------------------------------- reading runs
@@ -70,25 +64,7 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read and check a result directory (or its results.json)."""
-    p = Path(path)
-    file = p / "results.json" if p.is_dir() else p
-    if not file.is_file():
-        raise ResultsError(f"{file}: not found; pass a directory written by `medeval run` (it holds results.json)")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(data, dict) or "schema_version" not in data or "medeval_version" not in data:
-        raise ResultsError(f"{file}: not a medeval results file (no 'schema_version'/'medeval_version'); "
-                           "pass the --output-dir of `medeval run` or `medeval score`")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise ResultsError(f"{file}: schema_version {data['schema_version']!r} is not supported "
-                           f"(this medeval reads {SCHEMA_VERSION}); use a matching medeval version")
-    if not isinstance(data.get("tasks"), dict):
-        raise ResultsError(f"{file}: field 'tasks' must be an object of task name -> task results")
-    for name, t in data["tasks"].items():
-        if not isinstance(t, dict) or not isinstance(t.get("metrics"), dict):
-            raise ResultsError(f"{file}: tasks.{name}.metrics is missing or not an object")
+    file, data = read_results(path)
     return Run(file.parent, data)
 
 

@@ -103,19 +103,30 @@ def safe_child(directory: Path, name: str) -> Path:
     return path
 
 
-def read_results(path: str | Path) -> dict:
-    """Load a results.json (or a directory holding one), checking that it is medeval's."""
+class ResultsError(MedevalError, ValueError):
+    """A result, samples, preset or policy file that cannot be used (CLI exit code 2)."""
+
+
+def read_results(path: str | Path) -> tuple[Path, dict]:
+    """Read and check a result directory (or its results.json): (the file, its data)."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise MedevalError(f"{p}: no results.json here; pass a directory written by `medeval run` or `medeval score`")
+    file = p / "results.json" if p.is_dir() else p
+    if not file.is_file():
+        raise ResultsError(f"{file}: not found; pass a directory written by `medeval run` (it holds results.json)")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MedevalError(f"{p}: not a valid JSON results file ({e})") from None
-    v = data.get("schema_version") if isinstance(data, dict) else None
-    if v != RESULTS_SCHEMA_VERSION:
-        raise MedevalError(f"{p}: results schema_version {v!r}, this medeval reads {RESULTS_SCHEMA_VERSION}; "
-                           "re-score the samples with this version (`medeval score`) or use a matching medeval")
-    return data
+        raise ResultsError(f"{file}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or "schema_version" not in data or "medeval_version" not in data:
+        raise ResultsError(f"{file}: not a medeval results file (no 'schema_version'/'medeval_version'); "
+                           "pass the --output-dir of `medeval run` or `medeval score`")
+    if data["schema_version"] != RESULTS_SCHEMA_VERSION:
+        raise ResultsError(f"{file}: schema_version {data['schema_version']!r} is not supported (this medeval "
+                           f"reads {RESULTS_SCHEMA_VERSION}); re-score the samples with `medeval score` or use a "
+                           "matching medeval version")
+    if not isinstance(data.get("tasks"), dict):
+        raise ResultsError(f"{file}: field 'tasks' must be an object of task name -> task results")
+    for name, t in data["tasks"].items():
+        if not isinstance(t, dict) or not isinstance(t.get("metrics"), dict):
+            raise ResultsError(f"{file}: tasks.{name}.metrics is missing or not an object")
+    return file, data

@@ -13,7 +13,7 @@ from . import RESULTS_SCHEMA_VERSION, __version__
 from .answers import gold_of, options_of
 from .backends.base import Request, Sampling, prompt_hash
 from .cache import Cache, NullCache, request_model_ident, sample_key
-from .data import get_field, load_items, load_rows
+from .data import load_items, load_rows
 from .errors import MedevalError
 from .prompts import Renderer
 from .results import atomic_write, git_revision, now_iso, package_versions

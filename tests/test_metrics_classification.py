@@ -105,7 +105,6 @@ def test_bootstrap_counts_reproduce_sklearn_on_real_ddi():
     import numpy as np
     from sklearn.metrics import f1_score
     from medeval.metrics import get
-    from medeval.metrics.classification import _class_counts, _f1_from_counts
 
     rows = [json.loads(l) for l in open(DATA / "ddi" / "validation.jsonl")][:400]
     golds = [r["label"] for r in rows]

@@ -1,7 +1,6 @@
 """A whole `medeval run` through the OpenAI backend, against a real loopback server that serves the
 embedded model and injects 429s, 500s and dropped connections."""
 import json
-import os
 
 import pytest
 

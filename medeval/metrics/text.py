@@ -20,7 +20,6 @@ import numpy as np
 from . import metric
 
 log = logging.getLogger(__name__)
-from . import diagnosis  # noqa: F401  registers top1..top5_accuracy until _load_all imports it
 
 
 def _text(x, field: str) -> str:
