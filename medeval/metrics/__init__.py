@@ -82,11 +82,12 @@ def bootstrap_ci(name: str, preds: Sequence, golds: Sequence, options: dict | No
     """Point value, 95% percentile-bootstrap interval (scipy.stats.bootstrap) and n."""
     preds, golds = list(preds), list(golds)
     n = len(preds)
-    value = compute(name, preds, golds, options)
+    scores = item_scores(name, preds, golds, options) if n else None
+    # mean-decomposable metrics: the value is the mean of the item scores already computed
+    value = float(np.mean(scores)) if scores is not None else compute(name, preds, golds, options)
     out = {"value": value, "ci_low": None, "ci_high": None, "n": n}
     if n < 2:
         return out
-    scores = item_scores(name, preds, golds, options)
     rng = np.random.default_rng(seed)
     m = get(name)
     if scores is None and m.stats is not None:

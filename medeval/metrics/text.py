@@ -35,8 +35,9 @@ def _text(x, field: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _rouge_scorer(rouge_type: str, use_stemmer: bool):
-    from rouge_score import rouge_scorer
-    return rouge_scorer.RougeScorer([rouge_type], use_stemmer=use_stemmer)
+    from .rouge_fast import FastRougeScorer  # rouge-score's scores, bit for bit (tests/test_rouge_fast.py)
+
+    return FastRougeScorer([rouge_type], use_stemmer=use_stemmer)
 
 
 def rouge_item(pred, gold, rouge_type: str = "rougeL", use_stemmer: bool = True, **_) -> float:
