@@ -77,3 +77,11 @@ def test_chat_templates_come_out_exactly_as_the_tokenizer_defines_them(hf_backen
                                               add_generation_prompt=True, enable_thinking=False)
     assert hf_backend.render(r) == want
     assert hf_backend.render(Request("t", msgs, Sampling(), prefill="The answer is")) .endswith("The answer is")
+
+
+def test_shared_prefix_sampling_gives_the_same_samples_as_num_return_sequences(hf_backend, monkeypatch):
+    r = req(0, "Name two symptoms of anaemia.", n=5, temperature=0.8, top_p=0.9, seed=21, max_tokens=12)
+    shared = dict(hf_backend.generate([r]))[0]
+    monkeypatch.setattr(hf_backend, "share_prefix", False)
+    plain = dict(hf_backend.generate([r]))[0]
+    assert shared.texts == plain.texts and len(set(plain.texts)) > 1

@@ -156,6 +156,7 @@ class HFBackend:
         self.model, self.tok, self.resolved = load_model(model_id, revision, trust_remote_code, dtype, device)
         self.max_context = getattr(self.model.config, "max_position_embeddings", None) or 2048
         self.oom_splits = 0
+        self.share_prefix = True   # SC: prefill the prompt once and copy its KV cache to the n samples
 
     # -- prompts -----------------------------------------------------------
     def render(self, request: Request) -> str:
@@ -244,7 +245,11 @@ class HFBackend:
         if s.stop:
             kwargs["stopping_criteria"] = [_StopOnText(self.tok, s.stop, enc["input_ids"].shape[1])]
         with torch.inference_mode():
-            gen = self.model.generate(**enc, **kwargs)
+            gen = None
+            if not s.greedy and s.n > 1 and len(batch) == 1 and self.share_prefix:
+                gen = self._generate_shared_prefix(enc["input_ids"], s.n, kwargs)
+            if gen is None:
+                gen = self.model.generate(**enc, **kwargs)
         new = gen[:, enc["input_ids"].shape[1]:]
         out = {}
         for b, i in enumerate(batch):
@@ -255,6 +260,22 @@ class HFBackend:
                 reasons.append(reason)
             out[i] = Output(texts, reasons, {"prompt_tokens": len(ids[i]), "truncated": truncated[b]})
         return out
+
+    def _generate_shared_prefix(self, ids, n: int, kwargs: dict):
+        """n samples of one prompt whose prefill runs once (num_return_sequences would run it n times).
+
+        Same random draws as the plain path, so the same samples (tests/test_hf_backend.py);
+        None when the model's cache cannot be repeated, and the caller falls back.
+        """
+        import torch
+
+        cache = self.model(ids[:, :-1], use_cache=True).past_key_values
+        if not hasattr(cache, "batch_repeat_interleave"):
+            return None
+        cache.batch_repeat_interleave(n)
+        rows = ids.repeat(n, 1)
+        return self.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache,
+                                   **{**kwargs, "num_return_sequences": 1})
 
     def _finish(self, row, stop) -> tuple[str, str]:
         toks = row.tolist()
