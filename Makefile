@@ -42,3 +42,7 @@ $(VENV)/.vllm-classes: $(VENV)/.installed
 	    openai tqdm numpy pyyaml
 	$(PY) -c "from vllm import LLM, SamplingParams; from vllm.outputs import RequestOutput, CompletionOutput"
 	touch $@
+
+.PHONY: bench
+bench: install
+	benchmarks/run_all.sh
