@@ -1,4 +1,5 @@
 """Shared fixtures: the real data mirror and ONE embedded model for the whole session."""
+import json
 import os
 from pathlib import Path
 
@@ -28,3 +29,27 @@ def hf_backend():
     from medeval.backends.hf import HFBackend
 
     return HFBackend("embedded", batch_size=8)
+
+
+def read_rows(dataset: str, split: str = "test") -> list[dict]:
+    """Rows of a dataset in the shared mirror."""
+    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def report_app():
+    """A typer app with the leaderboard/gate/compare commands registered."""
+    import typer
+
+    from medeval.report_cli import register
+
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def invoke(app, *args):
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, [str(a) for a in args])

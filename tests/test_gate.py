@@ -6,27 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from scipy import stats
-from typer.testing import CliRunner
 
 from medeval import gate as G
 from medeval import metrics as M
-from medeval.report_cli import register
+from conftest import invoke
 from results_factory import DATA, TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
 N = 300
 
 
 @pytest.fixture(scope="module")
-def app():
-    a = typer.Typer()
-    register(a)
-    return a
-
-
-def invoke(app, *args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+def app(report_app):
+    return report_app
 
 
 @pytest.fixture(scope="module")

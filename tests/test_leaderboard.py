@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from medeval import leaderboard as L
-from medeval.report_cli import register
+from conftest import invoke
 from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,14 +22,8 @@ EVIL = "evil|<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def app():
-    a = typer.Typer()
-    register(a)
-    return a
-
-
-def invoke(app, *args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+def app(report_app):
+    return report_app
 
 
 def make_run(path: Path, model: str, accs: dict, n: int = 100, sc: bool = False) -> Path:

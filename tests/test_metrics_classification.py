@@ -2,8 +2,6 @@
 against a per-class count written out here; invalid (None) predictions must count as wrong."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +10,13 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from medeval import metrics
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import DATA, read_rows
 DDI_LABELS = ["false", "mechanism", "effect", "advise", "int"]
 DDI_POSITIVE = ["mechanism", "effect", "advise", "int"]
 
 
 def rows(dataset: str) -> list[dict]:
-    path = DATA / dataset / "test.jsonl"
-    if not path.exists():
-        pytest.skip(f"real data not found at {path}")
-    with path.open() as f:
-        return [json.loads(line) for line in f]
+    return read_rows(dataset)
 
 
 def per_class_f1(preds, golds, label) -> float:

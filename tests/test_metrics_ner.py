@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sklearn.metrics import f1_score
@@ -13,16 +12,12 @@ from sklearn.metrics import f1_score
 from medeval import metrics
 from medeval.metrics import ner
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import read_rows
 ENTITY = '{{"text": "{}", "type": "{}"}}'
 
 
 def rows(dataset: str) -> list[dict]:
-    path = DATA / dataset / "test.jsonl"
-    if not path.exists():
-        pytest.skip(f"real data not found at {path}")
-    with path.open() as f:
-        return [json.loads(line) for line in f]
+    return read_rows(dataset)
 
 
 def gold_as_json_lines(row: dict) -> str:
