@@ -48,12 +48,13 @@ class Cache:
         self.db.execute(SCHEMA)
         self.hits = self.misses = self.writes = 0
 
-    def get(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+    def get(self, keys: list[str]) -> dict[str, tuple[str, str | None, dict]]:
+        """key -> (text, finish reason, the backend's info for that request)."""
         out = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            q = f"SELECT key, text, finish FROM samples WHERE key IN ({','.join('?' * len(chunk))})"
-            out.update({k: (t, f) for k, t, f in self.db.execute(q, chunk)})
+            q = f"SELECT key, text, finish, info FROM samples WHERE key IN ({','.join('?' * len(chunk))})"
+            out.update({k: (t, f, json.loads(info) if info else {}) for k, t, f, info in self.db.execute(q, chunk)})
         return out
 
     def put(self, rows: list[tuple[str, str, str, str, Sampling, int, str, str | None, dict]]) -> None:

@@ -132,7 +132,8 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
     for r, text, ph, keys in plan:
         have = [cached.get(k) for k in keys]
         results[r.id] = {"prompt": text, "texts": [h[0] if h else None for h in have],
-                         "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have)}
+                         "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have),
+                         "info": next((h[2] for h in have if h), {})}
         missing = [i for i, h in enumerate(have) if h is None]
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)

@@ -85,3 +85,14 @@ def test_shared_prefix_sampling_gives_the_same_samples_as_num_return_sequences(h
     monkeypatch.setattr(hf_backend, "share_prefix", False)
     plain = dict(hf_backend.generate([r]))[0]
     assert shared.texts == plain.texts and len(set(plain.texts)) > 1
+
+
+def test_truncation_counts_survive_a_cached_rerun(hf_backend, data_dir, tmp_path, monkeypatch):
+    from medeval.runner import RunConfig, run
+
+    monkeypatch.setattr(hf_backend, "max_context", 160)
+    cfg = dict(tasks=["pubmedqa"], limit=2, max_tokens=4, data_dir=str(data_dir), cache_dir=str(tmp_path / "c"))
+    first = run(RunConfig(**cfg, output_dir=str(tmp_path / "a")), backend=hf_backend, progress=False)
+    again = run(RunConfig(**cfg, output_dir=str(tmp_path / "b")), backend=hf_backend, progress=False)
+    assert first["tasks"]["pubmedqa"]["skipped"] == {"truncated_left": 2}
+    assert again["cache"]["misses"] == 0 and again["tasks"]["pubmedqa"]["skipped"] == {"truncated_left": 2}
