@@ -48,23 +48,26 @@ def _local_file(task: Task, data_dir: Path, split: str | None) -> Path:
     return data_dir / rel
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def iter_jsonl(path: Path, error: type[Exception] = MedevalError):
+    """(line number, object) for each non-blank line; `error` names the file and line of bad input."""
     try:
-        with path.open(encoding="utf-8") as f:
+        with Path(path).open(encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise MedevalError(f"{path}: line {n}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                    raise error(f"{path}: line {n}: not valid JSON ({e.msg}); each line must be one JSON object") from None
                 if not isinstance(row, dict):
-                    raise MedevalError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
+                    raise error(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
+                yield n, row
     except UnicodeDecodeError as e:
-        raise MedevalError(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
-    return rows
+        raise error(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:

@@ -12,7 +12,6 @@ Exit codes: 0 pass, 1 regression, 2 cannot compare (bad or mismatched input).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from . import metrics as M
+from .data import iter_jsonl
 from .leaderboard import ResultsError, Run, _read_yaml, load_run
 
 PASS, REGRESSION, CANNOT_COMPARE = 0, 1, 2
@@ -89,20 +89,13 @@ def load_samples(run: Run, task: str) -> dict:
         raise ResultsError(f"{path}: samples file of task {task!r} not found; the gate needs the samples_<task>.jsonl "
                            "that `medeval run` writes next to results.json")
     rows = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ResultsError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or "id" not in row or "gold" not in row:
-                raise ResultsError(f"{path}:{lineno}: a samples row needs 'id' and 'gold'")
-            key = str(row["id"])
-            if key in rows:
-                raise ResultsError(f"{path}:{lineno}: duplicate item id {key!r}")
-            rows[key] = row
+    for lineno, row in iter_jsonl(path, ResultsError):
+        if "id" not in row or "gold" not in row:
+            raise ResultsError(f"{path}: line {lineno}: a samples row needs 'id' and 'gold'")
+        key = str(row["id"])
+        if key in rows:
+            raise ResultsError(f"{path}: line {lineno}: duplicate item id {key!r}")
+        rows[key] = row
     return rows
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from . import RESULTS_SCHEMA_VERSION, __version__
+from .data import iter_jsonl
 from .errors import MedevalError
 from .results import atomic_write, git_revision, now_iso, package_versions
 from .runner import RunConfig, prepare
@@ -17,18 +18,8 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise MedevalError(f"{path}: predictions file not found")
     preds: dict[str, list[str]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise MedevalError(f"{path}: not UTF-8 (byte {e.start}); convert it to UTF-8") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise MedevalError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or "id" not in row or not ({"output", "outputs"} & set(row)):
+    for n, row in iter_jsonl(path):
+        if "id" not in row or not ({"output", "outputs"} & set(row)):
             raise MedevalError(f"{path}: line {n}: each line needs 'id' and 'output' (text) or 'outputs' (list)")
         outs = row["outputs"] if "outputs" in row else [row["output"]]
         if not isinstance(outs, list) or not all(isinstance(o, str) for o in outs) or not outs:
