@@ -1,8 +1,9 @@
 """Persistent generation cache (SQLite, WAL mode, safe for concurrent runs).
 
-One row per *sample*: the key covers the model id and revision, the backend,
-the hash of the exact prompt text, every decoding parameter and the sample
-index, so k self-consistency samples are k rows. Rows are committed as soon
+One row per *sample*: the key covers the backend's typed identity (model,
+resolved revision or weights fingerprint, dtype, quantization, context, tokenizer,
+chat template, endpoint: backends/identity.py), the hash of the exact prompt
+text, every decoding parameter and the sample index, so k self-consistency samples are k rows. Rows are committed as soon
 as a request completes; an interrupted run re-asks only for what is missing.
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Cache:
         n, = self.db.execute("SELECT COUNT(*) FROM samples").fetchone()
         models = self.db.execute("SELECT model, backend, COUNT(*) FROM samples GROUP BY model, backend").fetchall()
         return {"path": str(self.path), "entries": n,
-                "by_model": [{"model": json.loads(m).get("id"), "backend": b, "entries": c} for m, b, c in models]}
+                "by_model": [{"model": _model_name(m), "backend": b, "entries": c} for m, b, c in models]}
 
     def clear(self) -> int:
         with self.db:
@@ -81,6 +82,11 @@ class Cache:
 
     def close(self):
         self.db.close()
+
+
+def _model_name(stored: str) -> str | None:
+    ident = json.loads(stored)
+    return ident.get("model") or ident.get("id")   # "id": rows written before typed identities
 
 
 class NullCache(Cache):
@@ -103,10 +109,4 @@ class NullCache(Cache):
         pass
 
 
-def request_model_ident(backend_desc: dict) -> dict:
-    """The part of a backend's description that identifies the model's outputs."""
-    keep = ("id", "revision", "commit", "dtype", "chat_template_kwargs", "base_url", "api", "extra_body", "tokenizer")
-    return {k: backend_desc.get(k) for k in keep}
-
-
-__all__ = ["Cache", "NullCache", "sample_key", "request_model_ident", "Request"]
+__all__ = ["Cache", "NullCache", "sample_key", "Request"]

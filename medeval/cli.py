@@ -51,13 +51,16 @@ def run(
     output_dir: Path = typer.Option(Path("runs/latest"), "--output-dir", "-o", help="Where results.json and samples_<task>.jsonl go."),
     cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/cache)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache."),
-    batch_size: Optional[int] = typer.Option(None, help="HF backend: prompts per batch (default 8)."),
+    batch_size: Optional[str] = typer.Option(None, help="HF backend: prompts per batch, or auto (the default: 64 on CUDA, halved on out-of-memory; 8 on CPU)."),
     revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
     dtype: Optional[str] = typer.Option(None, help="HF backend: auto | float32 | bfloat16 | float16."),
     device: Optional[str] = typer.Option(None, help="HF backend: cpu | cuda | cuda:1 (default: cuda if available)."),
     context_policy: Optional[str] = typer.Option(None, help="Prompts longer than the context: truncate_left (default) or skip."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model repositories to run their own code (off by default)."),
-    model_args: Optional[str] = typer.Option(None, help="Engine options, e.g. 'tensor_parallel_size=2,max_model_len=8192' (vLLM)."),
+    model_args: Optional[str] = typer.Option(None, help="Backend options as key=value pairs, checked by the chosen backend: "
+                                             "hf 'batch_size=4,dtype=bfloat16,attn_implementation=sdpa', "
+                                             "vllm 'tensor_parallel_size=2,max_model_len=8192', "
+                                             "openai 'concurrency=16,timeout=120'. See docs/backends.md."),
     chat_template_kwargs: Optional[str] = typer.Option(None, help="JSON for the chat template, e.g. '{\"enable_thinking\": false}'."),
     base_url: Optional[str] = typer.Option(None, help="OpenAI backend: server URL, e.g. http://localhost:8000/v1."),
     api: Optional[str] = typer.Option(None, help="OpenAI backend: chat | completions."),
@@ -82,7 +85,7 @@ def run(
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model,
-        backend_args=_backend_args(locals()), argv=_argv())
+        backend_args=_backend_args(locals()), model_args=model_args, argv=_argv())
     results = run_pipeline(cfg, progress=not quiet)
     summary(results)
     c = results["cache"]
@@ -99,10 +102,6 @@ def _backend_args(v: dict) -> dict:
             args["chat_template_kwargs"] = json.loads(v["chat_template_kwargs"])
         except json.JSONDecodeError as e:
             raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
-    if v["model_args"]:
-        from .backends.model_args import parse_model_args
-
-        args["engine_args"] = parse_model_args(v["model_args"])
     return args
 
 
@@ -181,7 +180,7 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
     """Show where the cache is and how many samples it holds."""
     from .cache import Cache
-    from .runner import default_cache_dir
+    from .paths import default_cache_dir
 
     out.print_json(json.dumps(Cache(cache_dir or default_cache_dir()).stats()))
 
@@ -191,7 +190,7 @@ def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
                 yes: bool = typer.Option(False, "--yes", help="Do not ask.")):
     """Delete every cached generation."""
     from .cache import Cache
-    from .runner import default_cache_dir
+    from .paths import default_cache_dir
 
     if not yes:
         typer.confirm("Delete every cached generation?", abort=True)

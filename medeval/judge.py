@@ -41,7 +41,7 @@ def make_judge(cfg):
         return LexicalJudge()
     cache_dir = None
     if not getattr(cfg, "no_cache", False):
-        from .runner import default_cache_dir
+        from .paths import default_cache_dir
 
         cache_dir = getattr(cfg, "cache_dir", None) or default_cache_dir()
     return LLMJudge(name, getattr(cfg, "judge_base_url", None), cache_dir)

@@ -12,9 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import RESULTS_SCHEMA_VERSION, __version__
 from .answers import gold_of, options_of
 from .backends.base import Request, Sampling, prompt_hash
-from .cache import Cache, NullCache, request_model_ident, sample_key
+from .cache import Cache, NullCache, sample_key
 from .data import load_items, load_rows
 from .errors import MedevalError
+from .paths import default_cache_dir
 from .prompts import Renderer
 from .results import atomic_write, git_revision, now_iso, package_versions
 from .scoring import score_task
@@ -45,7 +46,8 @@ class RunConfig:
     judge: str = "none"
     judge_base_url: str | None = None
     bertscore_model: str | None = None
-    backend_args: dict = field(default_factory=dict)
+    backend_args: dict = field(default_factory=dict)   # options from flags, checked by the backend's Args
+    model_args: str | None = None                      # the --model-args string, same schema
     argv: list[str] = field(default_factory=list)
 
 
@@ -121,7 +123,7 @@ def _adversarial_prefill(options: list[dict], gold) -> str:
 
 def generate_all(backend, cache: Cache, requests: list[Request], progress: bool = True) -> dict[str, dict]:
     """Outputs for every request: from the cache where present, else from one backend call."""
-    ident = request_model_ident(backend.describe())
+    ident = backend.identity().as_dict()
     prompts = [backend.render(r) for r in requests]
     plan = []  # (request, prompt, prompt hash, keys)
     for r, text in zip(requests, prompts):
@@ -167,13 +169,17 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
 def make_backend(cfg: RunConfig):
     from .backends import create
 
-    return create(cfg.backend, cfg.model, **cfg.backend_args)
+    return create(cfg.backend, cfg.model, cfg.model_args, **cfg.backend_args)
 
 
 def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t0 = time.time()
     if cfg.limit is not None and cfg.limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
+    if backend is None:  # bad backend options fail here, before any data is read
+        from .backends import options_for
+
+        options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     prepared = [prepare(t, cfg) for t in tasks]
@@ -194,7 +200,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
         "git_revision": git_revision(), "command": cfg.argv,
-        "model": {**backend.describe(), "id": getattr(backend, "model_id", cfg.model)},
+        "model": model_block(backend, cfg),
         "decoding": decoding_block(cfg), "seed": cfg.seed, "packages": package_versions(),
         "cache": {"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
         "timings": {"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
@@ -205,6 +211,13 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
     cache.close()
     return results
+
+
+def model_block(backend, cfg: RunConfig) -> dict:
+    """results.json's `model`: the backend's description, its typed identity and that identity's hash."""
+    ident = backend.identity()
+    return {**backend.describe(), "id": getattr(backend, "model_id", cfg.model), "identity": ident.as_dict(),
+            "identity_hash": ident.key()}
 
 
 def decoding_block(cfg: RunConfig) -> dict:
@@ -236,8 +249,3 @@ def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> d
         out[g.group] = block
     return out
 
-
-def default_cache_dir() -> Path:
-    from .backends.hf import medeval_home
-
-    return medeval_home() / "cache"

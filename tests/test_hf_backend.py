@@ -54,10 +54,42 @@ def test_out_of_memory_batches_are_split_and_retried(hf_backend, monkeypatch):
         return real(**kw)
 
     monkeypatch.setattr(hf_backend.model, "generate", flaky)
+    monkeypatch.setattr(hf_backend, "batch_cap", None)
+    monkeypatch.setattr(hf_backend, "oom_splits", 0)
+    monkeypatch.setattr(hf_backend, "largest_fit", 0)
     prompts = ["Name a vitamin.", "Name a vein.", "Name an enzyme."]
     out = dict(hf_backend.generate([req(i, p) for i, p in enumerate(prompts)]))
     assert sorted(out) == [0, 1, 2] and all(o.texts[0] for o in out.values())
-    assert sizes[0] == 3 and sizes.count(1) == 3 and hf_backend.oom_splits >= 2
+    # 3 failed; the cap (1) is remembered, so the remaining 2 are never tried together
+    assert sizes == [3, 1, 1, 1] and hf_backend.oom_splits == 1 and hf_backend.batch_cap == 1
+    sizes.clear()
+    dict(hf_backend.generate([req(i, p) for i, p in enumerate(prompts)]))
+    assert sizes == [1, 1, 1] and hf_backend.describe()["batch_size_largest_fit"] == 1
+
+
+def test_the_failed_attempts_tensors_are_freed_before_the_retry(hf_backend, monkeypatch):
+    """FAKE out-of-memory: the failing forward allocates a tensor that only its frame holds, then raises.
+    A retry made inside the `except` block would still hold it through the traceback (on a GPU that
+    memory is what the retry needs); the retry must start only after it is gone."""
+    import weakref
+
+    import torch
+
+    real = hf_backend.model.generate
+    held = []
+
+    def flaky(**kw):
+        if held:
+            assert held[0]() is None, "the failed attempt's activations are still alive at the retry"
+            return real(**kw)
+        activations = torch.zeros(kw["input_ids"].shape[0], 1024, 1024)  # what a forward would hold
+        held.append(weakref.ref(activations))
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(hf_backend.model, "generate", flaky)
+    monkeypatch.setattr(hf_backend, "batch_cap", None)
+    out = dict(hf_backend.generate([req(i, p) for i, p in enumerate(["Name a vitamin.", "Name a vein."])]))
+    assert sorted(out) == [0, 1] and held and held[0]() is None
 
 
 LLAMA3 = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"

@@ -15,10 +15,42 @@ def test_example_string_gives_typed_values():
     assert type(args["tensor_parallel_size"]) is int and type(args["trust_remote_code"]) is bool
 
 
-def test_default_schema_is_the_vllm_one():
-    assert parse_model_args("max_num_seqs=8") == {"max_num_seqs": 8}
-    with pytest.raises(ModelArgsError, match="for the vllm backend"):
-        parse_model_args("batch_size=8")
+def test_each_backend_checks_its_own_keys_and_names_itself():
+    from medeval.backends.hf import HFArgs
+    from medeval.backends.openai_backend import OpenAIArgs
+
+    assert parse_model_args("max_num_seqs=8", VLLMArgs, "vllm") == {"max_num_seqs": 8}
+    with pytest.raises(ModelArgsError, match="unknown key 'batch_size' for the vllm backend"):
+        parse_model_args("batch_size=8", VLLMArgs, "vllm")
+    assert parse_model_args("batch_size=4,dtype=float32", HFArgs, "hf") == {"batch_size": 4, "dtype": "float32"}
+    assert parse_model_args("batch_size=auto,attn_implementation=sdpa", HFArgs, "hf")["batch_size"] == "auto"
+    assert parse_model_args('device_map=auto,max_memory={"0": "70GiB"}', HFArgs, "hf")["max_memory"] == {"0": "70GiB"}
+    with pytest.raises(ModelArgsError, match=r"unknown key 'tensor_parallel_size' for the hf backend"):
+        parse_model_args("tensor_parallel_size=2", HFArgs, "hf")
+    with pytest.raises(ModelArgsError, match=r"for the hf backend: dtype=bf16"):
+        parse_model_args("dtype=bf16", HFArgs, "hf")
+    with pytest.raises(ModelArgsError, match=r"batch_size=0"):
+        parse_model_args("batch_size=0", HFArgs, "hf")
+    assert parse_model_args("concurrency=16,timeout=120,max_retries=0", OpenAIArgs, "openai") == {
+        "concurrency": 16, "timeout": 120.0, "max_retries": 0}
+    with pytest.raises(ModelArgsError, match=r"unknown key 'batch_size' for the openai backend"):
+        parse_model_args("batch_size=4", OpenAIArgs, "openai")
+
+
+def test_create_merges_flags_and_model_args_through_the_backend_schema():
+    """create() refuses keys the chosen backend does not take (flags too) and flag/--model-args clashes,
+    before any model is loaded."""
+    from medeval.backends import create
+    from medeval.errors import MedevalError
+
+    with pytest.raises(MedevalError, match=r"the openai backend does not take --batch-size"):
+        create("openai", "m", batch_size=4)
+    with pytest.raises(MedevalError, match=r"--concurrency 4 and --model-args concurrency=8 disagree"):
+        create("openai", "m", "concurrency=8", concurrency=4)
+    with pytest.raises(MedevalError, match=r"unknown key 'engine_args' for the openai backend"):
+        create("openai", "m", "engine_args=1")
+    b = create("openai", "served", "concurrency=3,api=completions,tokenizer=x", base_url="http://127.0.0.1:9/v1")
+    assert (b.concurrency, b.api, b.tokenizer, b.base_url) == (3, "completions", "x", "http://127.0.0.1:9/v1")
 
 
 def test_only_given_keys_are_returned_and_empty_is_empty():
@@ -80,3 +112,21 @@ def test_describe_keys_lists_every_key():
     assert "batch_invariant: bool - set VLLM_BATCH_INVARIANT=1" in text.splitlines()
     assert "dtype: auto|half|float16|bfloat16|float|float32" in text.splitlines()
     assert "tensor_parallel_size: int" in text.splitlines()
+
+
+@pytest.mark.slow
+def test_hf_model_args_on_the_command_line(tmp_path, data_dir):
+    """`medeval run --backend hf --model-args batch_size=4,dtype=float32` works and is recorded."""
+    import json
+
+    from conftest import invoke
+    from medeval.cli import app
+
+    res = invoke(app, "run", "--backend", "hf", "--model-args", "batch_size=4,dtype=float32", "--tasks", "medqa",
+                 "--limit", "2", "--max-tokens", "2", "--data-dir", data_dir, "-o", tmp_path / "run", "--no-cache", "-q")
+    assert res.exit_code == 0, res.output
+    model = json.loads((tmp_path / "run" / "results.json").read_text())["model"]
+    assert model["batch_size"] == 4 and model["dtype"] == "torch.float32" and model["identity"]["backend"] == "hf"
+    bad = invoke(app, "run", "--backend", "hf", "--model-args", "tensor_parallel_size=2", "--tasks", "medqa",
+                 "-o", tmp_path / "bad")
+    assert bad.exit_code != 0 and not (tmp_path / "bad").exists()

@@ -31,7 +31,9 @@ from vllm.outputs import CompletionOutput, RequestOutput  # noqa: E402
 from vllm.tokenizers.hf import CachedHfTokenizer  # noqa: E402
 
 from medeval.backends.base import BackendError, Request, Sampling  # noqa: E402
-from medeval.backends.vllm_backend import VLLMArgs, VLLMBackend, vllm_available  # noqa: E402
+from medeval.cache import Cache  # noqa: E402
+from medeval.runner import generate_all  # noqa: E402
+from medeval.backends.vllm_backend import NOT_ENGINE_ARGS, VLLMArgs, VLLMBackend, vllm_available  # noqa: E402
 
 # A Llama-3-style chat template (written for this test); enable_thinking as in Qwen3's.
 LLAMA3_TEMPLATE = (
@@ -113,7 +115,7 @@ def test_fake_engine_has_the_real_generate_signature():
 
 def test_engine_args_are_real_vllm_options(llama3_tokenizer):
     fields = {f.name for f in dataclasses.fields(EngineArgs)}
-    ours = set(VLLMArgs.model_fields) - {"batch_invariant", "enable_thinking"}
+    ours = set(VLLMArgs.model_fields) - set(NOT_ENGINE_ARGS)
     assert ours <= fields, ours - fields
     backend, engine = make_backend(llama3_tokenizer, engine_args={"tensor_parallel_size": 2, "dtype": "bfloat16"})
     assert engine.engine_args == {"tensor_parallel_size": 2, "dtype": "bfloat16", "revision": None,
@@ -215,7 +217,7 @@ def test_describe_and_batch_invariance(llama3_tokenizer, monkeypatch):
     assert seen["env"] == "1"
     d = backend.describe()
     assert d["batch_invariant"] is True and d["vllm_version"] == vllm.__version__
-    assert d["model_id"] == "m" and d["revision"] == "abc123" and d["max_model_len"] == 4096
+    assert d["id"] == "m" and d["revision"] == "abc123" and d["max_model_len"] == 4096
     assert d["engine_args"]["seed"] == 3 and d["engine_args"]["enable_prefix_caching"] is True
     assert d["chat_template_kwargs"] == {"enable_thinking": True}
     assert "hf_SECRET" not in json.dumps(d)
@@ -264,3 +266,45 @@ def test_embedded_smollm2_chatml_template_and_stops(smollm2_tokenizer):
     assert im_end in backend.sampling_params(request).stop_token_ids
     [(_, out)] = backend.generate([request])
     assert out.info["prompt_tokens"] == len(ids)
+
+
+# ------------------------------------------------------------------ identity and the cache
+def reqs(n=2):
+    return [Request(f"q{i}", (("user", "what is the answer ?"),), Sampling(max_tokens=2, seed=i)) for i in range(n)]
+
+
+def vllm_backend(tokenizer, model, **engine_args):
+    """A VLLMBackend over the FAKE engine of tests/test_vllm_backend.py (no GPU here)."""
+    return VLLMBackend(model, engine_args=engine_args, llm_factory=lambda m, **a: FakeLLM(tokenizer, **a))
+
+
+def test_vllm_models_that_share_a_template_never_share_cache_rows(llama3_tokenizer, tmp_path):
+    base = vllm_backend(llama3_tokenizer, "meta-llama/Meta-Llama-3-8B-Instruct")
+    tuned = vllm_backend(llama3_tokenizer, "S4nfs/Neeto-1.0-8b")
+    assert base.identity() != tuned.identity() and base.identity().key() != tuned.identity().key()
+    assert base.identity().model == "meta-llama/Meta-Llama-3-8B-Instruct"
+    awq = vllm_backend(llama3_tokenizer, "S4nfs/Neeto-1.0-8b", quantization="awq")
+    assert awq.identity().key() != tuned.identity().key()
+    same = vllm_backend(llama3_tokenizer, "S4nfs/Neeto-1.0-8b", gpu_memory_utilization=0.5, max_num_seqs=8)
+    assert same.identity() == tuned.identity()                 # performance knobs are not identity
+
+    cache = Cache(tmp_path / "cache")
+    generate_all(base, cache, reqs(), progress=False)
+    assert (cache.hits, cache.misses) == (0, 2)
+    generate_all(tuned, cache, reqs(), progress=False)           # the fine-tune: nothing reused
+    assert (cache.hits, cache.misses) == (0, 4)
+    generate_all(same, cache, reqs(), progress=False)            # unchanged identity: all reused
+    assert (cache.hits, cache.misses) == (2, 4)
+
+
+def test_vllm_local_checkpoint_rewritten_in_place_is_a_cache_miss(llama3_tokenizer, tmp_path):
+    ckpt = tmp_path / "checkpoints" / "latest"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"\x00" * 4096)
+    cache = Cache(tmp_path / "cache")
+    generate_all(vllm_backend(llama3_tokenizer, str(ckpt)), cache, reqs(), progress=False)
+    generate_all(vllm_backend(llama3_tokenizer, str(ckpt)), cache, reqs(), progress=False)
+    assert (cache.hits, cache.misses) == (2, 2)
+    (ckpt / "model.safetensors").write_bytes(b"\x01" * 4096)    # the next checkpoint, same path and size
+    generate_all(vllm_backend(llama3_tokenizer, str(ckpt)), cache, reqs(), progress=False)
+    assert (cache.hits, cache.misses) == (2, 4)

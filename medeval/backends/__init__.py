@@ -1,10 +1,21 @@
-"""Backends turn batches of requests into raw text. `create` picks one by name."""
+"""Backends turn batches of requests into raw text. `create` picks one by name.
+
+Adding a backend: write one module with a class that has `name`, `Args` (a ModelArgs schema of
+every option it takes, flags and --model-args alike), `render`, `generate`, `identity` and
+`describe` (see base.py), then add its name to `_CLASSES` below. docs/backends.md has the steps.
+"""
 from __future__ import annotations
+
+import importlib
 
 from ..errors import MedevalError
 from .base import Backend, BackendError, Output, Request, Sampling
+from .identity import Identity
+from .model_args import parse_model_args, validate_options
 
 NAMES = ("auto", "hf", "vllm", "openai")
+_CLASSES = {"hf": ("hf", "HFBackend"), "vllm": ("vllm_backend", "VLLMBackend"),
+            "openai": ("openai_backend", "OpenAIBackend")}
 
 
 def resolve_name(name: str) -> str:
@@ -12,41 +23,36 @@ def resolve_name(name: str) -> str:
         raise MedevalError(f"unknown backend {name!r}; choose one of: {', '.join(NAMES)}")
     if name != "auto":
         return name
-    try:
-        from .vllm_backend import vllm_available
-    except ImportError:
-        return "hf"
+    from .vllm_backend import vllm_available
+
     return "vllm" if vllm_available() else "hf"
 
 
-def create(name: str, model: str, **kwargs) -> Backend:
-    """Build a backend. kwargs are that backend's constructor options (see its class)."""
-    name = resolve_name(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if name == "hf":
-        from .hf import HFBackend
-
-        allowed = {"revision", "batch_size", "trust_remote_code", "dtype", "device", "context_policy",
-                   "chat_template_kwargs"}
-        return HFBackend(model, **_only(kwargs, allowed, name))
-    if name == "vllm":
-        from .vllm_backend import VLLMBackend
-
-        allowed = {"revision", "trust_remote_code", "engine_args", "chat_template_kwargs", "batch_invariant"}
-        return VLLMBackend(model, **_only(kwargs, allowed, name))
-    from .openai_backend import OpenAIBackend
-
-    allowed = {"base_url", "api", "concurrency", "max_retries", "timeout", "api_key_env", "extra_body",
-               "prefill_flags", "tokenizer", "chat_template_kwargs"}
-    return OpenAIBackend(model, **_only(kwargs, allowed, name))
+def backend_class(name: str) -> type:
+    module, cls = _CLASSES[resolve_name(name)]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def _only(kwargs: dict, allowed: set, name: str) -> dict:
-    extra = sorted(set(kwargs) - allowed)
-    if extra:
-        raise MedevalError(f"backend {name!r} does not take option(s) {', '.join(extra)}; it takes: "
-                           f"{', '.join(sorted(allowed))}")
-    return kwargs
+def options_for(name: str, model_args: str | None = None, **options) -> tuple[type, dict]:
+    """(backend class, its validated options). `options` come from command-line flags, `model_args` is the
+    --model-args string; both are checked against the chosen backend's own `Args` schema. Loads nothing,
+    so a run can check them before any work."""
+    cls = backend_class(name)
+    given = {k: v for k, v in options.items() if v is not None}
+    extra = parse_model_args(model_args, cls.Args, cls.name)
+    clash = sorted(k for k in set(given) & set(extra) if given[k] != extra[k])
+    if clash:
+        k = clash[0]
+        raise MedevalError(f"--{k.replace('_', '-')} {given[k]} and --model-args {k}={extra[k]} disagree: give it once")
+    return cls, validate_options({**given, **extra}, cls.Args, cls.name)
 
 
-__all__ = ["Backend", "BackendError", "Output", "Request", "Sampling", "create", "resolve_name"]
+def create(name: str, model: str, model_args: str | None = None, **options) -> Backend:
+    """Build a backend from its flags' options and the --model-args string (see options_for)."""
+    cls, merged = options_for(name, model_args, **options)
+    build = getattr(cls, "from_options", None)
+    return build(model, merged) if build else cls(model, **merged)
+
+
+__all__ = ["Backend", "BackendError", "Identity", "Output", "Request", "Sampling", "backend_class", "create",
+           "options_for", "resolve_name"]

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Protocol, Sequence
 
+from .identity import Identity
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -80,6 +82,10 @@ class Backend(Protocol):
         Each request is yielded exactly once. Raise BackendError when a request
         cannot be completed after the backend's own retries.
         """
+
+    def identity(self) -> Identity:
+        """Everything that changes this backend's outputs (see identity.py). The cache key,
+        results.json's `model.identity` and the gate's same-model check derive from it."""
 
     def describe(self) -> dict:
         """Model id, revision, backend options: recorded in results.json."""

