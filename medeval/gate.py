@@ -214,9 +214,17 @@ class GateReport:
     seed: int
     results: list = field(default_factory=list)
     kind: str = "gate"           # "compare": verdicts report direction only, never fail
+    allow_same_model: bool = False
+
+    @property
+    def same_model(self) -> bool:
+        """Both runs come from one backend identity (model, weights, dtype, template...)."""
+        return self.baseline.identity_hash is not None and self.baseline.identity_hash == self.candidate.identity_hash
 
     @property
     def exit_code(self) -> int:
+        if self.kind == "gate" and self.same_model and not self.allow_same_model:
+            return CANNOT_COMPARE
         verdicts = {r.verdict for r in self.results}
         if "mismatch" in verdicts or not verdicts & {"pass", "warn", "fail"}:
             return CANNOT_COMPARE
@@ -304,14 +312,15 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
 
 def run_gate(baseline: str | Path, candidate: str | Path, policy: Policy | None = None, alpha: float | None = None,
              allow_mismatch: bool = False, n_resamples: int = 1000, seed: int = 0, sided: str | None = None,
-             kind: str = "gate") -> GateReport:
+             kind: str = "gate", allow_same_model: bool = False) -> GateReport:
     policy = policy or Policy()
     alpha = alpha if alpha is not None else (policy.alpha if policy.alpha is not None else 0.05)
     sided = sided or policy.sided
     if sided not in SIDED:
         raise ResultsError(f"sided must be 'one' or 'two', got {sided!r}")
     base, cand = load_run(baseline), load_run(candidate)
-    report = GateReport(base, cand, alpha, sided, allow_mismatch, n_resamples, seed, kind=kind)
+    report = GateReport(base, cand, alpha, sided, allow_mismatch, n_resamples, seed, kind=kind,
+                        allow_same_model=allow_same_model)
     tasks = list(base.tasks) + [t for t in cand.tasks if t not in base.tasks]
     for task in tasks:
         report.results.append(compare_task(task, base, cand, policy, alpha, allow_mismatch, n_resamples, seed, sided))
@@ -372,6 +381,8 @@ def to_markdown(report: GateReport, title: str = "medeval gate") -> str:
     lines = [head, "",
              f"Baseline: {esc(report.baseline.model_id)} ({esc(report.baseline.dir)}); "
              f"candidate: {esc(report.candidate.model_id)} ({esc(report.candidate.dir)})", ""]
+    if report.same_model:
+        lines += [same_model_text(report), ""]
     rows = table_rows(report)
     head = list(rows[0]) if rows else []
     if rows:
@@ -385,11 +396,21 @@ def to_markdown(report: GateReport, title: str = "medeval gate") -> str:
     return "\n".join(lines) + "\n"
 
 
+def same_model_text(report: GateReport) -> str:
+    ident = report.baseline.identity_hash or ""
+    if report.kind == "gate" and not report.allow_same_model:
+        return (f"Baseline and candidate come from the same model (identity {ident[:12]}): the gate would compare "
+                "a model with itself. Point --candidate at the new checkpoint's run, or pass --allow-same-model "
+                "to measure run-to-run noise.")
+    return f"Note: baseline and candidate come from the same model (identity {ident[:12]})."
+
+
 def to_json(report: GateReport) -> dict:
     side = lambda run: {"dir": str(run.dir), "model": run.model_id, "revision": run.revision,
-                        "medeval_version": run.data.get("medeval_version")}
+                        "identity_hash": run.identity_hash, "medeval_version": run.data.get("medeval_version")}
     return {"kind": f"medeval-{report.kind}", "version": 1, "status": report.status, "exit_code": report.exit_code,
             "alpha": report.alpha, "sided": report.sided, "n_resamples": report.n_resamples, "seed": report.seed,
-            "allow_mismatch": report.allow_mismatch, "baseline": side(report.baseline),
+            "allow_mismatch": report.allow_mismatch, "same_model": report.same_model,
+            "baseline": side(report.baseline),
             "candidate": side(report.candidate), "method": method_text(report),
             "tasks": [asdict(r) | {"display_verdict": _verdict(report, r)} for r in report.results]}

@@ -38,6 +38,11 @@ class Run:
         return str((self.data.get("model") or {}).get("id") or self.dir.name)
 
     @property
+    def identity_hash(self) -> str | None:
+        """Hash of the backend identity that produced the run (None for runs written before it existed)."""
+        return (self.data.get("model") or {}).get("identity_hash")
+
+    @property
     def revision(self) -> str | None:
         rev = (self.data.get("model") or {}).get("revision")
         return str(rev) if rev else None

@@ -162,22 +162,28 @@ def gate(
                                                         "difference.")] = None,
     resamples: Annotated[int, typer.Option(min=100, help="Paired bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed; the same seed gives the same report.")] = 0,
+    allow_same_model: Annotated[bool, typer.Option("--allow-same-model", help="Gate two runs of the same model "
+                                                   "identity (e.g. to measure run-to-run noise) instead of "
+                                                   "exiting 2.")] = False,
 ) -> None:
     """Fail a checkpoint that regresses: paired per-item comparison of CANDIDATE against BASELINE.
 
     A task fails when the candidate's drop exceeds its tolerance AND is
     significant at alpha (McNemar's exact test for accuracy-like metrics, a
     paired bootstrap otherwise). Exit codes: 0 pass, 1 regression, 2 cannot
-    compare (bad input, or tasks that differ in version, prompt or item set
-    without --allow-mismatch).
+    compare (bad input, tasks that differ in version, prompt or item set
+    without --allow-mismatch, or both runs from the same model identity
+    without --allow-same-model).
     """
     report = G.run_gate(baseline, candidate, G.load_policy(policy), alpha, allow_mismatch, resamples, seed,
-                        sided.value if sided else None)
+                        sided.value if sided else None, allow_same_model=allow_same_model)
     if report_md:
         _write(report_md, G.to_markdown(report))
     if report_json:
         _write(report_json, json.dumps(G.to_json(report), indent=2) + "\n")
     _print_table(report, "medeval gate")
+    if report.same_model:
+        typer.echo(G.same_model_text(report))
     typer.echo(f"gate: {report.status} (exit {report.exit_code})")
     raise typer.Exit(report.exit_code)
 

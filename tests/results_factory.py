@@ -66,7 +66,7 @@ def _sha(obj) -> str:
 
 
 def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: str | None = "main",
-              schema_version=1, created: str = "2026-01-01T00:00:00+00:00") -> Path:
+              schema_version=1, created: str = "2026-01-01T00:00:00+00:00", identity_hash: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     task_blocks = {}
     for name, spec in tasks.items():
@@ -94,7 +94,8 @@ def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: st
                                                          if spec.metric_options else {}), **spec.extra}
     results = {"schema_version": schema_version, "medeval_version": "0.1.0", "created": created,
                "git_revision": None, "command": ["medeval", "run"],
-               "model": {"id": model_id, "revision": revision, "backend": "hf", "args": {}},
+               "model": {"id": model_id, "revision": revision, "backend": "hf", "args": {},
+                         **({"identity_hash": identity_hash} if identity_hash else {})},
                "decoding": {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": None, "seed": 1234}},
                "seed": 1234, "packages": {}, "cache": {}, "timings": {}, "tasks": task_blocks, "groups": {}}
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")

@@ -247,3 +247,19 @@ def test_unknown_metric_is_a_clear_error(app, tmp_path, golds, base_mask):
     run = medqa_run(tmp_path / "b", golds, base_mask, primary_metric="no_such_metric")
     res = invoke(app, "gate", "--baseline", run, "--candidate", run)
     assert res.exit_code == 2 and "metric 'no_such_metric' is not known" in res.output
+
+
+def test_gate_refuses_to_compare_a_model_with_itself(app, tmp_path, golds, base_mask):
+    """Two runs of one backend identity (same model, weights, dtype, template): exit 2, unless asked."""
+    spec = {"medqa": TaskSpec(golds, preds_from_mask(golds, base_mask))}
+    base = write_run(tmp_path / "b", "org/new-ckpt", spec, identity_hash="a" * 64)
+    same = write_run(tmp_path / "c", "org/new-ckpt", spec, identity_hash="a" * 64)
+    other = write_run(tmp_path / "d", "org/new-ckpt", spec, identity_hash="b" * 64)
+    res = invoke(app, "gate", "--baseline", base, "--candidate", same)
+    assert res.exit_code == 2 and "same model (identity aaaaaaaaaaaa)" in res.output
+    assert "--allow-same-model" in res.output
+    assert invoke(app, "gate", "--baseline", base, "--candidate", same, "--allow-same-model").exit_code == 0
+    assert invoke(app, "gate", "--baseline", base, "--candidate", other).exit_code == 0
+    report = G.run_gate(base, same)
+    assert G.to_json(report)["same_model"] is True and "same model" in G.to_markdown(report)
+    assert G.run_gate(base, same, kind="compare").exit_code == 0          # compare only notes it
