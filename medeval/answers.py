@@ -74,3 +74,13 @@ def gold_of(task: Task, row: dict):
     if a.type == "span":
         return list(raw["text"]) if isinstance(raw, dict) else ([raw] if isinstance(raw, str) else list(raw))
     return raw
+
+
+def loglikelihood_choices(task: Task, options: list[dict]) -> list[tuple[str, str]]:
+    """(answer, text scored after the prompt) per choice of a `scoring: loglikelihood` task."""
+    kind = task.loglikelihood.choices
+    if kind == "letters":
+        return [(o["letter"], o["letter"]) for o in options]
+    if kind == "texts":
+        return [(o["letter"], o["text"]) for o in options]
+    return [(label, label) for label in task.answer.labels]

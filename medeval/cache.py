@@ -37,6 +37,12 @@ def sample_key(model: dict, backend: str, prompt_hash: str, sampling: Sampling, 
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
+def score_key(model: dict, backend: str, prompt_hash: str, continuation: str) -> str:
+    """The key of one loglikelihood score: the continuation's log-probability after the prompt."""
+    ident = {"model": model, "backend": backend, "prompt": prompt_hash, "loglikelihood": continuation}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
 class Cache:
     def __init__(self, directory: str | Path):
         self.dir = Path(directory).expanduser()
@@ -58,14 +64,16 @@ class Cache:
             out.update({k: (t, f, json.loads(info) if info else {}) for k, t, f, info in self.db.execute(q, chunk)})
         return out
 
-    def put(self, rows: list[tuple[str, str, str, str, Sampling, int, str, str | None, dict]]) -> None:
-        """rows: (key, model, backend, prompt_hash, sampling, index, text, finish, info); one transaction."""
+    def put(self, rows: list[tuple[str, str, str, str, Sampling | dict, int, str, str | None, dict]]) -> None:
+        """rows: (key, model, backend, prompt_hash, sampling (or a dict of parameters), index, text, finish, info);
+        one transaction."""
         now = time.time()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(k, m, b, p, json.dumps(s.key(), sort_keys=True), i, t, f, json.dumps(info, default=str), now)
+                [(k, m, b, p, json.dumps(s if isinstance(s, dict) else s.key(), sort_keys=True), i, t, f,
+                  json.dumps(info, default=str), now)
                  for k, m, b, p, s, i, t, f, info in rows])
         self.writes += len(rows)
 
@@ -109,4 +117,4 @@ class NullCache(Cache):
         pass
 
 
-__all__ = ["Cache", "NullCache", "sample_key", "Request"]
+__all__ = ["Cache", "NullCache", "sample_key", "score_key", "Request"]

@@ -113,24 +113,28 @@ def _argv() -> list[str]:
 
 def summary(results: dict) -> None:
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy [95% CI]", "SC", "invalid"):
+    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
-        for k, metric in enumerate(r["metrics"]["greedy"]):
+        modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
+        ll = modes[0] == "loglikelihood"
+        for k, metric in enumerate(r["metrics"][modes[0]]):
             cells = []
-            for mode in ("greedy", "sc"):
-                m = r["metrics"].get(mode, {}).get(metric)
+            for mode in (modes + [None])[:2]:
+                m = r["metrics"].get(mode, {}).get(metric) if mode else None
                 if m is None:
                     cells.append("-")
                 elif m["ci_low"] is None:
                     cells.append(f"{100 * m['value']:.1f}")
                 else:
                     cells.append(f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]")
-            inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in r["modes"]) if k == 0 else ""
-            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv)
+            inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in modes) if k == 0 and not ll else ""
+            label = f"{metric} (loglikelihood)" if ll else metric
+            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv)
     out.print(table)
     for g, block in results.get("groups", {}).items():
-        vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
+        vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc", "loglikelihood",
+                                                                         "loglikelihood_norm") if m in block)
         out.print(f"group {g}: {vals} ({block['rule']})")
 
 

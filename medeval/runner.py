@@ -10,11 +10,13 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import RESULTS_SCHEMA_VERSION, __version__
-from .answers import gold_of, options_of
+from .answers import gold_of, loglikelihood_choices, options_of
 from .backends.base import Request, Sampling, prompt_hash
 from .cache import Cache, NullCache, sample_key
 from .data import load_items, load_rows
 from .errors import MedevalError
+from .loglikelihood import MODES as LL_MODES
+from .loglikelihood import score_all
 from .paths import default_cache_dir
 from .prompts import Renderer
 from .results import atomic_write, git_revision, now_iso, package_versions
@@ -94,6 +96,8 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:
+    if task.scoring == "loglikelihood":
+        return list(LL_MODES)
     return ["greedy", "sc"] if cfg.self_consistency > 0 and task.votable else ["greedy"]
 
 
@@ -101,6 +105,13 @@ def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request
     g = p.task.generation
     base = dict(max_tokens=cfg.max_tokens or g.max_tokens, stop=tuple(g.stop), seed=cfg.seed)
     out = {}
+    if p.task.scoring == "loglikelihood":  # one request per item; both modes read its scores
+        delim = p.task.loglikelihood.target_delimiter
+        for item_id, msgs, opts in zip(p.ids, p.messages, p.options):
+            conts = tuple(delim + text for _, text in loglikelihood_choices(p.task, opts))
+            r = Request(f"{p.task.name}/{item_id}/loglikelihood", msgs, chat=p.task.prompt.chat, continuations=conts)
+            out.update({(item_id, mode): r for mode in LL_MODES})
+        return out
     for item_id, msgs, opts, gold in zip(p.ids, p.messages, p.options, p.golds):
         prefill = _adversarial_prefill(opts, gold) if cfg.adversarial else ""
         for mode in modes_for(p.task, cfg):
@@ -189,7 +200,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t_load = time.time()
     cache = NullCache() if cfg.no_cache else Cache(cfg.cache_dir or default_cache_dir())
     reqs = {p.task.name: build_requests(p, cfg) for p in prepared}
-    outputs = generate_all(backend, cache, [r for rs in reqs.values() for r in rs.values()], progress)
+    unique = list({r.id: r for rs in reqs.values() for r in rs.values()}.values())
+    outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
+    outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
     out_dir = Path(cfg.output_dir)
     task_results = {}
@@ -233,7 +246,7 @@ def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> d
     for g in registry.groups_for(tasks):
         members = [t.name for t in registry.resolve(g.tasks)]
         block = {"tasks": members, "rule": "mean of task scores" if g.aggregate == "mean" else "weighted by n"}
-        for mode in ("greedy", "sc"):
+        for mode in ("greedy", "sc", *LL_MODES):
             vals = []
             for name in members:
                 r = task_results[name]

@@ -5,7 +5,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from . import loglikelihood as ll
 from . import metrics
+from .answers import loglikelihood_choices
 from .data import get_field
 from .extract import extract, vote
 from .results import SamplesWriter, safe_child
@@ -38,8 +40,11 @@ def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=
     """Score one task from the generation results of `runner.generate_all`."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
-    return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
-                       bertscore_model=cfg.bertscore_model)
+    result = score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
+                         bertscore_model=cfg.bertscore_model)
+    shots = p.task.fewshot.n if p.task.fewshot else 0
+    result["protocols"] = {m: ll.protocol(m, shots, cfg.self_consistency) for m in modes}
+    return result
 
 
 def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None) -> dict:
@@ -65,6 +70,12 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 skipped[info["skipped"]] += 1
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
+            if mode in ll.MODES:  # no text: the choice with the highest (normalised) log-probability
+                pred, block = ll.pick(mode, got["scores"], loglikelihood_choices(task, options))
+                block.update(pred=pred, correct=pred == gold)
+                preds[mode].append(pred)
+                sample[mode] = block
+                continue
             prefill = got.get("prefill") or ""
             if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
                 sample["adversarial_prefill"] = prefill

@@ -83,6 +83,14 @@ class Generation(Strict):
     stop: list[str] = []
 
 
+class Loglikelihood(Strict):
+    """`scoring: loglikelihood`: the answer is the choice whose continuation is most probable after the prompt."""
+
+    choices: Literal["letters", "texts", "labels"] = "letters"  # what is scored: option letters, option
+                                                                  # texts (cloze), or the answer labels
+    target_delimiter: str = " "            # put between the prompt and each choice (lm-eval's default)
+
+
 class FewShot(Strict):
     split: str                             # split the examples come from (same dataset)
     n: int = Field(3, ge=0)
@@ -106,6 +114,8 @@ class Task(Strict):
     primary_metric: str | None = None
     metric_options: dict[str, dict[str, Any]] = {}
     generation: Generation = Generation()
+    scoring: Literal["generate", "loglikelihood"] = "generate"
+    loglikelihood: Loglikelihood = Loglikelihood()
     fewshot: FewShot | None = None
     strata: list[str] = []                 # dotted fields to report metrics by
     self_consistency: bool | None = None   # default: on for votable answer types
@@ -119,6 +129,17 @@ class Task(Strict):
             self.primary_metric = self.metrics[0]
         elif self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not in metrics {self.metrics}")
+        return self
+
+    @model_validator(mode="after")
+    def _scorable(self):
+        if self.scoring == "loglikelihood":
+            kind = self.loglikelihood.choices
+            if kind in ("letters", "texts") and self.answer.type != "choice":
+                raise ValueError(f"loglikelihood.choices {kind!r} needs answer.type 'choice'; use 'labels' for "
+                                 f"answer.type {self.answer.type!r}")
+            if kind == "labels" and self.answer.type not in ("yesno", "label"):
+                raise ValueError("loglikelihood.choices 'labels' needs answer.type 'yesno' or 'label'")
         return self
 
     @property

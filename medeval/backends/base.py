@@ -53,6 +53,7 @@ class Request:
     prefill: str = ""
     chat: bool = True
     chat_template_kwargs: tuple[tuple[str, object], ...] = ()
+    continuations: tuple[str, ...] = ()   # loglikelihood requests: the texts to score after the prompt
 
     def as_messages(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -64,6 +65,17 @@ class Output:
 
     texts: list[str]
     finish_reasons: list[str | None] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Scored:
+    """A loglikelihood request's result: per continuation, the summed log-probability of its tokens
+    after the prompt, its length in tokens, and whether greedy decoding would have produced it."""
+
+    logprobs: list[float]
+    tokens: list[int]
+    greedy: list[bool]
     info: dict = field(default_factory=dict)
 
 
@@ -82,6 +94,10 @@ class Backend(Protocol):
         Each request is yielded exactly once. Raise BackendError when a request
         cannot be completed after the backend's own retries.
         """
+
+    def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
+        """Score `request.continuations` after the rendered prompt, for every request (optional:
+        backends without it cannot run `scoring: loglikelihood` tasks). Same yielding rules as generate."""
 
     def identity(self) -> Identity:
         """Everything that changes this backend's outputs (see identity.py). The cache key,

@@ -24,7 +24,7 @@ from pydantic import Field, PositiveInt
 
 from ..errors import MedevalError
 from ..paths import models_dir
-from .base import BackendError, Output, Request
+from .base import BackendError, Output, Request, Scored
 from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs
 
@@ -280,6 +280,83 @@ class HFBackend:
             outs.update(self._generate_split(kept, requests, ids, budget))
         for i in batch:
             yield i, outs[i]
+
+    # -- loglikelihood -------------------------------------------------------
+    def split_pair(self, context: str, continuation: str, chat: bool) -> tuple[list[int], list[int]]:
+        """Token ids of (context, continuation), split as lm-evaluation-harness does: trailing spaces of the
+        context move to the continuation, and the continuation is what tokenising the whole adds."""
+        n = len(context) - len(context.rstrip())
+        if n:
+            context, continuation = context[:-n], context[-n:] + continuation
+        special = not chat  # as in generation: a raw prompt gets the tokenizer's BOS, a chat one has it already
+        ctx = self.tok(context, add_special_tokens=special)["input_ids"]
+        whole = self.tok(context + continuation, add_special_tokens=special)["input_ids"]
+        return ctx, whole[len(ctx):]
+
+    def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
+        """Summed log-probabilities of each request's continuations after its rendered prompt.
+
+        Each context is computed once: contexts are batched (right-padded) and the first token of every
+        continuation is read from the context's last position; longer continuations reuse the context's
+        KV cache, repeated once per choice. Batches follow context length, then id (resumes batch alike).
+        """
+        plans = []
+        for r in requests:
+            text = self.render(r)
+            pairs = [self.split_pair(text, c, r.chat) for c in r.continuations]
+            plans.append((pairs[0][0] if pairs else [], [c for _, c in pairs]))
+        order = sorted(range(len(requests)), key=lambda i: (-len(plans[i][0]), requests[i].id))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            yield from zip(batch, self._score_batch([plans[i] for i in batch]))
+
+    def _score_batch(self, plans) -> list[Scored]:
+        import torch
+
+        limit = self.max_context - max((len(c) for _, conts in plans for c in conts), default=0)
+        ctxs = [ctx[-limit:] for ctx, _ in plans]
+        width = max(len(c) for c in ctxs)
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c in ctxs], device=self.model.device)
+        mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in ctxs], device=self.model.device)
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+            first = torch.log_softmax(out.logits[torch.arange(len(ctxs)), mask.sum(1) - 1].float(), dim=-1)
+            scored = []
+            for b, (ctx, conts) in enumerate(plans):
+                lps, greedy = [], []
+                rest = self._continuation_rest(ctxs[b], conts) if any(len(c) > 1 for c in conts) else None
+                for j, cont in enumerate(conts):
+                    if not cont:
+                        lps.append(0.0), greedy.append(True)
+                        continue
+                    lp = first[b, cont[0]].item()
+                    ok = int(first[b].argmax()) == cont[0]
+                    if len(cont) > 1:
+                        tail = rest[j, :len(cont) - 1]
+                        picked = tail.gather(-1, torch.tensor(cont[1:], device=tail.device)[:, None])
+                        lp += picked.sum().item()
+                        ok = ok and bool((tail.argmax(-1) == torch.tensor(cont[1:], device=tail.device)).all())
+                    lps.append(lp)
+                    greedy.append(ok)
+                scored.append(Scored(lps, [len(c) for c in conts], greedy,
+                                     {"prompt_tokens": len(ctx), "truncated": len(ctxs[b]) < len(ctx)}))
+        return scored
+
+    def _continuation_rest(self, ctx: list[int], conts: list[list[int]]):
+        """Log-probabilities for tokens 2.. of each continuation: the context's KV cache, computed once and
+        repeated per choice, then one forward over the continuations (right-padded)."""
+        import torch
+
+        ids = torch.tensor([ctx], device=self.model.device)
+        cache = self.model(ids, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(len(conts))
+        width = max(len(c) - 1 for c in conts)
+        pad = self.tok.pad_token_id
+        rows = torch.tensor([c[:-1] + [pad] * (width - len(c) + 1) if c else [pad] * width for c in conts],
+                            device=self.model.device)
+        logits = self.model(input_ids=rows, past_key_values=cache, use_cache=True).logits
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def _generate_split(self, batch, requests, ids, budget):
         """Generate `batch`, halving it on out-of-memory; the smaller size is kept for the rest of the run.
