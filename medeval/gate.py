@@ -23,6 +23,7 @@ from .data import iter_jsonl
 from .leaderboard import ResultsError, Run, _read_yaml, load_run
 
 PASS, REGRESSION, CANNOT_COMPARE = 0, 1, 2
+MODES = ("greedy", "sc", "loglikelihood", "loglikelihood_norm")
 SIDED = ("one", "two")
 
 
@@ -31,7 +32,7 @@ SIDED = ("one", "two")
 class TaskPolicy:
     tolerance: float = 0.01      # allowed absolute drop, as a fraction (0.01 = 1 percentage point)
     metric: str | None = None    # None: the task's primary_metric
-    mode: str = "greedy"
+    mode: str | None = None      # None: the task's first mode (greedy; loglikelihood for loglikelihood tasks)
     skip: bool = False
 
 
@@ -55,8 +56,8 @@ def _task_policy(d, base: TaskPolicy, where: str) -> TaskPolicy:
     tp = TaskPolicy(**{**asdict(base), **d})
     if not isinstance(tp.tolerance, (int, float)) or not 0 <= tp.tolerance < 1:
         raise ResultsError(f"{where}.tolerance must be a fraction in [0, 1) (0.01 = 1 point), got {tp.tolerance!r}")
-    if tp.mode not in ("greedy", "sc"):
-        raise ResultsError(f"{where}.mode must be 'greedy' or 'sc', got {tp.mode!r}")
+    if tp.mode not in (None, *MODES):
+        raise ResultsError(f"{where}.mode must be one of {', '.join(MODES)}, got {tp.mode!r}")
     if tp.metric is not None and tp.metric not in M.names():
         raise ResultsError(f"{where}.metric {tp.metric!r} is not a medeval metric; known: {', '.join(M.names())}")
     return tp
@@ -269,7 +270,8 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
                            f"(known: {', '.join(M.names())}); name another one in the policy")
     b_rows, c_rows = load_samples(base, task), load_samples(cand, task)
     issues, ids = _mismatches(task, bt, ct, b_rows, c_rows)
-    res = TaskResult(task, "pass", "", metric, tp.mode, tp.tolerance)
+    mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
+    res = TaskResult(task, "pass", "", metric, mode, tp.tolerance)
     if issues and not allow_mismatch:
         res.verdict, res.reason = "mismatch", "; ".join(issues)
         return res
@@ -286,15 +288,15 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     if _options(ct, metric) != opts:
         res.notes.append("metric_options differ between the runs; the baseline's are used")
     golds = [b_rows[i]["gold"] for i in ids]
-    pb = _preds(b_rows, ids, tp.mode, str(base.dir))
-    pc = _preds(c_rows, ids, tp.mode, str(cand.dir))
+    pb = _preds(b_rows, ids, mode, str(base.dir))
+    pc = _preds(c_rows, ids, mode, str(cand.dir))
     try:
         s = paired_test(metric, pb, pc, golds, opts, sided, n_resamples, seed)
     except (TypeError, ValueError, KeyError) as e:
         raise ResultsError(f"task {task}: cannot compute {metric} from the samples' pred/gold ({e})") from None
     res.stats = s
     for side, run, v in (("baseline", base, s["baseline"]), ("candidate", cand, s["candidate"])):
-        stored = run.block(task, tp.mode, metric)
+        stored = run.block(task, mode, metric)
         if stored and len(ids) == stored.get("n") and abs(stored["value"] - v) > 1e-6:
             res.notes.append(f"{side}: recomputed {metric} {v:.4f} differs from results.json {stored['value']:.4f}")
     drop, p = -s["delta"], s["p_value"]

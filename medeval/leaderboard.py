@@ -152,6 +152,7 @@ class Reported:
     verified: bool
     mode: str
     metric: str
+    protocol: str = ""
 
 
 def load_reported(path: str | Path, marker: str) -> Reported:
@@ -180,8 +181,16 @@ def load_reported(path: str | Path, marker: str) -> Reported:
         avg = m.get("average")
         rows.append({"name": str(m["name"]), "scores": scores, "n": dict(m.get("n") or {}),
                      "average": None if avg is None else float(avg) / div})
-    return Reported(marker, citation, rows, bool(data.get("verified", False)),
-                    str(data.get("mode", "greedy")), str(data.get("metric", "accuracy")))
+    mode = str(data.get("mode", "greedy"))
+    return Reported(marker, citation, rows, bool(data.get("verified", False)), mode,
+                    str(data.get("metric", "accuracy")), str(data.get("protocol") or default_protocol(mode)))
+
+
+def default_protocol(mode: str, task: dict | None = None) -> str:
+    """The protocol of a mode's numbers when a results file or reported table does not name it."""
+    if task and (task.get("protocols") or {}).get(mode):
+        return task["protocols"][mode]
+    return {"greedy": "generate-greedy", "sc": "generate-sc"}.get(mode, mode)
 
 
 # ---------------------------------------------------------------- the board
@@ -191,6 +200,7 @@ class Cell:
     ci_low: float | None = None
     ci_high: float | None = None
     n: int | None = None
+    protocol: str = ""   # how the number was made: generate-greedy, generate-sc10, loglikelihood-0shot, ...
 
 
 @dataclass
@@ -247,7 +257,8 @@ def build(runs: list[Run], preset: Preset, modes=("greedy",), average: str = "me
                 for mode in modes:
                     b = run.block(col.task, mode, col.metric)
                     if b is not None:
-                        cells[(col.name, mode)] = Cell(b["value"], b.get("ci_low"), b.get("ci_high"), b.get("n"))
+                        cells[(col.name, mode)] = Cell(b["value"], b.get("ci_low"), b.get("ci_high"), b.get("n"),
+                                                       default_protocol(mode, run.tasks[col.task]))
                         metrics[col.name].add(col.metric or run.tasks[col.task].get("primary_metric"))
         label = model if ids.count(model) == 1 else f"{model} ({'+'.join(r.dir.name for r in group)})"
         rows.append(Row(label, cells, runs=group))
@@ -258,7 +269,8 @@ def build(runs: list[Run], preset: Preset, modes=("greedy",), average: str = "me
                 if col.task in r["scores"] and (col.metric or rep.metric) == rep.metric:
                     for mode in modes:
                         if mode == rep.mode:
-                            cells[(col.name, mode)] = Cell(r["scores"][col.task], n=r["n"].get(col.task))
+                            cells[(col.name, mode)] = Cell(r["scores"][col.task], n=r["n"].get(col.task),
+                                                           protocol=rep.protocol)
             rows.append(Row(r["name"], cells, reported=rep))
     for row in rows:
         for mode in modes:
@@ -308,13 +320,33 @@ def average_rule(board: Board, esc=str) -> str:
 def metric_line(board: Board, esc=str) -> str:
     parts = [f"{esc(c.name)} = {esc('/'.join(sorted(m for m in board.metrics[c.name] if m)) or c.metric or 'primary metric')}"
              for c in board.preset.columns]
+    protocols = sorted({cell.protocol for row in board.rows for cell in row.cells.values() if cell and cell.protocol})
     return (f"Scores in % ({' / '.join(board.modes)} decoding); with --ci, the 95% bootstrap interval follows "
-            "each score. Metric per column: " + ", ".join(parts) + ".")
+            "each score. Metric per column: " + ", ".join(parts) + "."
+            + (f" Protocol: {esc(', '.join(protocols))}." if protocols else ""))
+
+
+def mixed_protocols(board: Board, esc=str) -> list[str]:
+    """One line per column whose cells were made with different protocols, naming which row used which."""
+    out = []
+    for c in board.preset.columns:
+        for m in board.modes:
+            by: dict[str, list[str]] = {}
+            for row in board.rows:
+                cell = row.cells.get((c.name, m))
+                if cell is not None:
+                    by.setdefault(cell.protocol or "unknown", []).append(row.label)
+            if len(by) > 1:
+                parts = "; ".join(f"{esc(p)}: {esc(', '.join(rows))}" for p, rows in sorted(by.items()))
+                out.append(f"Column {esc(c.name)} ({esc(m)}) mixes protocols, so its rows are not directly "
+                           f"comparable: {parts}.")
+    return out
 
 
 def notes(board: Board, esc=str) -> list[str]:
-    """Footnotes: one per reported source, plus printed averages that disagree with the rule above."""
-    out = []
+    """Footnotes: one per reported source, columns that mix protocols, and printed averages that disagree
+    with the rule above."""
+    out = mixed_protocols(board, esc)
     for rep in board.reported:
         line = (f"{rep.marker} Reported, not measured by medeval: {esc(rep.citation)} "
                 f"({esc(rep.mode)} decoding, {esc(rep.metric)}).")

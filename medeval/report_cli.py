@@ -41,6 +41,8 @@ class ModeChoice(str, Enum):
     greedy = "greedy"
     sc = "sc"
     both = "both"
+    loglikelihood = "loglikelihood"
+    loglikelihood_norm = "loglikelihood_norm"
 
 
 class Sided(str, Enum):
@@ -111,7 +113,9 @@ def leaderboard(
     average: Annotated[Average, typer.Option(help="mean: unweighted mean of the columns; weighted: weighted by "
                                                   "each column's item count n.")] = Average.mean,
     mode: Annotated[ModeChoice, typer.Option(help="Decoding to show: greedy, sc (self-consistency) or both "
-                                                  "(cells read 'greedy / sc').")] = ModeChoice.greedy,
+                                                  "(cells read 'greedy / sc'); loglikelihood or loglikelihood_norm "
+                                                  "for scoring: loglikelihood tasks (lm-eval's acc / acc_norm).")]
+    = ModeChoice.greedy,
     ci: Annotated[bool, typer.Option("--ci", help="Show the 95% bootstrap interval after each score.")] = False,
     decimals: Annotated[int, typer.Option(min=1, max=2, help="Decimals of the percentages.")] = 2,
     html: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: index.html next to the "
