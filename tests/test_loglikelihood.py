@@ -106,3 +106,38 @@ def test_gate_and_leaderboard_read_loglikelihood_runs(ll_runs, report_app):
     board = (out / "board.md").read_text()
     assert "Protocol: loglikelihood-0shot" in board
     assert "MedQA (loglikelihood) mixes protocols" in board
+
+
+def test_openai_backend_scores_with_echo_logprobs_like_the_hf_backend(hf_backend, tmp_path, data_dir):
+    """`medeval run --backend openai` on a loglikelihood task against a real loopback server serving the
+    embedded model: the same per-choice log-probabilities and picks as the HF backend."""
+    from medeval.backends.hf import embedded_model_dir
+    from medeval.backends.openai_backend import OpenAIBackend
+    from medeval.runner import RunConfig, run
+    from medeval.testing.openai_server import HF_MODEL, OpenAITestServer
+
+    common = dict(tasks=["openllm_pubmedqa"], limit=2, data_dir=str(data_dir), no_cache=True)
+    with OpenAITestServer("hf", fault_rates={"500": 0.2}, seed=3) as srv:
+        backend = OpenAIBackend(HF_MODEL, base_url=srv.url, tokenizer=str(embedded_model_dir()), max_retries=6)
+        api = run(RunConfig(**common, output_dir=str(tmp_path / "api")), backend=backend, progress=False)
+        sent = srv.entries(status=200)
+    hf = run(RunConfig(**common, output_dir=str(tmp_path / "hf")), backend=hf_backend, progress=False)
+    assert sent and all(e["body"]["echo"] and isinstance(e["body"]["prompt"], list) for e in sent)
+    rows = {d: [json.loads(line) for line in (tmp_path / d / "samples_openllm_pubmedqa.jsonl").read_text().splitlines()]
+            for d in ("api", "hf")}
+    for a, h in zip(rows["api"], rows["hf"]):
+        assert a["prompt"] == h["prompt"] and a["loglikelihood"]["pred"] == h["loglikelihood"]["pred"]
+        assert a["loglikelihood"]["logprobs"] == pytest.approx(h["loglikelihood"]["logprobs"], abs=2e-4)
+        assert a["loglikelihood"]["greedy"] == h["loglikelihood"]["greedy"]
+    assert api["tasks"]["openllm_pubmedqa"]["metrics"] == hf["tasks"]["openllm_pubmedqa"]["metrics"]
+
+    with OpenAITestServer("echo") as fake:   # FAKE model: no prompt logprobs, so a clear refusal
+        from medeval.backends.base import BackendError
+
+        bad = OpenAIBackend("medeval-echo-FAKE", base_url=fake.url, tokenizer=str(embedded_model_dir()),
+                            max_retries=0)
+        with pytest.raises(BackendError, match="loglikelihood tasks need a server that returns prompt logprobs"):
+            run(RunConfig(**common, output_dir=str(tmp_path / "bad")), backend=bad, progress=False)
+    with pytest.raises(BackendError, match="needs tokenizer="):
+        run(RunConfig(**common, output_dir=str(tmp_path / "bad")), backend=OpenAIBackend(HF_MODEL, base_url=srv.url),
+            progress=False)

@@ -27,10 +27,11 @@ from vllm import SamplingParams  # noqa: E402
 from vllm.engine.arg_utils import EngineArgs  # noqa: E402
 from vllm.exceptions import VLLMValidationError  # noqa: E402
 from vllm.inputs import TokensPrompt  # noqa: E402
+from vllm.logprobs import Logprob  # noqa: E402
 from vllm.outputs import CompletionOutput, RequestOutput  # noqa: E402
 from vllm.tokenizers.hf import CachedHfTokenizer  # noqa: E402
 
-from medeval.backends.base import BackendError, Request, Sampling  # noqa: E402
+from medeval.backends.base import BackendError, Request, Sampling, split_pair  # noqa: E402
 from medeval.cache import Cache  # noqa: E402
 from medeval.runner import generate_all  # noqa: E402
 from medeval.backends.vllm_backend import NOT_ENGINE_ARGS, VLLMArgs, VLLMBackend, vllm_available  # noqa: E402
@@ -81,8 +82,13 @@ class FakeLLM:
                                         cumulative_logprob=None, logprobs=None,
                                         finish_reason="length" if j % 2 else "stop", stop_reason=None)
                        for j in reversed(range(params.n))]
+            ids = prompt["prompt_token_ids"]
+            prompt_lps = None
+            if params.prompt_logprobs is not None:  # each token: -(id % 7) - 0.5, top-1 when the id is even
+                prompt_lps = [None] + [{t: Logprob(logprob=-(t % 7) - 0.5, rank=1 if t % 2 == 0 else 2)}
+                                       for t in ids[1:]]
             results.append(RequestOutput(request_id=str(i), prompt=prompt.get("prompt"),
-                                         prompt_token_ids=prompt["prompt_token_ids"], prompt_logprobs=None,
+                                         prompt_token_ids=ids, prompt_logprobs=prompt_lps,
                                          outputs=samples, finished=True))
         return results
 
@@ -308,3 +314,28 @@ def test_vllm_local_checkpoint_rewritten_in_place_is_a_cache_miss(llama3_tokeniz
     (ckpt / "model.safetensors").write_bytes(b"\x01" * 4096)    # the next checkpoint, same path and size
     generate_all(vllm_backend(llama3_tokenizer, str(ckpt)), cache, reqs(), progress=False)
     assert (cache.hits, cache.misses) == (2, 4)
+
+
+def test_loglikelihood_is_one_generate_call_of_prompt_logprobs(llama3_tokenizer, tmp_path):
+    from medeval.loglikelihood import score_all
+
+    backend, engine = make_backend(llama3_tokenizer)
+    reqs = [Request("q1", (("user", "what is the answer ?"),), chat=False, continuations=(" a", " b c", " d")),
+            Request("q2", (("user", "what is the"),), chat=True, continuations=(" answer", " a"))]
+    cache = Cache(tmp_path / "cache")
+    got = score_all(backend, cache, reqs, progress=False)
+    [call] = engine.calls                                   # every (request, choice) in one call
+    assert len(call["prompts"]) == 5
+    assert all(p.max_tokens == 1 and p.prompt_logprobs == 1 and p.temperature == 0 for p in call["sampling_params"])
+    for r in reqs:
+        text = backend.render(r)
+        enc = lambda t: llama3_tokenizer.encode(t, add_special_tokens=not r.chat)  # noqa: E731
+        for c, score in zip(r.continuations, got[r.id]["scores"]):
+            ctx, cont = split_pair(enc, text, c)
+            assert score["tokens"] == len(cont) and score["continuation"] == c
+            assert score["logprob"] == sum(-(t % 7) - 0.5 for t in cont)
+            assert score["greedy"] == all(t % 2 == 0 for t in cont)
+            assert {"prompt_token_ids": ctx + cont} in call["prompts"]
+    assert got["q1"]["scores"][1]["tokens"] == 2 and cache.misses == 5
+    score_all(backend, cache, reqs, progress=False)          # cached: no second engine call
+    assert len(engine.calls) == 1 and cache.hits == 5

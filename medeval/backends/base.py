@@ -107,6 +107,17 @@ class Backend(Protocol):
         """Model id, revision, backend options: recorded in results.json."""
 
 
+def split_pair(encode, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of (context, continuation) as lm-evaluation-harness splits them: trailing spaces of the
+    context move to the continuation, and the continuation is what tokenising the whole adds.
+    `encode` maps text to token ids (with the special tokens the backend adds for that prompt kind)."""
+    n = len(context) - len(context.rstrip())
+    if n:
+        context, continuation = context[:-n], context[-n:] + continuation
+    ctx = encode(context)
+    return ctx, encode(context + continuation)[len(ctx):]
+
+
 def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -24,7 +24,7 @@ from pydantic import Field, PositiveInt
 
 from ..errors import MedevalError
 from ..paths import models_dir
-from .base import BackendError, Output, Request, Scored
+from .base import BackendError, Output, Request, Scored, split_pair
 from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs
 
@@ -283,15 +283,9 @@ class HFBackend:
 
     # -- loglikelihood -------------------------------------------------------
     def split_pair(self, context: str, continuation: str, chat: bool) -> tuple[list[int], list[int]]:
-        """Token ids of (context, continuation), split as lm-evaluation-harness does: trailing spaces of the
-        context move to the continuation, and the continuation is what tokenising the whole adds."""
-        n = len(context) - len(context.rstrip())
-        if n:
-            context, continuation = context[:-n], context[-n:] + continuation
-        special = not chat  # as in generation: a raw prompt gets the tokenizer's BOS, a chat one has it already
-        ctx = self.tok(context, add_special_tokens=special)["input_ids"]
-        whole = self.tok(context + continuation, add_special_tokens=special)["input_ids"]
-        return ctx, whole[len(ctx):]
+        """(context ids, continuation ids), split as lm-eval does (base.split_pair). As in generation, a raw
+        prompt gets the tokenizer's special tokens (BOS), a chat-templated one has them already."""
+        return split_pair(lambda t: self.tok(t, add_special_tokens=not chat)["input_ids"], context, continuation)
 
     def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
         """Summed log-probabilities of each request's continuations after its rendered prompt.

@@ -33,7 +33,7 @@ import openai
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from ..errors import MedevalError
-from .base import BackendError, Output, Request
+from .base import BackendError, Output, Request, Scored, split_pair
 from .identity import Identity
 from .model_args import ModelArgs
 
@@ -98,7 +98,8 @@ class OpenAIBackend:
 
     # -- what is sent -------------------------------------------------------
     def _endpoint(self, request: Request) -> str:
-        return "chat" if request.chat and self.api == "chat" else "completions"
+        scoring = bool(request.continuations)  # loglikelihood: always /completions, prompt rendered here
+        return "chat" if request.chat and self.api == "chat" and not scoring else "completions"
 
     def _template_kwargs(self, request: Request) -> dict:
         return {**self.chat_template_kwargs, **dict(request.chat_template_kwargs)}
@@ -231,16 +232,65 @@ class OpenAIBackend:
             log.warning("%s %s: it does not honour n, so each sample is now its own request "
                         "(n=1, seed + sample index)", self._url, why)
 
+    # -- loglikelihood ------------------------------------------------------
+    async def _score(self, client, request: Request) -> Scored:
+        """Each continuation: /completions with the context + continuation token ids, echo and logprobs
+        (vLLM serve and SGLang answer it; hosted OpenAI does not), summed over the continuation."""
+        tok = self._tokenizer(request)
+        text = self._prompt(request)
+        encode = lambda t: tok.encode(t, add_special_tokens=not request.chat)  # noqa: E731
+        out = Scored([], [], [], {"http_calls": 0})
+        what = f"{self._url} (completions echo+logprobs, request {request.id!r})"
+        for c in request.continuations:
+            ctx, cont = split_pair(encode, text, c)
+            ids = ctx + cont
+            try:
+                resp = await client.completions.create(model=self.model_id, prompt=ids, max_tokens=1, temperature=0.0,
+                                                       echo=True, logprobs=1, **({"extra_body": self.extra_body}
+                                                                                  if self.extra_body else {}))
+            except openai.APIError as err:
+                raise BackendError(f"{what}: {self._explain(err)}; loglikelihood tasks need a server that "
+                                   "returns prompt logprobs (echo=true with logprobs), e.g. vllm serve") from None
+            lp = getattr(resp.choices[0], "logprobs", None) if resp.choices else None
+            if lp is None or not lp.token_logprobs or len(lp.token_logprobs) < len(ids):
+                raise BackendError(f"{what}: the reply has no prompt logprobs; this server cannot score "
+                                   "loglikelihood tasks (it needs echo=true with logprobs, e.g. vllm serve)")
+            span = range(len(ctx), len(ids))
+            out.logprobs.append(float(sum(lp.token_logprobs[p] for p in span)))
+            out.tokens.append(len(cont))
+            tops = lp.top_logprobs or [None] * len(lp.token_logprobs)
+            out.greedy.append(all(tops[p] and max(tops[p], key=tops[p].get) == lp.tokens[p] for p in span))
+            out.info["http_calls"] += 1
+        out.info["prompt_tokens"] = len(ctx) if request.continuations else 0
+        return out
+
+    def _tokenizer(self, request: Request):
+        if self.tokenizer is None:
+            raise BackendError(f"request {request.id!r}: loglikelihood scoring over HTTP sends token ids, so the "
+                               "openai backend needs tokenizer=<the served model's HF id or path> "
+                               "(--model-args tokenizer=...)")
+        if self._tok is None:
+            from transformers import AutoTokenizer
+            self._tok = AutoTokenizer.from_pretrained(self.tokenizer)
+        return self._tok
+
+    def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
+        for r in requests:  # fail on a bad configuration before any traffic
+            self._tokenizer(r)
+        yield from self._stream(list(requests), self._score)
+
     # -- the Backend protocol ------------------------------------------------
-    async def _produce(self, requests: list[Request], out: queue.Queue) -> None:
+    async def _produce(self, requests: list[Request], out: queue.Queue, work=None) -> None:
         client = openai.AsyncOpenAI(api_key=os.environ.get(self.api_key_env) or "EMPTY",
                                     base_url=self.base_url, max_retries=self.max_retries,
                                     timeout=self.timeout)
         slots = asyncio.Semaphore(self.concurrency)
 
+        work = work or self._complete
+
         async def one(i: int, request: Request):
             async with slots:
-                return i, await self._complete(client, request)
+                return i, await work(client, request)
 
         tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
         try:
@@ -258,11 +308,15 @@ class OpenAIBackend:
         requests = list(requests)
         for r in requests:  # fail on a bad configuration before any traffic
             self.render(r)
+        yield from self._stream(requests, self._complete)
+
+    def _stream(self, requests: list[Request], work) -> Iterator[tuple[int, Output | Scored]]:
+        """Run `work(client, request)` for every request concurrently; yield (index, result) as each lands."""
         if not requests:
             return
         out: queue.Queue = queue.Queue()
         loop = asyncio.new_event_loop()
-        task = loop.create_task(self._produce(requests, out))
+        task = loop.create_task(self._produce(requests, out, work))
         thread = threading.Thread(target=_drive, args=(loop, task), name="medeval-openai", daemon=True)
         thread.start()
         try:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Literal, Sequence
 
 from pydantic import Field, PositiveInt
 
-from .base import BackendError, Output, Request
+from .base import BackendError, Output, Request, Scored, split_pair
 from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs, parse_model_args
 
@@ -187,6 +187,40 @@ class VLLMBackend:
             raise BackendError(f"vllm returned {len(results)} outputs for {len(prompts)} prompts")
         for i, result in zip(order, results):
             yield i, self._output(requests[i], result)
+
+    def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
+        """Every (request, continuation) as one prompt of context + continuation ids with `prompt_logprobs=1`,
+        all in ONE generate call; the continuation's positions are summed. (vLLM does not reuse the prefix
+        cache for prompts that ask for prompt logprobs, so each context is computed once per choice.)"""
+        prompts, params, spans = [], [], []
+        for i, r in enumerate(requests):
+            text = self.render(r)
+            encode = lambda t, chat=r.chat: self.tokenizer.encode(t, add_special_tokens=not chat)  # noqa: E731
+            for c in r.continuations:
+                ctx, cont = split_pair(encode, text, c)
+                ids = (ctx + cont)[-(self.max_model_len or 10**9) + 1:]
+                prompts.append({"prompt_token_ids": ids})
+                params.append(_vllm().SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1,
+                                                     detokenize=False))
+                spans.append((i, len(cont), len(ids) < len(ctx) + len(cont)))
+        if not prompts:
+            return
+        results = self.llm.generate(prompts, sampling_params=params, use_tqdm=True)
+        if len(results) != len(prompts):
+            raise BackendError(f"vllm returned {len(results)} outputs for {len(prompts)} prompts")
+        per: dict[int, Scored] = {}
+        for (i, n, truncated), prompt, result in zip(spans, prompts, results):
+            ids, entries = prompt["prompt_token_ids"], result.prompt_logprobs or []
+            if len(entries) != len(ids):
+                raise BackendError(f"request {requests[i].id}: vllm returned {len(entries)} prompt logprobs for "
+                                   f"{len(ids)} prompt tokens")
+            picked = [entries[p][ids[p]] for p in range(len(ids) - n, len(ids))]
+            s = per.setdefault(i, Scored([], [], [], {"prompt_tokens": len(ids) - n, "truncated": False}))
+            s.logprobs.append(sum(x.logprob for x in picked))
+            s.tokens.append(n)
+            s.greedy.append(all(x.rank == 1 for x in picked))
+            s.info["truncated"] |= truncated
+        yield from per.items()
 
     def _output(self, request: Request, result) -> Output:
         done = sorted(result.outputs, key=lambda c: c.index)

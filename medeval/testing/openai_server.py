@@ -87,6 +87,23 @@ class HFGenerator:
             return outs * n if temperature == 0 else outs, ids.shape[1]
 
 
+    def prompt_logprobs(self, ids: list[int]) -> dict:
+        """/completions echo + logprobs (as vLLM serve answers it): each prompt token's log-probability
+        (None for the first), its top-1 alternative, then one greedy token."""
+        import torch
+
+        self.load()
+        with self._lock, torch.inference_mode():
+            logp = torch.log_softmax(self.model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        name = lambda t: self.tok.convert_ids_to_tokens(int(t))  # noqa: E731
+        nxt = int(logp[-1].argmax())
+        seq = ids + [nxt]
+        token_lps = [None] + [logp[p - 1, seq[p]].item() for p in range(1, len(seq))]
+        top = [None] + [{name(logp[p - 1].argmax()): logp[p - 1].max().item()} for p in range(1, len(seq))]
+        return {"tokens": [name(t) for t in seq], "token_logprobs": token_lps, "top_logprobs": top,
+                "text_offset": None}
+
+
 class OpenAITestServer:
     def __init__(self, mode: str = "echo", *, model_name: str | None = None, faults=(),
                  fault_rates: dict | None = None, seed: int = 0,
@@ -171,6 +188,8 @@ class OpenAITestServer:
             seed = None if body.get("seed") is None else int(body["seed"])
             stop = body.get("stop") or []
             stop = [stop] if isinstance(stop, str) else list(stop)
+            if not chat and body.get("echo"):
+                return self._echo(body)
             prompt = self._prompt(chat, body)
         except (TypeError, ValueError, KeyError) as err:
             return 400, _error(f"bad request body: {err}")
@@ -195,6 +214,17 @@ class OpenAITestServer:
                      "created": int(time.time()), "model": self.model_name, "choices": choices,
                      "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                "total_tokens": prompt_tokens + completion_tokens}}
+
+    def _echo(self, body: dict) -> tuple[int, dict]:
+        """echo=True with logprobs over a prompt of token ids: the prompt scored, as for loglikelihood."""
+        ids = body["prompt"]
+        if self.mode != "hf" or not body.get("logprobs") or not all(isinstance(t, int) for t in ids):
+            return 400, _error("echo needs --mode hf, logprobs >= 1 and a prompt of token ids")
+        lp = self.generator.prompt_logprobs(list(ids))
+        choice = {"index": 0, "finish_reason": "length", "text": "", "logprobs": lp}
+        return 200, {"id": f"cmpl-{len(self.log)}", "object": "text_completion", "created": int(time.time()),
+                     "model": self.model_name, "choices": [choice],
+                     "usage": {"prompt_tokens": len(ids), "completion_tokens": 1, "total_tokens": len(ids) + 1}}
 
     def _prompt(self, chat: bool, body: dict) -> str:
         if not chat:
