@@ -321,8 +321,9 @@ class HFBackend:
                 lps, greedy = [], []
                 rest = self._continuation_rest(ctxs[b], conts) if any(len(c) > 1 for c in conts) else None
                 for j, cont in enumerate(conts):
-                    if not cont:
-                        lps.append(0.0), greedy.append(True)
+                    if not cont:  # an empty choice: probability 1
+                        lps.append(0.0)
+                        greedy.append(True)
                         continue
                     lp = first[b, cont[0]].item()
                     ok = int(first[b].argmax()) == cont[0]
