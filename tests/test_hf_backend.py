@@ -26,11 +26,11 @@ def test_completion_tokens_are_counted_per_sample(hf_backend):
     cut = dict(hf_backend.generate([r]))[0]
     assert cut.finish_reasons == ["length"] and cut.info["completion_tokens"] == [5]
     assert cut.info["prompt_tokens"] == len(hf_backend.tok(hf_backend.render(r), add_special_tokens=False)["input_ids"])
-    stopped = dict(hf_backend.generate([req(1, "Name a bone of the arm.", stop=(" ",), max_tokens=12)]))[1]
+    stopped = dict(hf_backend.generate([req(1, "Name a bone of the arm.", stop=(" ",), max_tokens=12)]))[0]
     assert stopped.finish_reasons == ["stop"] and 1 <= stopped.info["completion_tokens"][0] < 12
     text_tokens = len(hf_backend.tok(stopped.texts[0], add_special_tokens=False)["input_ids"])
     assert stopped.info["completion_tokens"][0] >= text_tokens   # the text before the stop string, plus it
-    sampled = dict(hf_backend.generate([req(2, "Name a symptom of flu.", n=3, temperature=0.9, seed=3)]))[2]
+    sampled = dict(hf_backend.generate([req(2, "Name a symptom of flu.", n=3, temperature=0.9, seed=3)]))[0]
     assert len(sampled.info["completion_tokens"]) == 3 and all(0 < c <= 8 for c in sampled.info["completion_tokens"])
     assert all(c == 8 for c, f in zip(sampled.info["completion_tokens"], sampled.finish_reasons) if f == "length")
 

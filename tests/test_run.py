@@ -44,6 +44,10 @@ def test_core_tasks_write_results_and_samples(core_run):
             assert r["prompt"].startswith("<|im_start|>")  # the model's own chat template
             assert len(r["greedy"]["outputs"]) == 1 and len(r["sc"]["outputs"]) == 3
             assert r["greedy"]["correct"] == (r["greedy"]["pred"] == r["gold"])
+            for mode, k in (("greedy", 1), ("sc", 3)):   # the backend's finish reasons and token counts
+                assert len(r[mode]["finish_reasons"]) == k and set(r[mode]["finish_reasons"]) <= {"stop", "length"}
+                assert r[mode]["tokens"]["prompt"] > 50 and len(r[mode]["tokens"]["per_sample"]) == k
+                assert r[mode]["tokens"]["completion"] == sum(r[mode]["tokens"]["per_sample"])
             assert set(r["sc"]["votes"]).issubset({"A", "B", "C", "D", "yes", "no", "maybe"})
     assert "mmlu_medical" in res["groups"] and "value" in res["groups"]["mmlu_medical"]["greedy"]
     assert set(res["tasks"]["medqa"]["strata"]["meta_info"]) <= {"step1", "step2&3"}
@@ -64,6 +68,7 @@ def test_rerun_reuses_every_cached_sample_and_gives_identical_results(core_run, 
     assert calls == [] and second["cache"]["misses"] == 0 and second["cache"]["hits"] == first["cache"]["misses"]
     for name in first["tasks"]:
         assert first["tasks"][name]["metrics"] == second["tasks"][name]["metrics"]
+        assert first["tasks"][name]["usage"] == second["tasks"][name]["usage"]   # accounting from the cache
         a = (out / "run" / f"samples_{name}.jsonl").read_text()
         b = (out / "again" / f"samples_{name}.jsonl").read_text()
         assert a == b
