@@ -113,3 +113,25 @@ def test_score_external_predictions(data_dir, tmp_path):
     t = res["tasks"]["medqa"]
     assert t["n"] == 4 and t["metrics"]["greedy"]["accuracy"]["value"] == 0.5
     assert t["invalid"]["greedy"]["count"] == 1 and t["missing_predictions"] == 1273 - 4
+
+
+def test_view_page_of_the_real_run(core_run, tmp_path):
+    """The page of a real run holds every item with the backend's finish reasons and token counts."""
+    import re
+
+    from conftest import CHROMIUM, dump_dom
+    from medeval.view import run_data, run_page
+
+    cfg, res, out = core_run
+    data = run_data(out / "run")
+    assert [t["task"] for t in data["tasks"]] == list(res["tasks"])
+    for t in data["tasks"]:
+        assert len(t["items"]) == 2 and t["usage"] == res["tasks"][t["task"]]["usage"]
+        for item in t["items"]:
+            assert item["prompt"].startswith("<|im_start|>") and len(item["modes"]["sc"]["finish_reasons"]) == 3
+    if CHROMIUM:
+        page = tmp_path / "real.html"
+        page.write_text(run_page(out / "run"))
+        dom = dump_dom(f"{page.as_uri()}#task=pubmedqa")
+        ids = [str(i["id"]) for i in next(t for t in data["tasks"] if t["task"] == "pubmedqa")["items"]]
+        assert re.findall(r'<tr class="item" data-id="([^"]+)"', dom) == ids
