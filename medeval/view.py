@@ -87,8 +87,10 @@ def run_data(path: str | Path, prompt_chars: int = 4000, output_chars: int = 0) 
 
 
 # ---------------------------------------------------------------- comparison
-def _paired(report: G.GateReport, r: G.TaskResult) -> tuple[list[str], dict, dict, list | None, list | None]:
-    """The items the gate compared for task r and, where per-item 0/1 scores exist, each side's."""
+def _paired(report: G.GateReport, r: G.TaskResult):
+    """The items the gate compared for task r, and each side's 0/1 per-item outcome with its basis:
+    the gated metric's per-item scores where they are 0/1 (accuracy: the McNemar pairs), else the
+    samples' `correct` field (e.g. a label task gated on macro-F1), else none."""
     base, cand = report.baseline, report.candidate
     b_rows, c_rows = G.load_samples(base, r.task), G.load_samples(cand, r.task)
     _, ids = G._mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
@@ -96,9 +98,12 @@ def _paired(report: G.GateReport, r: G.TaskResult) -> tuple[list[str], dict, dic
     opts = G._options(base.tasks[r.task], r.metric)
     sb = M.item_scores(r.metric, G._preds(b_rows, ids, r.mode, str(base.dir)), golds, opts)
     sc = M.item_scores(r.metric, G._preds(c_rows, ids, r.mode, str(cand.dir)), golds, opts)
-    if sb is None or not all(v in (0, 1) for v in list(sb) + list(sc)):
-        sb = sc = None
-    return ids, b_rows, c_rows, sb, sc
+    if sb is not None and all(v in (0, 1) for v in list(sb) + list(sc)):
+        return ids, b_rows, c_rows, [int(v) for v in sb], [int(v) for v in sc], r.metric
+    flags = [[(rows[i].get(r.mode) or {}).get("correct") for i in ids] for rows in (b_rows, c_rows)]
+    if all(isinstance(v, bool) for side in flags for v in side):
+        return ids, b_rows, c_rows, [int(v) for v in flags[0]], [int(v) for v in flags[1]], "correct"
+    return ids, b_rows, c_rows, None, None, None
 
 
 def _side(row: dict, mode: str, output_chars: int) -> dict:
@@ -114,12 +119,12 @@ def compare_data(report: G.GateReport, prompt_chars: int = 4000, output_chars: i
                  "notes": r.notes, "metric": r.metric, "mode": r.mode, "tolerance": r.tolerance, "stats": r.stats,
                  "row": display.get(r.task), "counts": None, "items": []}
         if r.stats:
-            ids, b_rows, c_rows, sb, sc = _paired(report, r)
+            ids, b_rows, c_rows, sb, sc, basis = _paired(report, r)
             if sb is not None:
                 pairs = list(zip(sb, sc))
                 entry["counts"] = {"both_right": pairs.count((1, 1)), "to_wrong": pairs.count((1, 0)),
                                    "to_right": pairs.count((0, 1)), "both_wrong": pairs.count((0, 0)),
-                                   "n": len(pairs)}
+                                   "n": len(pairs), "basis": basis}
                 changed = [(i, "to_wrong" if b else "to_right") for i, b, c in zip(ids, sb, sc) if b != c]
             else:   # no 0/1 per-item scores (e.g. macro-F1 of a label task): list the answers that changed
                 changed = [(i, "changed") for i in ids

@@ -188,8 +188,11 @@ def pair(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pair")
     golds = medqa_golds(200)
     base_ok, cand_ok = mask_with_accuracy(200, 0.7, seed=1), mask_with_accuracy(200, 0.55, seed=2)
-    base = write_run(tmp / "base", "org/base", {"medqa": TaskSpec(golds, preds_from_mask(golds, base_ok))})
-    cand = write_run(tmp / "cand", "org/cand<script>", {"medqa": TaskSpec(golds, preds_from_mask(golds, cand_ok))})
+    f1 = dict(primary_metric="macro_f1", metrics=("accuracy", "macro_f1"))   # gated on macro-F1: no 0/1 scores
+    base = write_run(tmp / "base", "org/base", {"medqa": TaskSpec(golds, preds_from_mask(golds, base_ok)),
+                                                "labels": TaskSpec(golds, preds_from_mask(golds, cand_ok), **f1)})
+    cand = write_run(tmp / "cand", "org/cand<script>", {"medqa": TaskSpec(golds, preds_from_mask(golds, cand_ok)),
+                                                         "labels": TaskSpec(golds, preds_from_mask(golds, base_ok), **f1)})
     ids = [str(i) for i in range(200)]
     expect = {"both_right": int((base_ok & cand_ok).sum()), "to_wrong": int((base_ok & ~cand_ok).sum()),
               "to_right": int((~base_ok & cand_ok).sum()), "both_wrong": int((~base_ok & ~cand_ok).sum()),
@@ -208,10 +211,16 @@ def test_gate_html_has_the_gates_counts_and_verdict(app, pair):
     task = data["tasks"][0]
     assert data["status"] == "FAIL" and task["verdict"] == "fail" and task["stats"] == gate["stats"]
     counts = task["counts"]
-    assert {k: counts[k] for k in ("both_right", "to_wrong", "to_right", "both_wrong")} == \
+    assert counts["basis"] == "accuracy" and {k: counts[k] for k in ("both_right", "to_wrong", "to_right", "both_wrong")} == \
         {k: expect[k] for k in ("both_right", "to_wrong", "to_right", "both_wrong")}
     assert (counts["to_wrong"], counts["to_right"]) == (gate["stats"]["discordant_worse"], gate["stats"]["discordant_better"])
     assert [i["id"] for i in task["items"]] == expect["flipped_ids"]
+    # a task gated on macro-F1 counts its flips by correctness (pred = gold), and says so
+    labels = data["tasks"][1]
+    assert labels["task"] == "labels" and labels["stats"]["test"] == "paired_bootstrap"
+    assert labels["counts"] == {"both_right": expect["both_right"], "to_wrong": expect["to_right"],
+                                "to_right": expect["to_wrong"], "both_wrong": expect["both_wrong"], "n": 200,
+                                "basis": "correct"}
     flipped = task["items"][0]
     assert flipped["baseline"]["outputs"] and flipped["candidate"]["outputs"] and flipped["prompt"]
     # `medeval view --baseline --candidate` writes the same page
