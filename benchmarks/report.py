@@ -104,6 +104,12 @@ def summary(md, res):
         rows.append(["5. memory flat in dataset size", f"{f(mem['mib_per_item'], 3)} MiB/item over limits "
                      f"{mem['settings']['limits']}", "flat" if abs(mem["mib_per_item"]) < 0.5 else "grows"])
     rows.append(["6. GPU tokens/s vs bf16 ceiling", "script written, not run (no GPU lent)", "not run"])
+    vl = load("view_load")
+    if vl:
+        big = max(vl["runs"], key=lambda x: x["items"])
+        rows.append([f"7. `medeval view` page of {big['items']:,} items loads in a few seconds",
+                     f"{f(big['page_mb'], 1)} MB, built in {f(big['build_s'], 2)} s, loaded and rendered in "
+                     f"{f(big['plain']['load_ms'], 0)} ms (Chromium)", "met" if big["plain"]["load_ms"] < 3000 else "missed"])
     md += ["## Summary", "", table(["target", "result", "status"], rows), ""]
 
 
@@ -325,6 +331,30 @@ def memory(md, r):
            "which roughly doubles the resident size over the fp32 weights on CPU.", ""]
 
 
+def view_load(md, r):
+    md += ["## 7. `medeval view` pages: build and load time", ""]
+    if not r:
+        md += ["not measured (results/view_load.json missing)", ""]
+        return
+    st = r["settings"]
+    md += [f"`benchmarks/view_load.py`: SYNTHETIC runs (tests/results_factory.py `synthetic_run`: made-up prompts of "
+           f"{st['prompt_chars']} characters, greedy plus k={st['k']} self-consistency samples per item), page built "
+           f"with `medeval.view.run_page`, loaded in headless {r.get('chromium', 'Chromium')} with `--dump-dom`. "
+           "Load = navigation start to the first list rendered (the page's `data-load-ms`); script = JSON.parse plus "
+           "the first render (`data-render-ms`); filtered = the same page opened with `#status=invalid&q=syn-0`. "
+           f"Medians of {st['repeats']} repeats.", "",
+           table(["items", "page MB", "build s", "load ms", "script ms", "filtered: script ms (items shown)",
+                  "chromium process s", "load before"],
+                 [[x["items"], f(x["page_mb"], 1), f(x["build_s"], 2), f(x["plain"]["load_ms"], 0),
+                   f(x["plain"]["render_ms"], 0), f"{f(x['filtered']['render_ms'], 0)} ({x['filtered']['shown']})",
+                   f(x["plain"]["chromium_wall_s"], 1), x["load_before"]] for x in r["runs"]]), "",
+           "The chromium process time adds browser start-up and `--dump-dom` writing out the whole document (the "
+           "embedded JSON included): not what a reader waits for. "
+           "The page shows 50 items at a time (25 to 250), so rendering does not grow with the run; what grows is "
+           "parsing the embedded JSON. Prompts longer than `--max-prompt-chars` (4000) are cut in the middle, which "
+           "bounds the size of runs with long few-shot prompts.", ""]
+
+
 def gpu(md):
     md += ["## 6. GPU throughput", "",
            "**Not run: no GPU is lent to this task** (the device tool reported `can_start_another: false`). "
@@ -362,6 +392,7 @@ def main():
     scoring(md, res["scoring_throughput"])
     memory(md, res["memory"])
     gpu(md)
+    view_load(md, load("view_load"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]

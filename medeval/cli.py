@@ -73,6 +73,10 @@ def run(
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
+    price_per_mtok: Optional[str] = typer.Option(None, help="IN,OUT: USD per million input and output tokens of "
+                                                 "the model, e.g. 2.5,10; adds an estimated cost to results.json."),
+    price_table: Optional[Path] = typer.Option(None, help="YAML of model id -> {input: X, output: Y} (USD per "
+                                               "million tokens); prices the model and the judge."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
@@ -84,8 +88,9 @@ def run(
         data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
-        judge_base_url=judge_base_url, bertscore_model=bertscore_model,
-        backend_args=_backend_args(locals()), model_args=model_args, argv=_argv())
+        judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
+        price_table=str(price_table) if price_table else None, backend_args=_backend_args(locals()),
+        model_args=model_args, argv=_argv())
     results = run_pipeline(cfg, progress=not quiet)
     summary(results)
     c = results["cache"]
@@ -113,7 +118,7 @@ def _argv() -> list[str]:
 
 def summary(results: dict) -> None:
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid"):
+    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
@@ -129,13 +134,42 @@ def summary(results: dict) -> None:
                 else:
                     cells.append(f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]")
             inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in modes) if k == 0 and not ll else ""
+            trunc = _truncation_cell(r) if k == 0 and not ll else ""
             label = f"{metric} (loglikelihood)" if ll else metric
-            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv)
+            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv, trunc)
     out.print(table)
+    usage_line = _usage_line(results.get("usage"))
+    if usage_line:
+        out.print(usage_line, highlight=False)
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc", "loglikelihood",
                                                                          "loglikelihood_norm") if m in block)
         out.print(f"group {g}: {vals} ({block['rule']})")
+
+
+def _truncation_cell(r: dict) -> str:
+    """Share of samples stopped by the token limit, per mode ('-' where the backend gave no reasons)."""
+    usage = r.get("usage") or {}
+    cells = []
+    for m in r["modes"]:
+        u = usage.get(m)
+        known = u and sum(v for f, v in u["finish_reasons"].items() if f != "unknown")
+        cells.append(f"{100 * u['truncation_rate']:.0f}%" if known else "-")
+    return " / ".join(cells)
+
+
+def _usage_line(usage: dict | None) -> str | None:
+    if not usage:
+        return None
+    g = usage["generation"]
+    text = f"tokens: {g.get('prompt_tokens', 0):,} prompt + {g.get('completion_tokens', 0):,} completion"
+    if g.get("cost_usd") is not None:
+        text += f", estimated cost ${g['cost_usd']:.4f}"
+    for name, j in usage.get("judge", {}).items():
+        text += f"; judge {escape(name)}: {j.get('prompt_tokens', 0):,} + {j.get('completion_tokens', 0):,} tokens"
+        if j.get("cost_usd") is not None:
+            text += f" (${j['cost_usd']:.4f})"
+    return text
 
 
 @app.command()

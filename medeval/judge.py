@@ -148,6 +148,8 @@ class LLMJudge:
                 max_tokens=self.sampling.max_tokens, seed=self.sampling.seed)
             content = resp.choices[0].message.content or ""
             finish = resp.choices[0].finish_reason
+            usage = getattr(resp, "usage", None)
+            tokens = {k: getattr(usage, k, None) for k in ("prompt_tokens", "completion_tokens")}
         except openai.APIError as err:   # raised once the client's retries are spent
             detail = str(getattr(err, "message", err))
             key = os.environ.get(KEY_ENV)
@@ -158,14 +160,16 @@ class LLMJudge:
         except (AttributeError, IndexError, TypeError) as err:
             raise MedevalError(f"judge {self.model} at {self.url}: the reply is not a chat completion "
                                f"({type(err).__name__})") from None
-        return {"content": content, "server_model": getattr(resp, "model", None), "finish": finish}
+        return {"content": content, "server_model": getattr(resp, "model", None), "finish": finish, **tokens}
 
     def _store(self, ph: str, reply: dict) -> None:
         self.counts["calls"] += 1
         if self.cache is not None:
             text = json.dumps({"content": reply["content"], "server_model": reply["server_model"]})
             self.cache.put([(self._key(ph), json.dumps(self.ident, sort_keys=True), "judge", ph, self.sampling, 0,
-                             text, reply.get("finish"), {"server_model": reply["server_model"]})])
+                             text, reply.get("finish"), {"server_model": reply["server_model"],
+                                                         "prompt_tokens": reply.get("prompt_tokens"),
+                                                         "completion_tokens": reply.get("completion_tokens")})])
         self.replies[ph] = {**reply, "cached": False}
 
     def _from_cache(self, hashes: list[str]) -> None:
@@ -176,7 +180,8 @@ class LLMJudge:
         for h in todo:
             hit = got.get(self._key(h))
             if hit is not None:
-                self.replies[h] = {**json.loads(hit[0]), "finish": hit[1], "cached": True}
+                self.replies[h] = {**json.loads(hit[0]), "finish": hit[1], "cached": True,
+                                   **{k: hit[2].get(k) for k in ("prompt_tokens", "completion_tokens")}}
                 self.counts["cache_hits"] += 1
 
     def prefetch(self, items) -> None:
@@ -223,7 +228,16 @@ class LLMJudge:
         return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
                 "template": TEMPLATE, "template_hash": self.template_hash,
                 "calls": self.counts["calls"], "cache_hits": self.counts["cache_hits"],
-                "unparseable": self.counts["unparseable"], "no_differential": self.counts["no_differential"]}
+                "unparseable": self.counts["unparseable"], "no_differential": self.counts["no_differential"],
+                "usage": self.usage()}
+
+    def usage(self) -> dict:
+        """Tokens of the judge's verdicts (new and cached alike), kept apart from the model's own."""
+        got = [r for r in self.replies.values()]
+        counted = [r for r in got if isinstance(r.get("prompt_tokens"), int) and isinstance(r.get("completion_tokens"), int)]
+        return {"requests": len(got), "prompt_tokens": sum(r["prompt_tokens"] for r in counted),
+                "completion_tokens": sum(r["completion_tokens"] for r in counted),
+                "requests_without_usage": len(got) - len(counted)}
 
     def close(self) -> None:
         if self.cache is not None:

@@ -1,4 +1,4 @@
-"""CLI commands that read result directories: `leaderboard`, `gate`, `compare`.
+"""CLI commands that read result directories: `leaderboard`, `gate`, `compare`, `view`.
 
 `register(app)` adds them to the main typer app (medeval/cli.py). Bad input
 ends with a one-line `error: ...` on stderr and exit code 2, never a traceback.
@@ -30,6 +30,7 @@ class _Lazy:
 
 G = _Lazy(".gate")
 L = _Lazy(".leaderboard")
+V = _Lazy(".view")
 
 
 class Average(str, Enum):
@@ -169,6 +170,8 @@ def gate(
     allow_same_model: Annotated[bool, typer.Option("--allow-same-model", help="Gate two runs of the same model "
                                                    "identity (e.g. to measure run-to-run noise) instead of "
                                                    "exiting 2.")] = False,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one self-contained HTML page "
+                                                      "(paired counts, verdicts, flipped items side by side).")] = None,
 ) -> None:
     """Fail a checkpoint that regresses: paired per-item comparison of CANDIDATE against BASELINE.
 
@@ -185,9 +188,13 @@ def gate(
         _write(report_md, G.to_markdown(report))
     if report_json:
         _write(report_json, json.dumps(G.to_json(report), indent=2) + "\n")
+    if html:
+        _write(html, V.compare_page(report))
     _print_table(report, "medeval gate")
     if report.same_model:
         typer.echo(G.same_model_text(report))
+    if html:
+        typer.echo(f"wrote {html}")
     typer.echo(f"gate: {report.status} (exit {report.exit_code})")
     raise typer.Exit(report.exit_code)
 
@@ -226,8 +233,46 @@ def compare(
         raise typer.Exit(G.CANNOT_COMPARE)
 
 
+def view(
+    run: Annotated[Optional[Path], typer.Argument(help="Result directory of a run (results.json and its "
+                                                       "samples_<task>.jsonl files).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML file to write (default: "
+                                                   "RUN/view.html, or compare.html for --baseline/--candidate).")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="Comparison page: the reference run (as in `gate`).")] = None,
+    candidate: Annotated[Optional[Path], typer.Option(help="Comparison page: the run under test.")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Comparison page: the gate policy YAML.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Comparison page: significance level.")] = None,
+    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Comparison page: compare tasks whose "
+                                                 "versions, prompts or item sets differ, on the common items.")] = False,
+    max_prompt_chars: Annotated[int, typer.Option(min=0, help="Cut longer prompts in the middle (a marker says "
+                                                              "how much); 0 keeps every prompt whole.")] = 4000,
+    max_output_chars: Annotated[int, typer.Option(min=0, help="Likewise for model outputs; 0 (default) keeps "
+                                                              "them whole.")] = 0,
+) -> None:
+    """Write one self-contained HTML page (no network; data embedded) to read every item of a run.
+
+    `medeval view RUN -o page.html`: the task table (metrics, intervals, invalid and truncation
+    rates, tokens, cost) and per task every item, filterable by status, stratum and text, paginated.
+    `medeval view --baseline A --candidate B -o page.html`: the gate's paired comparison, with the
+    items that flipped shown side by side. The URL hash holds the filters (e.g. #task=medqa&status=wrong).
+    """
+    if run is not None and (baseline or candidate):
+        raise L.ResultsError("pass either RUN or --baseline and --candidate, not both")
+    if run is not None:
+        page, out = V.run_page(run, max_prompt_chars, max_output_chars), output or run / "view.html"
+    elif baseline and candidate:
+        report = G.run_gate(baseline, candidate, G.load_policy(policy), alpha, allow_mismatch)
+        page, out = V.compare_page(report, max_prompt_chars, max_output_chars), output or Path("compare.html")
+    else:
+        raise L.ResultsError("nothing to show: pass a result directory (medeval view RUN -o page.html) or two "
+                             "(medeval view --baseline A --candidate B -o page.html)")
+    _write(out, page)
+    typer.echo(f"wrote {out} ({len(page.encode()) / 1e6:.1f} MB)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add `leaderboard`, `gate` and `compare` to the medeval CLI."""
+    """Add `leaderboard`, `gate`, `compare` and `view` to the medeval CLI."""
     app.command("leaderboard")(_guard(leaderboard))
     app.command("gate")(_guard(gate))
     app.command("compare")(_guard(compare))
+    app.command("view")(_guard(view))

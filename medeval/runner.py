@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import RESULTS_SCHEMA_VERSION, __version__
+from .accounting import SAMPLE_KEY, cached_sample_tokens, load_price_table, parse_price, run_usage, sample_info
 from .answers import gold_of, loglikelihood_choices, options_of
 from .backends.base import Request, Sampling, prompt_hash
 from .cache import Cache, NullCache, sample_key
@@ -48,6 +49,8 @@ class RunConfig:
     judge: str = "none"
     judge_base_url: str | None = None
     bertscore_model: str | None = None
+    price_per_mtok: str | None = None     # "IN,OUT": USD per million input/output tokens of the model
+    price_table: str | None = None        # YAML: model id -> {input, output}; also prices the judge
     backend_args: dict = field(default_factory=dict)   # options from flags, checked by the backend's Args
     model_args: str | None = None                      # the --model-args string, same schema
     argv: list[str] = field(default_factory=list)
@@ -146,7 +149,8 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
         have = [cached.get(k) for k in keys]
         results[r.id] = {"prompt": text, "texts": [h[0] if h else None for h in have],
                          "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have),
-                         "info": next((h[2] for h in have if h), {})}
+                         "info": next((h[2] for h in have if h), {}),
+                         "tokens": [cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)]}
         missing = [i for i, h in enumerate(have) if h is None]
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)
@@ -167,11 +171,12 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
                 raise MedevalError(f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
             finishes = out.finish_reasons or [None] * len(out.texts)
             model = json.dumps(ident, sort_keys=True, default=str)
-            cache.put([(keys[i], model, backend.name, ph, req.sampling, i, t, f, out.info)
-                       for i, t, f in zip(missing, out.texts, finishes)])
+            cache.put([(keys[i], model, backend.name, ph, req.sampling, i, t, f, sample_info(out.info, j))
+                       for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes))])
             res = results[req.id]
-            for i, t, f in zip(missing, out.texts, finishes):
+            for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes)):
                 res["texts"][i], res["finish"][i] = t, f
+                res["tokens"][i] = sample_info(out.info, j)[SAMPLE_KEY]
             res["info"] = out.info
             bar.advance(task_bar)
     return results
@@ -191,6 +196,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .backends import options_for
 
         options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+    prices = _prices(cfg)   # bad price input fails before any generation
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     prepared = [prepare(t, cfg) for t in tasks]
@@ -210,6 +216,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
                                                out_dir, cfg, backend)
     t_score = time.time()
+    model_id = getattr(backend, "model_id", cfg.model)
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
         "git_revision": git_revision(), "command": cfg.argv,
@@ -220,6 +227,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
                     "score_s": t_score - t_gen, "total_s": time.time() - t0},
         "tasks": task_results,
         "groups": group_scores(registry, tasks, task_results),
+        "usage": run_usage(task_results, *prices[:2], model_id, prices[2]),
     }
     atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
     cache.close()
@@ -231,6 +239,15 @@ def model_block(backend, cfg: RunConfig) -> dict:
     ident = backend.identity()
     return {**backend.describe(), "id": getattr(backend, "model_id", cfg.model), "identity": ident.as_dict(),
             "identity_hash": ident.key()}
+
+
+def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
+    """(the model's price, the price table, where they came from) for the run's usage block."""
+    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok else None
+    table = load_price_table(cfg.price_table) if cfg.price_table else {}
+    where = [w for w, on in ((f"--price-per-mtok {cfg.price_per_mtok}", own), (f"--price-table {cfg.price_table}",
+                                                                                 table)) if on]
+    return own, table, "; ".join(where) or None
 
 
 def decoding_block(cfg: RunConfig) -> dict:

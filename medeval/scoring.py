@@ -8,6 +8,7 @@ from pathlib import Path
 from . import loglikelihood as ll
 from . import metrics
 from .answers import loglikelihood_choices
+from .accounting import Tally, is_truncated, tokens_of
 from .data import get_field
 from .extract import extract, vote
 from .results import SamplesWriter, safe_child
@@ -53,7 +54,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     task = p.task
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
-    invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
+    invalid = {m: [0, 0, 0, 0] for m in modes}   # items, samples with no answer; of those, truncated ones
+    tally = {m: Tally() for m in modes}
     skipped = defaultdict(int)
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
         judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
@@ -80,9 +82,14 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
                 sample["adversarial_prefill"] = prefill
             ext = [extract(task, prefill + (t or ""), row, options) for t in got["texts"]]
+            finishes = list(got.get("finish") or [None] * len(ext))
             invalid[mode][1] += sum(e is None for e in ext)
+            invalid[mode][3] += sum(e is None and is_truncated([f]) for e, f in zip(ext, finishes))
             pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
-            block = {"outputs": got["texts"], "extracted": ext, "pred": pred}
+            tokens = tokens_of(got)
+            tally[mode].add(finishes, tokens)
+            block = {"outputs": got["texts"], "extracted": ext, "pred": pred, "finish_reasons": finishes,
+                     "tokens": tokens}
             if counts is not None:
                 block["votes"] = counts
             if judge is not None:
@@ -90,6 +97,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 block["pred"] = pred
             if pred is None:
                 invalid[mode][0] += 1
+                invalid[mode][2] += is_truncated(finishes)
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
             preds[mode].append(pred)
@@ -108,7 +116,9 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
         "metrics": {m: {name: metrics.bootstrap_ci(name, preds[m], golds, opts[name]) for name in task.metrics}
                     for m in modes},
         "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
-                        "samples": invalid[m][1]} for m in modes},
+                        "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
+                    for m in modes},
+        "usage": {m: tally[m].block() for m in modes},
         "strata": _strata(task, p, preds, golds, opts, modes),
         "skipped": dict(skipped),
         "samples_file": writer.path.name,

@@ -1,6 +1,9 @@
 """Shared fixtures: the real data mirror and ONE embedded model for the whole session."""
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,22 @@ def invoke(app, *args):
     from typer.testing import CliRunner
 
     return CliRunner().invoke(app, [str(a) for a in args])
+
+
+CHROMIUM = shutil.which("chromium")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (apt-get install chromium)")
+
+
+def chromium(url: str, *flags: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Headless Debian Chromium on `url` with a throwaway profile and no background traffic of its own.
+
+    Pass `--dump-dom` (the DOM after the page's scripts ran, on stdout) or `--screenshot=PATH`."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", *flags, url],
+            capture_output=True, text=True, timeout=timeout)
+
+
+def dump_dom(url: str) -> str:
+    return chromium(url, "--dump-dom").stdout

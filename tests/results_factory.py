@@ -100,3 +100,61 @@ def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: st
                "seed": 1234, "packages": {}, "cache": {}, "timings": {}, "tasks": task_blocks, "groups": {}}
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     return out
+
+
+# ---------------------------------------------------------------- synthetic runs with full item detail
+SYNTHETIC_FILLER = ("SYNTHETIC item written by tests/results_factory.py, not dataset text. A patient presents "
+                    "with findings that this generator makes up. ")
+
+
+def synthetic_run(out: Path, n: int, k: int = 0, seed: int = 0, evil: dict | None = None,
+                  prompt_chars: int = 1200, model_id: str = "synthetic/model", task: str = "synthetic_mcq") -> dict:
+    """A SYNTHETIC run of n multiple-choice items with every sample field `medeval run` writes
+    (prompt, outputs, extracted, pred, votes, finish reasons, tokens, strata), for pages and benchmarks.
+
+    About 60% right, 25% wrong, 15% invalid; every invalid item and 5% of the others were stopped by
+    the token limit. `evil` maps item index -> an output text to plant. Returns the expected
+    counts and ids per greedy status."""
+    rng = np.random.default_rng(seed)
+    golds = [LETTERS[i] for i in rng.integers(0, 4, n)]
+    draw = rng.random(n)
+    status = np.where(draw < 0.6, "correct", np.where(draw < 0.85, "wrong", "invalid"))
+    truncated = (status == "invalid") | (rng.random(n) < 0.05)
+    preds = [g if s == "correct" else (wrong_letter(g) if s == "wrong" else None) for g, s in zip(golds, status)]
+    sc = [p if p is not None else wrong_letter(g, 2) for p, g in zip(preds, golds)] if k else None
+    ids = [f"syn-{i:05d}" for i in range(n)]
+    write_run(out, model_id, {task: TaskSpec(golds, preds, sc_preds=sc, ids=ids, metrics=("accuracy",))})
+    max_tokens = 64
+    rows = []
+    for i, line in enumerate((out / f"samples_{task}.jsonl").read_text(encoding="utf-8").splitlines()):
+        row = json.loads(line)
+        body = (SYNTHETIC_FILLER * (1 + prompt_chars // len(SYNTHETIC_FILLER)))[:prompt_chars]
+        row["prompt"] = f"<|im_start|>user\nQuestion {i}: {body}\nA. one\nB. two\nC. three\nD. four<|im_end|>\n"
+        row["meta"] = {"meta_info": "step1" if i % 3 else "step2&3"}
+        fin = "length" if truncated[i] else "stop"
+        text = (evil or {}).get(i) or (f"The answer is {preds[i]}" if preds[i] else "Let me think about this")
+        used = max_tokens if truncated[i] else 6
+        row["greedy"].update(outputs=[text], extracted=[preds[i]], finish_reasons=[fin],
+                             tokens={"prompt": 300 + i % 50, "completion": used, "per_sample": [used]})
+        if k:
+            outs = [f"The answer is {sc[i]}"] * k
+            row["sc"].update(outputs=outs, extracted=[sc[i]] * k, votes={sc[i]: k}, finish_reasons=["stop"] * k,
+                             tokens={"prompt": 300 + i % 50, "completion": 6 * k, "per_sample": [6] * k})
+        rows.append(row)
+    (out / f"samples_{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    t = results["tasks"][task]
+    n_invalid, n_trunc = int((status == "invalid").sum()), int(truncated.sum())
+    t["invalid"] = {"greedy": {"count": n_invalid, "rate": n_invalid / n, "samples": n_invalid,
+                               "truncated": n_invalid, "samples_truncated": n_invalid}}
+    t["usage"] = {"greedy": {"samples": n, "requests": n, "truncated": n_trunc, "truncation_rate": n_trunc / n,
+                             "finish_reasons": {"length": n_trunc, "stop": n - n_trunc}}}
+    if k:
+        t["invalid"]["sc"] = {"count": 0, "rate": 0.0, "samples": 0, "truncated": 0, "samples_truncated": 0}
+        t["usage"]["sc"] = {"samples": n * k, "requests": n, "truncated": 0, "truncation_rate": 0.0,
+                            "finish_reasons": {"stop": n * k}}
+    t["strata"] = {"meta_info": {}}
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    by = {s: [ids[i] for i in range(n) if status[i] == s] for s in ("correct", "wrong", "invalid")}
+    return {"task": task, "ids": ids, "by_status": by, "truncated": [ids[i] for i in range(n) if truncated[i]],
+            "step1": [ids[i] for i in range(n) if i % 3]}

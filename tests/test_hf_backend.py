@@ -20,6 +20,21 @@ def test_batched_greedy_equals_one_at_a_time_and_stops_cut_the_text(hf_backend):
     assert " " not in stopped.texts[0] and stopped.finish_reasons == ["stop"]
 
 
+def test_completion_tokens_are_counted_per_sample(hf_backend):
+    """Token counts are the generated tokens: max_tokens when cut ("length"), fewer at a stop string or EOS."""
+    r = req(0, "Describe the heart in detail.", max_tokens=5)
+    cut = dict(hf_backend.generate([r]))[0]
+    assert cut.finish_reasons == ["length"] and cut.info["completion_tokens"] == [5]
+    assert cut.info["prompt_tokens"] == len(hf_backend.tok(hf_backend.render(r), add_special_tokens=False)["input_ids"])
+    stopped = dict(hf_backend.generate([req(1, "Name a bone of the arm.", stop=(" ",), max_tokens=12)]))[0]
+    assert stopped.finish_reasons == ["stop"] and 1 <= stopped.info["completion_tokens"][0] < 12
+    text_tokens = len(hf_backend.tok(stopped.texts[0], add_special_tokens=False)["input_ids"])
+    assert stopped.info["completion_tokens"][0] >= text_tokens   # the text before the stop string, plus it
+    sampled = dict(hf_backend.generate([req(2, "Name a symptom of flu.", n=3, temperature=0.9, seed=3)]))[0]
+    assert len(sampled.info["completion_tokens"]) == 3 and all(0 < c <= 8 for c in sampled.info["completion_tokens"])
+    assert all(c == 8 for c, f in zip(sampled.info["completion_tokens"], sampled.finish_reasons) if f == "length")
+
+
 def test_n_samples_come_from_one_request_and_are_reproducible(hf_backend):
     r = req(0, "Name a common symptom of flu.", n=4, temperature=0.9, top_p=0.95, seed=11)
     first = dict(hf_backend.generate([r]))[0]
@@ -35,7 +50,7 @@ def test_long_prompts_are_truncated_or_skipped_and_counted(hf_backend, monkeypat
     assert out.info["truncated"] and out.info["prompt_tokens"] > 96
     monkeypatch.setattr(hf_backend, "context_policy", "skip")
     out = dict(hf_backend.generate([req(0, long), req(1, "Hi")]))
-    assert out[0].info == {"skipped": "too_long", "prompt_tokens": out[0].info["prompt_tokens"]}
+    assert out[0].info == {"skipped": "too_long", "prompt_tokens": out[0].info["prompt_tokens"], "completion_tokens": [0]}
     assert out[1].texts[0] != "" and "skipped" not in out[1].info
 
 

@@ -36,7 +36,9 @@ class FakeJudgeServer(OpenAITestServer):
                    json.dumps({"rank": rank, "reasoning": f"entry {rank} names it" if rank else "no entry matches"}))
         return 200, {"id": "judge-1", "object": "chat.completion", "created": 0, "model": VERSION,
                      "choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": content}}]}
+                                  "message": {"role": "assistant", "content": content}}],
+                     "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split()),
+                               "total_tokens": len(prompt.split()) + len(content.split())}}   # FAKE counts
 
 
 @pytest.fixture
@@ -114,6 +116,10 @@ def test_verdicts_are_cached_across_runs(server, tmp_path):
     assert posts(server) == 3, "a re-run must not ask the judge again"
     assert [r for r, _ in out] == [w for *_, w in CASES] and all(rec["cached"] for _, rec in out)
     assert again.summary()["cache_hits"] == 3 and again.summary()["server_models"] == [VERSION]
+    # the judge's tokens are its own account, the same whether its verdicts came from the cache or not
+    used = first.summary()["usage"]
+    assert used["requests"] == 3 and used["prompt_tokens"] > 30 and used["requests_without_usage"] == 0
+    assert again.summary()["usage"] == used
     # another judge model or a changed differential is a different question
     assert make_judge(RunConfig(tasks=[], judge="other", judge_base_url=server.url, cache_dir=str(tmp_path))
                       )._key("x") != again._key("x")

@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from medeval import leaderboard as L
-from conftest import invoke
+from conftest import dump_dom, invoke, needs_chromium
 from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +158,7 @@ def test_charts_written(app, runs, tmp_path):
 CLICK = "<script>document.querySelector('th[data-col=\"MedQA\"]').click();</script></body>"
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not on PATH (apt-get install chromium)")
+@needs_chromium
 def test_html_sorts_in_headless_chromium(app, runs, tmp_path):
     out = tmp_path / "README.md"
     assert invoke(app, "leaderboard", *runs, "-o", out, "--reported", CARD, "--no-charts").exit_code == 0
@@ -169,11 +166,7 @@ def test_html_sorts_in_headless_chromium(app, runs, tmp_path):
     assert "<script>alert" not in page and "evil|&lt;script&gt;alert(1)&lt;/script&gt;" in page
     clicked = tmp_path / "clicked.html"
     clicked.write_text(page.replace("</body>", CLICK))
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--dump-dom", clicked.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = dump_dom(clicked.as_uri())
     body = dom[dom.index("<tbody>"):dom.index("</tbody>")]
     names = re.findall(r'<tr[^>]*><td data-v="([^"]*)"', body)
     medqa = [float(v) if v else -1 for v in re.findall(r'<tr[^>]*>(?:<td[^>]*>.*?</td>){2}<td data-v="([^"]*)"', body)]

@@ -44,6 +44,10 @@ def test_core_tasks_write_results_and_samples(core_run):
             assert r["prompt"].startswith("<|im_start|>")  # the model's own chat template
             assert len(r["greedy"]["outputs"]) == 1 and len(r["sc"]["outputs"]) == 3
             assert r["greedy"]["correct"] == (r["greedy"]["pred"] == r["gold"])
+            for mode, k in (("greedy", 1), ("sc", 3)):   # the backend's finish reasons and token counts
+                assert len(r[mode]["finish_reasons"]) == k and set(r[mode]["finish_reasons"]) <= {"stop", "length"}
+                assert r[mode]["tokens"]["prompt"] > 50 and len(r[mode]["tokens"]["per_sample"]) == k
+                assert r[mode]["tokens"]["completion"] == sum(r[mode]["tokens"]["per_sample"])
             assert set(r["sc"]["votes"]).issubset({"A", "B", "C", "D", "yes", "no", "maybe"})
     assert "mmlu_medical" in res["groups"] and "value" in res["groups"]["mmlu_medical"]["greedy"]
     assert set(res["tasks"]["medqa"]["strata"]["meta_info"]) <= {"step1", "step2&3"}
@@ -64,6 +68,7 @@ def test_rerun_reuses_every_cached_sample_and_gives_identical_results(core_run, 
     assert calls == [] and second["cache"]["misses"] == 0 and second["cache"]["hits"] == first["cache"]["misses"]
     for name in first["tasks"]:
         assert first["tasks"][name]["metrics"] == second["tasks"][name]["metrics"]
+        assert first["tasks"][name]["usage"] == second["tasks"][name]["usage"]   # accounting from the cache
         a = (out / "run" / f"samples_{name}.jsonl").read_text()
         b = (out / "again" / f"samples_{name}.jsonl").read_text()
         assert a == b
@@ -108,3 +113,25 @@ def test_score_external_predictions(data_dir, tmp_path):
     t = res["tasks"]["medqa"]
     assert t["n"] == 4 and t["metrics"]["greedy"]["accuracy"]["value"] == 0.5
     assert t["invalid"]["greedy"]["count"] == 1 and t["missing_predictions"] == 1273 - 4
+
+
+def test_view_page_of_the_real_run(core_run, tmp_path):
+    """The page of a real run holds every item with the backend's finish reasons and token counts."""
+    import re
+
+    from conftest import CHROMIUM, dump_dom
+    from medeval.view import run_data, run_page
+
+    cfg, res, out = core_run
+    data = run_data(out / "run")
+    assert [t["task"] for t in data["tasks"]] == list(res["tasks"])
+    for t in data["tasks"]:
+        assert len(t["items"]) == 2 and t["usage"] == res["tasks"][t["task"]]["usage"]
+        for item in t["items"]:
+            assert item["prompt"].startswith("<|im_start|>") and len(item["modes"]["sc"]["finish_reasons"]) == 3
+    if CHROMIUM:
+        page = tmp_path / "real.html"
+        page.write_text(run_page(out / "run"))
+        dom = dump_dom(f"{page.as_uri()}#task=pubmedqa")
+        ids = [str(i["id"]) for i in next(t for t in data["tasks"] if t["task"] == "pubmedqa")["items"]]
+        assert re.findall(r'<tr class="item" data-id="([^"]+)"', dom) == ids

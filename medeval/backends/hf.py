@@ -273,7 +273,8 @@ class HFBackend:
         kept, outs = [], {}
         for i in batch:
             if len(ids[i]) > budget and self.context_policy == "skip":
-                outs[i] = Output([""] * s.n, ["skipped"] * s.n, {"skipped": "too_long", "prompt_tokens": len(ids[i])})
+                outs[i] = Output([""] * s.n, ["skipped"] * s.n, {"skipped": "too_long", "prompt_tokens": len(ids[i]),
+                                                                 "completion_tokens": [0] * s.n})
             else:
                 kept.append(i)
         if kept:
@@ -420,12 +421,14 @@ class HFBackend:
         new = gen[:, enc["input_ids"].shape[1]:]
         out = {}
         for b, i in enumerate(batch):
-            texts, reasons = [], []
+            texts, reasons, used = [], [], []
             for row in new[b * s.n:(b + 1) * s.n]:
-                text, reason = self._finish(row, s.stop)
+                text, reason, n_tokens = self._finish(row, s.stop)
                 texts.append(text)
                 reasons.append(reason)
-            out[i] = Output(texts, reasons, {"prompt_tokens": len(ids[i]), "truncated": truncated[b]})
+                used.append(n_tokens)
+            out[i] = Output(texts, reasons, {"prompt_tokens": len(ids[i]), "completion_tokens": used,
+                                             "truncated": truncated[b]})
         return out
 
     def _generate_shared_prefix(self, ids, n: int, kwargs: dict):
@@ -444,15 +447,26 @@ class HFBackend:
         return self.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache,
                                    **{**kwargs, "num_return_sequences": 1})
 
-    def _finish(self, row, stop) -> tuple[str, str]:
+    def _finish(self, row, stop) -> tuple[str, str, int]:
+        """(text, finish reason, tokens generated): "stop" at an end-of-sequence token (counted) or a
+        stop string (the row ends there, the padding after it is not counted), "length" at max_tokens."""
         toks = row.tolist()
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
         cut = next((k for k, t in enumerate(toks) if t in eos), None)
         reason = "stop" if cut is not None else "length"
+        used = len(toks) if cut is None else cut + 1
         text = self.tok.decode(toks[:cut] if cut is not None else toks, skip_special_tokens=True)
         for s in stop:
             pos = text.find(s)
             if pos >= 0:
                 text, reason = text[:pos], "stop"
-        return text, reason
+                used = self._unpadded(toks[:cut] if cut is not None else toks)
+        return text, reason, used
+
+    def _unpadded(self, toks: list[int]) -> int:
+        """A row stopped by a stop string is padded to the batch's length: count what precedes the padding."""
+        end = len(toks)
+        while end and toks[end - 1] == self.tok.pad_token_id:
+            end -= 1
+        return end

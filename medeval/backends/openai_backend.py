@@ -187,44 +187,46 @@ class OpenAIBackend:
         if not texts:
             raise BackendError(f"{what}: the server returned no choices")
         self.server_model = self.server_model or resp.model
-        return texts, [c.finish_reason for c in choices], raw.retries_taken
+        return texts, [c.finish_reason for c in choices], raw.retries_taken, _usage(resp)
 
     async def _complete(self, client, request: Request) -> Output:
         """All n samples of one request: natively (n=...) or by seeded n=1 calls."""
         n, seed = request.sampling.n, request.sampling.seed
-        texts, reasons, retries, calls = [], [], 0, 0
+        texts, reasons, retries, calls, usage = [], [], 0, 0, None
         if n == 1 or self.honours_n:
-            (texts, reasons, retries), calls = await self._call(client, request, n, seed), 1
+            (texts, reasons, retries, usage), calls = await self._call(client, request, n, seed), 1
         elif self.honours_n is None:
-            texts, reasons, retries, calls = await self._probe_n(client, request)
+            texts, reasons, retries, calls, usage = await self._probe_n(client, request)
         texts, reasons = texts[:n], reasons[:n]
+        tally = _Usage(usage, len(texts))
         for i in range(len(texts), n):  # fill in: sample i gets seed + i
-            t, r, k = await self._call(client, request, 1, None if seed is None else seed + i)
+            t, r, k, u = await self._call(client, request, 1, None if seed is None else seed + i)
             texts, reasons, retries, calls = texts + t[:1], reasons + r[:1], retries + k, calls + 1
+            tally.add(u, 1)
         path = "single" if n == 1 else ("native" if calls == 1 else "seeded")
         return Output(texts, reasons, {"n_path": path, "http_calls": calls, "retries": retries,
-                                       "server_model": self.server_model})
+                                       "server_model": self.server_model, **tally.info(n)})
 
     async def _probe_n(self, client, request: Request):
         """The first n > 1 request: does the server return n choices, fewer (it ignores n),
         or an error (llama.cpp's chat endpoint answers HTTP 500 "Only one completion choice")?"""
         n, seed = request.sampling.n, request.sampling.seed
         try:  # no retries yet: a refusal of n should not cost the whole backoff schedule
-            texts, reasons, retries = await self._call(client.with_options(max_retries=0), request, n, seed)
+            texts, reasons, retries, usage = await self._call(client.with_options(max_retries=0), request, n, seed)
         except BackendError as err:
             refused = err.status in REFUSES_N and N_REFUSAL.search(str(err))
             try:  # unless the message says so, the error may be transient: the normal retries
                 if refused:
                     raise err
-                texts, reasons, retries = await self._call(client, request, n, seed)
+                texts, reasons, retries, usage = await self._call(client, request, n, seed)
             except BackendError as last:
                 if last.status not in REFUSES_N:
                     raise
                 self._learn_n(False, f"refused n={n} (HTTP {last.status})")
-                return [], [], 0, 1
+                return [], [], 0, 1, None
         if self.honours_n is None:
             self._learn_n(len(texts) >= n, f"returned {len(texts)} of {n} choices")
-        return texts, reasons, retries, 1
+        return texts, reasons, retries, 1, usage
 
     def _learn_n(self, honours: bool, why: str) -> None:
         self.honours_n = honours
@@ -352,6 +354,42 @@ class OpenAIBackend:
                 "timeout": self.timeout, "api_key_env": self.api_key_env,
                 "extra_body": self.extra_body, "prefill_flags": self.prefill_flags,
                 "tokenizer": self.tokenizer, "chat_template_kwargs": self.chat_template_kwargs}
+
+
+def _usage(resp) -> tuple[int, int] | None:
+    """(prompt_tokens, completion_tokens) from a response's `usage`, or None where the server sent none."""
+    u = getattr(resp, "usage", None)
+    p, c = getattr(u, "prompt_tokens", None), getattr(u, "completion_tokens", None)
+    return (p, c) if isinstance(p, int) and isinstance(c, int) else None
+
+
+class _Usage:
+    """Token counts of one request's HTTP calls, summed as the server bills them (each call's prompt counts).
+
+    A call for one sample gives that sample's completion tokens; a call for several (native n) gives
+    only their total, so the per-sample counts of those samples stay unknown (None)."""
+
+    def __init__(self, usage, n_samples: int):
+        self.prompt = self.completion = 0
+        self.per_sample: list[int | None] = []
+        self.complete = True
+        if n_samples:
+            self.add(usage, n_samples)
+
+    def add(self, usage, n_samples: int) -> None:
+        if usage is None:
+            self.complete = False
+            self.per_sample += [None] * n_samples
+            return
+        self.prompt += usage[0]
+        self.completion += usage[1]
+        self.per_sample += [usage[1]] if n_samples == 1 else [None] * n_samples
+
+    def info(self, n: int) -> dict:
+        if not self.complete:
+            return {"usage": "incomplete: the server omitted `usage` on some calls"}
+        return {"prompt_tokens": self.prompt, "completion_tokens": self.per_sample[:n],
+                "completion_tokens_total": self.completion}
 
 
 def _drive(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:

@@ -175,7 +175,8 @@ class VLLMBackend:
                 log.warning("request %s: prompt has %d tokens, max_model_len is %d; skipped",
                             request.id, size, self.max_model_len)
                 n, why = request.sampling.n, f"prompt longer than max_model_len={self.max_model_len}"
-                yield i, Output([""] * n, ["prompt_too_long"] * n, {"prompt_tokens": size, "error": why})
+                yield i, Output([""] * n, ["prompt_too_long"] * n, {"prompt_tokens": size, "completion_tokens": [0] * n,
+                                                                     "error": why})
                 continue
             prompts.append(prompt)
             params.append(self.sampling_params(request))

@@ -7,7 +7,8 @@ GET /health on 127.0.0.1 (a free port unless told). Two generators:
         from a hash of the prompt (and, when sampling, of seed + sample index).
   hf    real generation with the embedded SmolLM2-135M-Instruct (transformers).
 
-Both seed sample i of a request with `seed + i`, so a request with n=k gives the
+Every completion carries `usage` (prompt and completion tokens; hf: real token counts,
+echo: FAKE, one per word). Both seed sample i of a request with `seed + i`, so a request with n=k gives the
 same texts as k requests with n=1 and seeds seed..seed+k-1 (in this server; real
 servers promise no such thing).
 
@@ -48,8 +49,8 @@ def echo_generate(prompt: str, n: int, temperature: float, seed: int | None, max
         else:
             key = f"{prompt}\x00{seed + i if seed is not None else random.random()}"
         letter = "ABCD"[int(hashlib.sha256(key.encode()).hexdigest(), 16) % 4]
-        words = f"The answer is {letter}".split(" ")
-        outs.append((" ".join(words[:max_tokens]), "length" if max_tokens < len(words) else "stop"))
+        words = f"The answer is {letter}".split(" ")[:max_tokens]   # FAKE tokens: one per word
+        outs.append((" ".join(words), "length" if max_tokens < 4 else "stop", len(words)))
     return outs, len(prompt.split())
 
 
@@ -83,7 +84,7 @@ class HFGenerator:
                 torch.manual_seed(seed + i if seed is not None else random.getrandbits(31))
                 new = self.model.generate(ids, **opts)[0, ids.shape[1]:].tolist()
                 hit_eos = self.tok.eos_token_id in new
-                outs.append((self.tok.decode(new, skip_special_tokens=True), "stop" if hit_eos else "length"))
+                outs.append((self.tok.decode(new, skip_special_tokens=True), "stop" if hit_eos else "length", len(new)))
             return outs * n if temperature == 0 else outs, ids.shape[1]
 
 
@@ -200,15 +201,14 @@ class OpenAITestServer:
             outs, prompt_tokens = echo_generate(prompt, n_out, temperature, seed, max_tokens)
         else:
             outs, prompt_tokens = self.generator(prompt, n_out, temperature, seed, max_tokens, top_p, chat)
-        choices = []
-        for i, (text, reason) in enumerate(outs):
+        choices, completion_tokens = [], 0
+        for i, (text, reason, used) in enumerate(outs):
+            completion_tokens += used   # what was generated, also past a stop string
             cut = min([text.find(s) for s in stop if s in text], default=-1)
             text, reason = (text[:cut], "stop") if cut >= 0 else (text, reason)
             choice = {"index": i, "finish_reason": reason, "logprobs": None}
             choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
             choices.append(choice)
-        completion_tokens = sum(len(c.get("text", c.get("message", {}).get("content", "")).split())
-                                for c in choices)
         kind = "chat.completion" if chat else "text_completion"
         return 200, {"id": f"cmpl-{len(self.log)}", "object": kind,
                      "created": int(time.time()), "model": self.model_name, "choices": choices,
