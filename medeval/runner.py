@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import RESULTS_SCHEMA_VERSION, __version__
 from .answers import gold_of, options_of
-from .backends.base import Request, Sampling, prompt_hash
+from .backends.base import BackendError, Request, Sampling, prompt_hash
 from .cache import Cache, NullCache, request_model_ident, sample_key
 from .data import load_items, load_rows
 from .errors import MedevalError
@@ -137,21 +137,22 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
         missing = [i for i, h in enumerate(have) if h is None]
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)
-        if missing:
-            # k grew since the cached run: ask for the missing samples under a shifted seed
-            s = r.sampling
-            if len(missing) != s.n:
-                s = Sampling(len(missing), s.temperature, s.top_p, s.max_tokens, s.stop, (s.seed or 0) + missing[0])
-            todo.append((Request(r.id, r.messages, s, r.prefill, r.chat, r.chat_template_kwargs), r, ph, keys, missing))
+        if missing:  # ask for exactly the missing sample indices: each sample's seed is f(seed, prompt, index)
+            sub = r if len(missing) == r.sampling.n else replace(
+                r, sampling=replace(r.sampling, n=len(missing)), sample_indices=tuple(missing))
+            todo.append((sub, r, ph, keys, missing))
     if not todo:
         return results
     columns = [TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task_bar = bar.add_task("gen", total=len(todo))
+        failure = None  # a bad reply is reported after every other reply is stored
         for idx, out in backend.generate([t[0] for t in todo]):
             _, req, ph, keys, missing = todo[idx]
             if len(out.texts) != len(missing):
-                raise MedevalError(f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
+                failure = failure or BackendError(
+                    f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
+                continue
             finishes = out.finish_reasons or [None] * len(out.texts)
             model = json.dumps(ident, sort_keys=True, default=str)
             cache.put([(keys[i], model, backend.name, ph, req.sampling, i, t, f, out.info)
@@ -161,6 +162,8 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
                 res["texts"][i], res["finish"][i] = t, f
             res["info"] = out.info
             bar.advance(task_bar)
+    if failure is not None:
+        raise failure
     return results
 
 

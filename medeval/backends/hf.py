@@ -3,9 +3,10 @@
 Batching rules (they make interrupted runs resume to identical results):
 - greedy requests are sorted by prompt length (then id) and cut into fixed-size
   batches, processed in order, so a resumed run batches the remainder the same way;
-- a sampled request (self-consistency) is generated on its own with
-  `num_return_sequences=n`, seeded from (seed, prompt), so its samples do not
-  depend on which other requests are in the run.
+- a sampled request (self-consistency) is generated on its own, one row per
+  sample; row i draws its tokens from its own generator seeded from
+  (seed, prompt, sample index), so a sample does not depend on the other
+  requests, on k, or on which samples a resumed run still had to make.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..errors import MedevalError
-from .base import BackendError, Output, Request
+from .base import BackendError, Output, Request, sample_seed
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,29 @@ class _StopOnText:
         return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
 
 
+class _SampleEachRow:
+    """Sampling with one torch.Generator per row: temperature and top-p (transformers' own warpers),
+    one multinomial draw per row, and every other token masked, so that generate(do_sample=False)
+    takes the drawn token. Row i's tokens then depend only on its seed and its own prefix."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+        import torch
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        self.gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for w in self.warpers:
+            scores = w(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        drawn = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.gens)])
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(1, drawn[:, None], 0.0)
+
+
 def set_threads() -> None:
     """MEDEVAL_TORCH_THREADS caps torch's CPU threads (1 is fastest on a shared, busy machine)."""
     n = os.environ.get("MEDEVAL_TORCH_THREADS")
@@ -235,20 +259,21 @@ class HFBackend:
             rows.append(ids[i][-budget:] if len(ids[i]) > budget else ids[i])
         enc = self.tok.pad({"input_ids": rows}, return_tensors="pt").to(self.model.device)
         kwargs = dict(max_new_tokens=s.max_tokens, pad_token_id=self.tok.pad_token_id,
-                      num_return_sequences=s.n)
-        if s.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            seed_src = f"{s.seed}:{self.render(requests[batch[0]])}".encode()
-            torch.manual_seed(int.from_bytes(hashlib.sha256(seed_src).digest()[:8], "little") % 2**63)
-            kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0)
+                      num_return_sequences=s.n, do_sample=False, temperature=None, top_p=None, top_k=None)
+        if not s.greedy:  # one request alone: one row per sample, each with its own generator
+            r = requests[batch[0]]
+            seeds = [sample_seed(s.seed, self.render(r), i) for i in r.indices]
+            kwargs.update(num_return_sequences=1,
+                          logits_processor=[_SampleEachRow(seeds, s.temperature, s.top_p, self.model.device)])
         if s.stop:
             kwargs["stopping_criteria"] = [_StopOnText(self.tok, s.stop, enc["input_ids"].shape[1])]
         with torch.inference_mode():
             gen = None
             if not s.greedy and s.n > 1 and len(batch) == 1 and self.share_prefix:
                 gen = self._generate_shared_prefix(enc["input_ids"], s.n, kwargs)
-            if gen is None:
+            if gen is None and not s.greedy:
+                gen = self.model.generate(**{k: v.repeat_interleave(s.n, 0) for k, v in enc.items()}, **kwargs)
+            elif gen is None:
                 gen = self.model.generate(**enc, **kwargs)
         new = gen[:, enc["input_ids"].shape[1]:]
         out = {}
@@ -264,8 +289,8 @@ class HFBackend:
     def _generate_shared_prefix(self, ids, n: int, kwargs: dict):
         """n samples of one prompt whose prefill runs once (num_return_sequences would run it n times).
 
-        Same random draws as the plain path, so the same samples (tests/test_hf_backend.py);
-        None when the model's cache cannot be repeated, and the caller falls back.
+        Each row draws from its own generator as on the plain path, so the same samples
+        (tests/test_hf_backend.py); None when the model's cache cannot be repeated, and the caller falls back.
         """
         import torch
 
@@ -275,7 +300,7 @@ class HFBackend:
         cache.batch_repeat_interleave(n)
         rows = ids.repeat(n, 1)
         return self.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache,
-                                   **{**kwargs, "num_return_sequences": 1})
+                                   **kwargs)
 
     def _finish(self, row, stop) -> tuple[str, str]:
         toks = row.tolist()
