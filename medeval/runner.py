@@ -133,7 +133,8 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
         have = [cached.get(k) for k in keys]
         results[r.id] = {"prompt": text, "texts": [h[0] if h else None for h in have],
                          "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have),
-                         "info": next((h[2] for h in have if h), {})}
+                         "info": next((h[2] for h in have if h), {}),
+                         "n_path": [(h[2] or {}).get("n_path") if h else None for h in have]}
         missing = [i for i, h in enumerate(have) if h is None]
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)
@@ -159,7 +160,7 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
                        for i, t, f in zip(missing, out.texts, finishes)])
             res = results[req.id]
             for i, t, f in zip(missing, out.texts, finishes):
-                res["texts"][i], res["finish"][i] = t, f
+                res["texts"][i], res["finish"][i], res["n_path"][i] = t, f, out.info.get("n_path")
             res["info"] = out.info
             bar.advance(task_bar)
     if failure is not None:

@@ -72,6 +72,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             invalid[mode][1] += sum(e is None for e in ext)
             pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
             block = {"outputs": got["texts"], "extracted": ext, "pred": pred}
+            if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
+                block["n_path"] = got["n_path"]
             if counts is not None:
                 block["votes"] = counts
             if judge is not None:

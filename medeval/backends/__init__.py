@@ -37,7 +37,7 @@ def create(name: str, model: str, **kwargs) -> Backend:
     from .openai_backend import OpenAIBackend
 
     allowed = {"base_url", "api", "concurrency", "max_retries", "timeout", "api_key_env", "extra_body",
-               "prefill_flags", "tokenizer", "chat_template_kwargs"}
+               "prefill_flags", "tokenizer", "chat_template_kwargs", "samples"}
     return OpenAIBackend(model, **_only(kwargs, allowed, name))
 
 
