@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -174,10 +176,46 @@ def make_backend(cfg: RunConfig):
     return create(cfg.backend, cfg.model, **cfg.backend_args)
 
 
-def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
-    t0 = time.time()
+def check_config(cfg: RunConfig) -> None:
+    """Every option checked before any work: one line naming the option and the fix."""
+    if not [t for t in cfg.tasks if t.strip()]:
+        raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
     if cfg.limit is not None and cfg.limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
+    if cfg.self_consistency < 0:
+        raise MedevalError(f"-k/--self-consistency must be 0 (greedy only) or more, got {cfg.self_consistency}")
+    if cfg.max_tokens is not None and cfg.max_tokens <= 0:
+        raise MedevalError(f"--max-tokens must be a positive number of tokens, got {cfg.max_tokens}")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
+        raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
+    if not 0 < cfg.top_p <= 1:
+        raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    from .backends.openai_backend import check_url
+
+    for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):
+        if url is not None:
+            check_url(url, option)
+    writable_dir(cfg.output_dir, "--output-dir")
+    if not cfg.no_cache:
+        writable_dir(cfg.cache_dir or default_cache_dir(), "--cache-dir")
+
+
+def writable_dir(path, option: str) -> Path:
+    """Create `path` if needed and prove a file can be written there, before hours of generation."""
+    d = Path(path).expanduser()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        why = "it is a file" if d.is_file() else (e.strerror or type(e).__name__).lower()
+        raise MedevalError(f"{option} {d}: cannot write there ({why}); pass a directory you can write to") from None
+    return d
+
+
+def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
+    t0 = time.time()
+    check_config(cfg)
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     prepared = [prepare(t, cfg) for t in tasks]

@@ -36,6 +36,9 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                data_dir=None, task_dirs=(), argv=()) -> dict:
     """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
     t0 = time.time()
+    from .runner import writable_dir
+
+    writable_dir(output_dir, "--output-dir")
     preds = read_predictions(Path(predictions))
     registry = Registry([Path(d) for d in task_dirs])
     task = registry.resolve([task_name])[0]

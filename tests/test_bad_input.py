@@ -232,3 +232,53 @@ def test_adversarial_prefill_is_scored_with_the_reply_and_recovery_is_reported(t
     assert adv == {"recovery_rate": 0.5, "misled_rate": 0.5}   # item 0 misled to A (gold B); item 1 recovers A
     first = json.loads((tmp_path / "out" / "samples_toy.jsonl").read_text().splitlines()[0])
     assert first["adversarial_prefill"] == "The answer is A. " and first["greedy"]["pred"] == "A"
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"tasks": ["", " "]}, "--tasks names no task"),
+    ({"self_consistency": -1}, "-k/--self-consistency must be 0"),
+    ({"max_tokens": 0}, "--max-tokens must be a positive"),
+    ({"max_tokens": -5}, "--max-tokens must be a positive"),
+    ({"temperature": -0.1}, "--temperature must be a finite number >= 0"),
+    ({"temperature": float("nan")}, "--temperature must be a finite number >= 0"),
+    ({"top_p": 0.0}, "--top-p must be in (0, 1]"),
+    ({"top_p": 1.5}, "--top-p must be in (0, 1]"),
+    ({"top_p": float("nan")}, "--top-p must be in (0, 1]"),
+    ({"backend_args": {"base_url": "localhost:8000/v1"}}, "needs a scheme and a host"),
+    ({"judge_base_url": "api.example.com/v1"}, "needs a scheme and a host"),
+    ({"backend_args": {"base_url": "http://h/v1?api_key=sk-XYZ"}}, "credential in its query string"),
+])
+def test_bad_run_options_are_refused_before_any_work(tmp_path, change, needle):
+    cfg = dict(tasks=["medqa"], output_dir=str(tmp_path / "out"), no_cache=True, data_dir="/nonexistent")
+    with pytest.raises(MedevalError) as e:
+        run(RunConfig(**{**cfg, **change}), backend=NoModel(), progress=False)
+    assert needle in str(e.value) and "\n" not in str(e.value) and "sk-XYZ" not in str(e.value)
+
+
+def test_unwritable_output_or_cache_dir_is_refused_before_generation(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for change, needle in (({"output_dir": str(blocker)}, "--output-dir"),
+                           ({"output_dir": str(blocker / "sub")}, "--output-dir"),
+                           ({"cache_dir": str(blocker), "no_cache": False}, "--cache-dir")):
+        cfg = dict(tasks=["medqa"], output_dir=str(tmp_path / "out"), no_cache=True, data_dir="/nonexistent")
+        with pytest.raises(MedevalError, match="cannot write there") as e:
+            run(RunConfig(**{**cfg, **change}), backend=NoModel(), progress=False)
+        assert needle in str(e.value)
+    assert blocker.read_text() == "x"
+
+
+def test_cli_refuses_an_empty_task_list_and_nan_without_touching_results(tmp_path, data_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert_clean_error(cli("run", "--tasks", ",", "-o", str(out), "--no-cache"), "--tasks names no task")
+    assert_clean_error(cli("run", "--tasks", "medqa", "--temperature", "nan", "-k", "2", "-o", str(out)),
+                       "--temperature")
+    assert (out / "results.json").read_text() == "{}"
+
+
+def test_credentials_in_urls_are_redacted_from_the_recorded_command():
+    argv = ["medeval", "--base-url", "http://u:pw@h:8/v1?api_key=SEC1&api-version=2", "--judge-base-url=https://j/v1?token=SEC2"]
+    got = " ".join(redact_argv(argv))
+    assert "SEC1" not in got and "SEC2" not in got and "pw" not in got and "api-version=2" in got

@@ -32,7 +32,7 @@ import queue
 import re
 import threading
 from typing import Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 
@@ -66,6 +66,28 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+CREDENTIAL_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
+def check_url(url: str, option: str = "--base-url") -> None:
+    """An http(s) URL with a host and no credentials in it (httpx logs request URLs), or a MedevalError."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as e:
+        raise MedevalError(f"{option}: {url!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MedevalError(f"{option}: {safe_url(url) if parts.hostname else url.split('?')[0]!r} needs a scheme "
+                           "and a host, e.g. http://localhost:8000/v1")
+    if parts.password is not None or parts.username is not None:
+        raise MedevalError(f"{option} {safe_url(url)} carries a user:password: remove it and put the key in "
+                           "the API key variable")
+    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if CREDENTIAL_PARAM.search(k)]
+    if secret or CREDENTIAL_PARAM.search(parts.fragment):
+        raise MedevalError(f"{option} {safe_url(url)} carries a credential in its query string "
+                           f"({', '.join(secret) or 'fragment'}): remove it and put the key in the API key variable")
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -88,9 +110,7 @@ class OpenAIBackend:
         self.honours_n: bool | None = None   # learnt from the first request with n > 1
         self.server_model: str | None = None  # the `model` field of the server's responses
         self._url = safe_url(self.base_url)
-        if urlsplit(self.base_url).password is not None:  # httpx would log it with every request
-            raise MedevalError(f"--base-url {self._url} carries a user:password: remove it and put the "
-                             f"key in ${api_key_env}")
+        check_url(self.base_url)  # httpx would log a credential with every request
         self._tok = None
 
     # -- what is sent -------------------------------------------------------
