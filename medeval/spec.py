@@ -225,6 +225,10 @@ class Registry:
             for path in sorted(d.glob("*.y*ml")):
                 if path.name.startswith("_"):
                     continue
+                if not path.resolve().is_relative_to(d.resolve()):
+                    problems.append(f"{path}: a symlink to {path.resolve()}, outside the task directory {d}; "
+                                    "copy the file into the directory instead")
+                    continue
                 try:
                     item = load_file(path)
                 except MedevalError as e:   # report every broken file at once, one diagnosis each

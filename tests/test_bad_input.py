@@ -10,6 +10,7 @@ import pytest
 from medeval.errors import MedevalError
 from medeval.results import redact_argv
 from medeval.runner import RunConfig, run
+from medeval.spec import Registry
 
 MEDEVAL = [sys.executable, "-m", "medeval.cli"]
 
@@ -41,7 +42,8 @@ ROWS = [{"q": "2+2?", "opts": ["3", "4"], "ans": "B"}, {"q": "1+1?", "opts": ["2
 
 def run_toy(tmp_path, template_text="Q: {{ doc.q }}", rows=ROWS, **task_kw):
     tasks = write_task(tmp_path / "tasks", **task_kw)
-    (tasks / "toy.jinja").write_text(template_text)
+    if template_text is not None:  # None: the test made the template itself
+        (tasks / "toy.jinja").write_text(template_text)
     data = write_data(tmp_path / "data", rows)
     return run(RunConfig(tasks=[task_kw.get("name", "toy")], task_dirs=[str(tasks)], data_dir=str(data),
                          output_dir=str(tmp_path / "out"), no_cache=True), backend=NoModel(), progress=False)
@@ -282,3 +284,70 @@ def test_credentials_in_urls_are_redacted_from_the_recorded_command():
     argv = ["medeval", "--base-url", "http://u:pw@h:8/v1?api_key=SEC1&api-version=2", "--judge-base-url=https://j/v1?token=SEC2"]
     got = " ".join(redact_argv(argv))
     assert "SEC1" not in got and "SEC2" not in got and "pw" not in got and "api-version=2" in got
+
+
+TEMPLATE_BOMBS = [
+    "{% for i in range(10**9) %}x{% endfor %}",
+    "{{ 'a'*200000000 }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for a in doc.q*999 %}{% for b in doc.q*999 %}{% for c in doc.q*999 %}{% endfor %}{% endfor %}{% endfor %}",
+    "{{ 2**(10**10) }}",
+    "{{ 'a'|center(1000000000) }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ '%999999999d' % 1 }}",
+    "{% for i in range(99999) %}{{ 'abcdefghijklmn' }}{% endfor %}",
+    "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+]
+
+
+@pytest.mark.parametrize("payload", TEMPLATE_BOMBS)
+def test_templates_that_would_hang_or_exhaust_the_machine_are_refused(tmp_path, payload):
+    import time
+
+    t0 = time.time()
+    with pytest.raises(MedevalError, match="refused") as e:
+        run_toy(tmp_path, payload)
+    assert time.time() - t0 < 10 and "\n" not in str(e.value)
+
+
+def test_ordinary_loops_and_arithmetic_still_render(tmp_path):
+    from medeval.prompts import Renderer
+    from medeval.spec import load_file
+
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").write_text("{{ doc.q }}{% for o in options %} {{ o.letter }}{% endfor %} {{ 2**10 }}"
+                                     "{% for i in range(3) %}{{ '-' * 3 }}{% endfor %}")
+    r = Renderer(load_file(tasks / "toy.yaml"))
+    assert r.messages(ROWS[0]) == (("user", "2+2? A B 1024---------"),)
+
+
+def test_included_templates_count_in_the_prompt_hash(tmp_path):
+    from medeval.prompts import Renderer
+    from medeval.spec import load_file
+
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").write_text("{% include '_part.jinja' %}")
+    (tasks / "_part.jinja").write_text("Q: {{ doc.q }}")
+    before = Renderer(load_file(tasks / "toy.yaml")).prompt_hash()
+    (tasks / "_part.jinja").write_text("Question: {{ doc.q }}")
+    after = Renderer(load_file(tasks / "toy.yaml"))
+    assert after.messages(ROWS[0]) == (("user", "Question: 2+2?"),) and after.prompt_hash() != before
+
+
+def test_symlinks_cannot_pull_in_files_from_outside_the_task_directory(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jinja").write_text("SECRET {{ doc.q }}")
+    (outside / "evil.yaml").write_text(GOOD.format(name="evil", template="toy.jinja", metric="accuracy"))
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").symlink_to(outside / "secret.jinja")
+    with pytest.raises(MedevalError, match="outside the task's directory"):
+        run_toy(tmp_path, template_text=None)
+    (tasks / "toy.jinja").unlink()
+    (tasks / "toy.jinja").write_text("{% include 'sneaky.jinja' %}")
+    (tasks / "sneaky.jinja").symlink_to(outside / "secret.jinja")
+    with pytest.raises(MedevalError, match="outside the task's directory"):
+        run_toy(tmp_path, template_text=None)
+    (tasks / "evil.yaml").symlink_to(outside / "evil.yaml")
+    with pytest.raises(MedevalError, match="outside the task directory"):
+        Registry([tasks])
