@@ -19,6 +19,13 @@ class Items:
     ids: list[str]
     source: str
     n_total: int
+    lines: list[int] | None = None   # line of each row in a local JSONL file
+
+    def where(self, k: int) -> str:
+        """File and line (or hub row) of item k, for error messages."""
+        if self.source.startswith("local:") and self.lines:
+            return f"{self.source[len('local:'):]}: line {self.lines[k]}"
+        return f"{self.source}: row {k + 1}"
 
     def data_hash(self) -> str:
         h = hashlib.sha256()
@@ -70,6 +77,10 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
 
 
+def _line_numbers(path: Path) -> list[int]:
+    return [n for n, _ in iter_jsonl(path)]
+
+
 def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:
     d = task.dataset
     lines = [f"no data for task {task.name!r} ({d.access} dataset). Looked in:"]
@@ -116,16 +127,19 @@ def load_items(task: Task, data_dir=None, limit: int | None = None) -> Items:
     n_total = len(rows)
     if limit is not None:
         rows = rows[:limit]
-    ids = []
+    lines = None
+    if source.startswith("local:"):
+        lines = _line_numbers(Path(source[len("local:"):]))[:len(rows)]
+    items = Items(rows, [], source, n_total, lines)
     for n, row in enumerate(rows):
         for f in task.dataset.fields:
             try:
                 get_field(row, f)
             except KeyError:
-                raise MedevalError(f"{source}: row {n + 1}: missing field {f!r} that task {task.name!r} needs "
+                raise MedevalError(f"{items.where(n)}: missing field {f!r} that task {task.name!r} needs "
                                    f"(fields expected: {', '.join(task.dataset.fields)})") from None
-        ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
-    if len(set(ids)) != len(ids):
+        items.ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
+    if len(set(items.ids)) != len(items.ids):
         raise MedevalError(f"{source}: item ids in field {task.dataset.id_field!r} are not unique; "
                            "set dataset.id_field to a unique field or remove it to use row numbers")
-    return Items(rows, ids, source, n_total)
+    return items

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .errors import MedevalError
 from .results import ResultsError, read_results
 
 MODES = ("greedy", "sc")
@@ -112,6 +113,12 @@ def _read_yaml(path: Path, what: str) -> dict:
         raise ResultsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: a {what} must be a YAML mapping")
+    from .spec import _count_values
+
+    try:
+        _count_values(data, path)   # a YAML alias bomb expands when the values are used
+    except MedevalError as e:
+        raise ResultsError(str(e)) from None
     return data
 
 

@@ -1,6 +1,7 @@
 """The pipeline: task spec -> dataset -> prompts -> requests -> outputs -> answers -> metrics -> files."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -81,16 +82,38 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
             metrics.get(m)
         except KeyError as e:
             raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
+    check_metric_options(task)
     items = load_items(task, cfg.data_dir, cfg.limit)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)
     golds, options, messages = [], [], []
-    for row, item_id in zip(items.rows, items.ids):
-        golds.append(gold_of(task, row))
-        options.append(options_of(task, row))
+    for k, (row, item_id) in enumerate(zip(items.rows, items.ids)):
+        try:
+            golds.append(gold_of(task, row))
+            options.append(options_of(task, row))
+        except MedevalError as e:  # name the data file and line as well as the task field
+            raise MedevalError(f"{items.where(k)}: {e}") from None
         messages.append(renderer.messages(row, item_id))
     return Prepared(task, items.ids, items.rows, golds, options, messages, renderer, items.source,
                     items.n_total, items.data_hash(), items.ids_hash())
+
+
+def check_metric_options(task: Task) -> None:
+    """metric_options: a metric the task computes -> keyword options that metric takes."""
+    from . import metrics
+
+    for name, opts in task.metric_options.items():
+        if name not in task.metrics:
+            raise MedevalError(f"{task.source_file}: field 'metric_options.{name}': not one of the task's metrics "
+                               f"({', '.join(task.metrics)}); remove it or fix the spelling")
+        params = list(inspect.signature(metrics.get(name).fn).parameters.values())[2:]  # after (preds, golds)
+        if any(p.kind == p.VAR_KEYWORD and p.name != "_" for p in params):   # **options: takes any
+            continue
+        allowed = [p.name for p in params if p.kind != p.VAR_KEYWORD]       # **_ swallows the run's extras
+        unknown = sorted(set(opts) - set(allowed))
+        if unknown:
+            raise MedevalError(f"{task.source_file}: field 'metric_options.{name}.{unknown[0]}': metric {name!r} "
+                               f"takes no such option (it takes: {', '.join(allowed) or 'none'})")
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:

@@ -351,3 +351,48 @@ def test_symlinks_cannot_pull_in_files_from_outside_the_task_directory(tmp_path)
     (tasks / "evil.yaml").symlink_to(outside / "evil.yaml")
     with pytest.raises(MedevalError, match="outside the task directory"):
         Registry([tasks])
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"q": "x", "opts": ["a", "b"], "ans": "Q"}, "not one of the options"),
+    ({"q": "x", "opts": ["a", "b"], "answer": "A"}, "the row has no field 'ans'"),
+])
+def test_data_errors_name_the_file_and_line(tmp_path, bad, needle):
+    tasks = write_task(tmp_path / "tasks", body=GOOD.format(name="toy", template="toy.jinja", metric="accuracy")
+                       .replace("fields: [q, opts, ans]", "fields: [q, opts]"))
+    (tasks / "toy.jinja").write_text("{{ doc.q }}")
+    data = write_data(tmp_path / "data", ROWS)
+    path = data / "toy" / "test.jsonl"
+    path.write_text(path.read_text() + "\n" + json.dumps(bad) + "\n")   # the bad row is on line 4
+    with pytest.raises(MedevalError) as e:
+        run(RunConfig(tasks=["toy"], task_dirs=[str(tasks)], data_dir=str(data), output_dir=str(tmp_path / "o"),
+                      no_cache=True), backend=NoModel(), progress=False)
+    assert f"{path.resolve()}: line 4:" in str(e.value) and needle in str(e.value)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("metric_options:\n  acuracy: {}\n", "metric_options.acuracy': not one of the task's metrics"),
+    ("metric_options:\n  accuracy: {labels: [A]}\n", "metric_options.accuracy.labels': metric 'accuracy' takes no"),
+])
+def test_unknown_metric_options_are_refused(tmp_path, extra, needle):
+    with pytest.raises(MedevalError, match=None) as e:
+        run_toy(tmp_path, extra=extra)
+    assert needle in str(e.value)
+
+
+def test_yaml_alias_bombs_and_huge_task_files_are_refused(tmp_path):
+    import time
+
+    bomb = "metric_options:\n  accuracy:\n    a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for k in range(ord("b"), ord("j")):
+        bomb += f"    {chr(k)}: &{chr(k)} [*{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, " \
+                f"*{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}]\n"
+    tasks = write_task(tmp_path / "t", extra=bomb)
+    t0 = time.time()
+    with pytest.raises(MedevalError, match="YAML aliases"):
+        Registry([tasks])
+    assert time.time() - t0 < 10
+    (tasks / "toy.yaml").write_text(GOOD.format(name="toy", template="t", metric="accuracy")
+                                    + "description: '" + "x" * 1_100_000 + "'\n")
+    with pytest.raises(MedevalError, match="task files are limited"):
+        Registry([tasks])
