@@ -28,13 +28,22 @@ class Items:
         return f"{self.source}: row {k + 1}"
 
     def data_hash(self) -> str:
-        h = hashlib.sha256()
-        for i, r in zip(self.ids, self.rows):
-            h.update(json.dumps([i, r], sort_keys=True, default=str).encode())
-        return h.hexdigest()
+        return data_hash(self.ids, self.rows)
 
     def ids_hash(self) -> str:
-        return hashlib.sha256("\n".join(sorted(self.ids)).encode()).hexdigest()
+        return ids_hash(self.ids)
+
+
+def data_hash(ids: list[str], rows: list[dict]) -> str:
+    """Hash of the evaluated items (id and row, in order); `medeval run` and `medeval score` share it."""
+    h = hashlib.sha256()
+    for i, r in zip(ids, rows):
+        h.update(json.dumps([i, r], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
 
 
 def get_field(row: dict, path: str):
