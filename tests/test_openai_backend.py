@@ -305,3 +305,17 @@ def test_real_model_over_http():
     assert again[0].texts == first[2].texts  # seeded sampling is reproducible
     assert "<|im_start|>user" in local.render(reqs[0])
     assert rendered[0].texts == first[0].texts
+
+
+def test_the_runner_caches_completions_that_arrive_after_a_failure(tmp_path):
+    from medeval.cache import Cache
+    from medeval.runner import generate_all
+
+    with OpenAITestServer(faults=["delay", "500"], delay_s=1.0) as srv:
+        b = backend(srv, concurrency=2, max_retries=0)
+        cache = Cache(tmp_path / "cache")
+        with pytest.raises(BackendError, match="HTTP 500"):
+            generate_all(b, cache, [ask(i) for i in range(4)], progress=False)
+        assert cache.stats()["entries"] == 1 and len(srv.log) == 2
+        again = generate_all(b, cache, [ask(i) for i in range(4)], progress=False)  # the re-run: 3 requests
+        assert len(srv.log) == 5 and sum(r["cached"] for r in again.values()) == 1
