@@ -124,6 +124,12 @@ def test_each_sample_is_its_own_request_seeded_from_seed_prompt_and_index():
         assert seeds_of(log, i) == 2 * [sample_seed(10, b.render(k5[i]), j) for j in range(5)]
         assert fresh[i].info["n_path"] == "per_sample" and fresh[i].info["http_calls"] == 5
     assert all(e["body"]["n"] == 1 for e in log) and b.honours_n is None   # n is never probed
+    with OpenAITestServer() as srv:   # native n: the missing samples of a grown run are still seeded per index
+        nb = backend(srv, samples="native")
+        grown_native = run(nb, rest)
+        assert [e["body"]["n"] for e in srv.log] == [1] * 4
+    assert all(grown_native[i].texts == grown[i].texts and grown_native[i].info["n_path"] == "per_sample"
+               for i in range(2))
 
 
 @pytest.mark.parametrize("server_n", ["ignore_n", "reject_n"])

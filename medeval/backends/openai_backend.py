@@ -210,7 +210,9 @@ class OpenAIBackend:
         """All n samples of one request. Sampled requests: by default one n=1 call per sample index,
         seeded from (seed, prompt, index); samples="native" asks for n in one call (see docs/backends.md)."""
         s = request.sampling
-        n, native = s.n, self.samples == "native" and not s.greedy
+        # native n only for a whole request: the missing samples of a grown or resumed one are seeded per
+        # index, else they would repeat the samples the cache already holds (same seed, same n draws)
+        n, native = s.n, self.samples == "native" and not s.greedy and request.indices == tuple(range(s.n))
         texts, reasons, retries, calls, path = [], [], 0, 0, "single" if s.greedy else "per_sample"
         if s.greedy or (native and self.honours_n):
             (texts, reasons, retries), calls = await self._call(client, request, n, s.seed), 1
