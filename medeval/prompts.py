@@ -164,8 +164,9 @@ class Renderer:
             _referenced(env, name, {name})
             self.target = env.from_string(task.fewshot.target) if task.fewshot else None
             self.system = env.from_string(task.prompt.system) if task.prompt.system else None
-        except jinja2.TemplateNotFound:
-            raise MedevalError(f"{task.source_file}: field 'prompt.template': template {name!r} not found in "
+        except jinja2.TemplateNotFound as e:
+            what = f"template {name!r}" if e.name == name else f"template {e.name!r} (included by {name!r})"
+            raise MedevalError(f"{task.source_file}: field 'prompt.template': {what} not found in "
                                f"the task's directory or {package_dir('prompts')}") from None
         except jinja2.TemplateSyntaxError as e:
             raise MedevalError(f"{e.filename or name}: line {e.lineno}: Jinja syntax error: {e.message}") from None

@@ -396,3 +396,14 @@ def test_yaml_alias_bombs_and_huge_task_files_are_refused(tmp_path):
                                     + "description: '" + "x" * 1_100_000 + "'\n")
     with pytest.raises(MedevalError, match="task files are limited"):
         Registry([tasks])
+
+
+def test_missing_included_template_and_unwritable_score_output_are_clear(tmp_path, data_dir):
+    from medeval.score_external import score_file
+
+    with pytest.raises(MedevalError, match="template 'nope.jinja' \\(included by 'toy.jinja'\\) not found"):
+        run_toy(tmp_path, "{% include 'nope.jinja' %}")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(MedevalError, match="--output-dir .* cannot write there"):
+        score_file("medqa", tmp_path / "preds.jsonl", blocker, "m", data_dir)
