@@ -407,3 +407,17 @@ def test_missing_included_template_and_unwritable_score_output_are_clear(tmp_pat
     blocker.write_text("x")
     with pytest.raises(MedevalError, match="--output-dir .* cannot write there"):
         score_file("medqa", tmp_path / "preds.jsonl", blocker, "m", data_dir)
+
+
+def test_cli_refuses_urls_without_scheme_or_with_keys_at_once_and_writes_no_secret(tmp_path):
+    import time
+
+    out = tmp_path / "out"
+    for url, needle in (("127.0.0.1:9/v1", "needs a scheme and a host"),
+                        ("http://127.0.0.1:9/v1?api_key=SECRETX", "credential in its query string")):
+        t0 = time.time()
+        proc = cli("-v", "run", "--tasks", "medqa", "--backend", "openai", "--base-url", url, "-o", str(out),
+                   "--no-cache")
+        assert_clean_error(proc, needle)
+        assert time.time() - t0 < 30 and "SECRETX" not in proc.stdout + proc.stderr
+    assert not (out / "results.json").exists()
