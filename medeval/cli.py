@@ -181,9 +181,9 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
     """Show where the cache is and how many samples it holds."""
     from .cache import Cache
-    from .runner import default_cache_dir
+    from .runner import default_cache_dir, writable_dir
 
-    out.print_json(json.dumps(Cache(cache_dir or default_cache_dir()).stats()))
+    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
 
 
 @cache_app.command("clear")
@@ -191,11 +191,11 @@ def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
                 yes: bool = typer.Option(False, "--yes", help="Do not ask.")):
     """Delete every cached generation."""
     from .cache import Cache
-    from .runner import default_cache_dir
+    from .runner import default_cache_dir, writable_dir
 
     if not yes:
         typer.confirm("Delete every cached generation?", abort=True)
-    out.print(f"removed {Cache(cache_dir or default_cache_dir()).clear()} entries")
+    out.print(f"removed {Cache(writable_dir(cache_dir or default_cache_dir(), '--cache-dir')).clear()} entries")
 
 
 def _register_reports() -> None:
