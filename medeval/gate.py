@@ -271,7 +271,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     for side, run in (("candidate", cand), ("baseline", base)):
         if task not in run.tasks:
             verdict = "missing" if allow_mismatch else "mismatch"
-            return TaskResult(task, verdict, f"task missing from the {side} ({run.dir})")
+            return TaskResult(task, verdict, f"task missing from the {side} ({run.dir}): no field 'tasks.{task}'")
     bt, ct = base.tasks[task], cand.tasks[task]
     metric = tp.metric or bt.get("primary_metric")
     if not metric:
