@@ -310,3 +310,12 @@ def test_scored_predictions_gate_against_a_run_of_the_same_items(app, tmp_path, 
     score_file("medqa", preds, tmp_path / "scored8", "external", data_dir)
     res, report, _ = gate(app, tmp_path, tmp_path / "scored8", tmp_path / "run")
     assert res.exit_code == 0 and report["tasks"][0]["stats"]["n"] == 8, res.output
+
+
+def test_a_policy_alias_bomb_is_refused(app, tmp_path, golds, base_mask):
+    base = medqa_run(tmp_path / "b", golds, base_mask)
+    bomb = "default: {tolerance: 0.01}\nx0: &x0 [a, a, a, a, a, a, a, a, a]\n"
+    bomb += "".join(f"x{k}: &x{k} [{', '.join([f'*x{k - 1}'] * 9)}]\n" for k in range(1, 9))
+    (tmp_path / "policy.yaml").write_text(bomb)
+    res, _, _ = gate(app, tmp_path, base, base, "--policy", tmp_path / "policy.yaml")
+    assert res.exit_code == 2 and "YAML aliases" in res.output
