@@ -219,8 +219,9 @@ def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CA
     """Show where the cache is and how many samples it holds."""
     from .cache import Cache
     from .paths import default_cache_dir
+    from .runner import writable_dir
 
-    out.print_json(json.dumps(Cache(cache_dir or default_cache_dir()).stats()))
+    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
 
 
 @cache_app.command("clear")
@@ -229,10 +230,11 @@ def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
     """Delete every cached generation."""
     from .cache import Cache
     from .paths import default_cache_dir
+    from .runner import writable_dir
 
     if not yes:
         typer.confirm("Delete every cached generation?", abort=True)
-    out.print(f"removed {Cache(cache_dir or default_cache_dir()).clear()} entries")
+    out.print(f"removed {Cache(writable_dir(cache_dir or default_cache_dir(), '--cache-dir')).clear()} entries")
 
 
 def _register_reports() -> None:

@@ -19,15 +19,31 @@ class Items:
     ids: list[str]
     source: str
     n_total: int
+    lines: list[int] | None = None   # line of each row in a local JSONL file
+
+    def where(self, k: int) -> str:
+        """File and line (or hub row) of item k, for error messages."""
+        if self.source.startswith("local:") and self.lines:
+            return f"{self.source[len('local:'):]}: line {self.lines[k]}"
+        return f"{self.source}: row {k + 1}"
 
     def data_hash(self) -> str:
-        h = hashlib.sha256()
-        for i, r in zip(self.ids, self.rows):
-            h.update(json.dumps([i, r], sort_keys=True, default=str).encode())
-        return h.hexdigest()
+        return data_hash(self.ids, self.rows)
 
     def ids_hash(self) -> str:
-        return hashlib.sha256("\n".join(sorted(self.ids)).encode()).hexdigest()
+        return ids_hash(self.ids)
+
+
+def data_hash(ids: list[str], rows: list[dict]) -> str:
+    """Hash of the evaluated items (id and row, in order); `medeval run` and `medeval score` share it."""
+    h = hashlib.sha256()
+    for i, r in zip(ids, rows):
+        h.update(json.dumps([i, r], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
 
 
 def get_field(row: dict, path: str):
@@ -68,6 +84,10 @@ def iter_jsonl(path: Path, error: type[Exception] = MedevalError):
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
+
+
+def _line_numbers(path: Path) -> list[int]:
+    return [n for n, _ in iter_jsonl(path)]
 
 
 def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:
@@ -116,16 +136,19 @@ def load_items(task: Task, data_dir=None, limit: int | None = None) -> Items:
     n_total = len(rows)
     if limit is not None:
         rows = rows[:limit]
-    ids = []
+    lines = None
+    if source.startswith("local:"):
+        lines = _line_numbers(Path(source[len("local:"):]))[:len(rows)]
+    items = Items(rows, [], source, n_total, lines)
     for n, row in enumerate(rows):
         for f in task.dataset.fields:
             try:
                 get_field(row, f)
             except KeyError:
-                raise MedevalError(f"{source}: row {n + 1}: missing field {f!r} that task {task.name!r} needs "
+                raise MedevalError(f"{items.where(n)}: missing field {f!r} that task {task.name!r} needs "
                                    f"(fields expected: {', '.join(task.dataset.fields)})") from None
-        ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
-    if len(set(ids)) != len(ids):
+        items.ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
+    if len(set(items.ids)) != len(items.ids):
         raise MedevalError(f"{source}: item ids in field {task.dataset.id_field!r} are not unique; "
                            "set dataset.id_field to a unique field or remove it to use row numbers")
-    return Items(rows, ids, source, n_total)
+    return items

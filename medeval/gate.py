@@ -85,7 +85,11 @@ def load_policy(path: str | Path | None) -> Policy:
 # ---------------------------------------------------------------- samples
 def load_samples(run: Run, task: str) -> dict:
     """id -> samples row for one task of a run."""
-    path = run.dir / run.tasks[task].get("samples_file", f"samples_{task}.jsonl")
+    name = str(run.tasks[task].get("samples_file", f"samples_{task}.jsonl"))
+    path = run.dir / name
+    if Path(name).name != name or not path.resolve().is_relative_to(run.dir.resolve()):
+        raise ResultsError(f"{run.file}: tasks.{task}.samples_file {name!r} is not a file inside the run directory "
+                           f"{run.dir}; the gate reads samples only from there")
     if not path.is_file():
         raise ResultsError(f"{path}: samples file of task {task!r} not found; the gate needs the samples_<task>.jsonl "
                            "that `medeval run` writes next to results.json")
@@ -236,20 +240,36 @@ class GateReport:
         return {PASS: "PASS", REGRESSION: "FAIL", CANNOT_COMPARE: "CANNOT COMPARE"}[self.exit_code]
 
 
-def _mismatches(task: str, bt: dict, ct: dict, b_rows: dict, c_rows: dict) -> tuple[list[str], list]:
-    """Human-readable differences between the two sides of a task, and the ids both sides can be scored on."""
-    issues = []
+DATASET_KEYS = ("hub", "config", "split")   # what names the data; `source` is a machine-local path
+
+
+def _differs(field: str, b, c) -> str:
+    return f"field '{field}' differs (baseline {b!r}, candidate {c!r})"
+
+
+def _mismatches(task: str, bt: dict, ct: dict, b_rows: dict, c_rows: dict) -> tuple[list[str], list, list[str]]:
+    """What keeps the two sides of a task from being compared (each naming the field that differs),
+    the ids both sides can be scored on, and notes. Different item sets are compared on the items in
+    common when the task version, prompt and data agree."""
+    issues, notes = [], []
     for key in ("version", "prompt_hash"):
         if bt.get(key) != ct.get(key):
-            issues.append(f"task {key} differs (baseline {bt.get(key)!r}, candidate {ct.get(key)!r})")
-    if bt.get("item_ids_hash") != ct.get("item_ids_hash") or set(b_rows) != set(c_rows):
-        issues.append(f"item sets differ (baseline {len(b_rows)} items, candidate {len(c_rows)}, "
-                      f"{len(set(b_rows) & set(c_rows))} in common)")
+            issues.append(_differs(key, bt.get(key), ct.get(key)))
+    bd, cd = bt.get("dataset") or {}, ct.get("dataset") or {}
+    for key in DATASET_KEYS:
+        if key in bd and key in cd and bd[key] != cd[key]:
+            issues.append(_differs(f"dataset.{key}", bd[key], cd[key]))
     common = [i for i in b_rows if i in c_rows]
+    if set(b_rows) == set(c_rows):
+        if bt.get("data_hash") and ct.get("data_hash") and bt["data_hash"] != ct["data_hash"]:
+            issues.append(_differs("data_hash", bt["data_hash"], ct["data_hash"]) + ": same item ids, other data")
+    elif common:
+        notes.append(f"field 'item_ids_hash' differs (baseline {len(b_rows)} items, candidate {len(c_rows)}): "
+                     f"compared on the {len(common)} items both runs share")
     same_gold = [i for i in common if b_rows[i]["gold"] == c_rows[i]["gold"]]
     if len(same_gold) < len(common):
-        issues.append(f"{len(common) - len(same_gold)} common items have a different gold answer")
-    return issues, same_gold
+        issues.append(f"field 'gold' differs on {len(common) - len(same_gold)} common items")
+    return issues, same_gold, notes
 
 
 def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, allow_mismatch: bool,
@@ -260,7 +280,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     for side, run in (("candidate", cand), ("baseline", base)):
         if task not in run.tasks:
             verdict = "missing" if allow_mismatch else "mismatch"
-            return TaskResult(task, verdict, f"task missing from the {side} ({run.dir})")
+            return TaskResult(task, verdict, f"task missing from the {side} ({run.dir}): no field 'tasks.{task}'")
     bt, ct = base.tasks[task], cand.tasks[task]
     metric = tp.metric or bt.get("primary_metric")
     if not metric:
@@ -269,17 +289,19 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
         raise ResultsError(f"{base.file}: tasks.{task}: metric {metric!r} is not known to this medeval "
                            f"(known: {', '.join(M.names())}); name another one in the policy")
     b_rows, c_rows = load_samples(base, task), load_samples(cand, task)
-    issues, ids = _mismatches(task, bt, ct, b_rows, c_rows)
+    issues, ids, notes = _mismatches(task, bt, ct, b_rows, c_rows)
     mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
     res = TaskResult(task, "pass", "", metric, mode, tp.tolerance)
     if issues and not allow_mismatch:
         res.verdict, res.reason = "mismatch", "; ".join(issues)
         return res
-    res.notes += [f"{i} (compared anyway: --allow-mismatch)" for i in issues]
+    res.notes += [f"{i} (compared anyway: --allow-mismatch)" for i in issues] + notes
     if not ids:
-        res.verdict, res.reason = ("mismatch" if not allow_mismatch else "missing"), "no items in common"
+        res.verdict = "mismatch" if not allow_mismatch else "missing"
+        res.reason = (f"no items in common (field 'item_ids_hash' differs: baseline {len(b_rows)} items, "
+                      f"candidate {len(c_rows)})")
         return res
-    if len(ids) < max(len(b_rows), len(c_rows)):
+    if len(ids) < max(len(b_rows), len(c_rows)) and not notes:
         res.notes.append(f"compared on the {len(ids)} items both runs share")
     if ct.get("primary_metric") != bt.get("primary_metric"):
         res.notes.append(f"primary_metric differs (baseline {bt.get('primary_metric')!r}, "

@@ -18,7 +18,6 @@ import os
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from urllib.parse import urlsplit
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -99,16 +98,15 @@ class LLMJudge:
                  timeout: float = 120.0, concurrency: int = 8, max_tokens: int = 256):
         import openai
 
-        from .backends.openai_backend import safe_url
+        from .backends.openai_backend import check_url, safe_url
 
         key = os.environ.get(KEY_ENV)
         if not key and base_url is None:
             raise MedevalError(f"--judge {model} asks the OpenAI API: set ${KEY_ENV}, or pass --judge-base-url "
                                "for another OpenAI-compatible server, or use --judge none (lexical fallback, "
                                "not the paper's metric)")
-        if base_url and urlsplit(base_url).password is not None:
-            raise MedevalError(f"--judge-base-url {safe_url(base_url)} carries a user:password: remove it and "
-                               f"put the key in ${KEY_ENV}")
+        if base_url:
+            check_url(base_url, "--judge-base-url")
         self.model, self.concurrency = model, concurrency
         self.url = safe_url(base_url) if base_url else "https://api.openai.com/v1"
         self.client = openai.OpenAI(api_key=key or "EMPTY", base_url=base_url, max_retries=max_retries,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .errors import MedevalError
 from .results import ResultsError, read_results
 
 MODES = ("greedy", "sc")
@@ -109,7 +110,11 @@ def _preset_dirs() -> list[Path]:
 
 
 def _read_yaml(path: Path, what: str) -> dict:
+    from .spec import MAX_YAML_BYTES, _count_values
+
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ResultsError(f"{path}: larger than {MAX_YAML_BYTES} bytes; a {what} is a few kilobytes")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ResultsError(f"{path}: cannot read {what} ({e.strerror})") from None
@@ -117,6 +122,10 @@ def _read_yaml(path: Path, what: str) -> dict:
         raise ResultsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: a {what} must be a YAML mapping")
+    try:
+        _count_values(data, path)   # a YAML alias bomb expands when the values are used
+    except MedevalError as e:
+        raise ResultsError(str(e)) from None
     return data
 
 

@@ -38,10 +38,21 @@ def git_revision() -> str | None:
         return None
 
 
+_URL_SECRET = re.compile(r"(?<=://)[^/@\s]+@|(?<=[?&;])([^=&;#\s]*(?:key|token|secret|passw|auth|sig|credential)"
+                         r"[^=&;#\s]*)=[^&;#\s]*", re.I)
+
+
+def _redact_url(text: str) -> str:
+    """user:password@ and credential-like query values inside any URL in `text`."""
+    if "://" not in text:
+        return text
+    return _URL_SECRET.sub(lambda m: f"{m.group(1)}=<redacted>" if m.group(1) else "<redacted>@", text)
+
+
 def redact_argv(argv: list[str]) -> list[str]:
-    """Drop the values of key-like options (--api-key X, --api-key=X)."""
+    """Drop the values of key-like options (--api-key X, --api-key=X) and credentials inside URLs."""
     out, hide_next = [], False
-    for a in argv:
+    for a in map(_redact_url, argv):
         if hide_next:
             out.append("<redacted>")
             hide_next = False

@@ -1,10 +1,13 @@
 """The pipeline: task spec -> dataset -> prompts -> requests -> outputs -> answers -> metrics -> files."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import math
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -12,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import RESULTS_SCHEMA_VERSION, __version__
 from .accounting import SAMPLE_KEY, cached_sample_tokens, load_price_table, parse_price, run_usage, sample_info
 from .answers import gold_of, loglikelihood_choices, options_of
-from .backends.base import Request, Sampling, prompt_hash
+from .backends.base import BackendError, Request, Sampling, prompt_hash
 from .cache import Cache, NullCache, sample_key
 from .data import load_items, load_rows
 from .errors import MedevalError
@@ -86,16 +89,38 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
             metrics.get(m)
         except KeyError as e:
             raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
+    check_metric_options(task)
     items = load_items(task, cfg.data_dir, cfg.limit)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)
     golds, options, messages = [], [], []
-    for row, item_id in zip(items.rows, items.ids):
-        golds.append(gold_of(task, row))
-        options.append(options_of(task, row))
+    for k, (row, item_id) in enumerate(zip(items.rows, items.ids)):
+        try:
+            golds.append(gold_of(task, row))
+            options.append(options_of(task, row))
+        except MedevalError as e:  # name the data file and line as well as the task field
+            raise MedevalError(f"{items.where(k)}: {e}") from None
         messages.append(renderer.messages(row, item_id))
     return Prepared(task, items.ids, items.rows, golds, options, messages, renderer, items.source,
                     items.n_total, items.data_hash(), items.ids_hash())
+
+
+def check_metric_options(task: Task) -> None:
+    """metric_options: a metric the task computes -> keyword options that metric takes."""
+    from . import metrics
+
+    for name, opts in task.metric_options.items():
+        if name not in task.metrics:
+            raise MedevalError(f"{task.source_file}: field 'metric_options.{name}': not one of the task's metrics "
+                               f"({', '.join(task.metrics)}); remove it or fix the spelling")
+        params = list(inspect.signature(metrics.get(name).fn).parameters.values())[2:]  # after (preds, golds)
+        if any(p.kind == p.VAR_KEYWORD and p.name != "_" for p in params):   # **options: takes any
+            continue
+        allowed = [p.name for p in params if p.kind != p.VAR_KEYWORD]       # **_ swallows the run's extras
+        unknown = sorted(set(opts) - set(allowed))
+        if unknown:
+            raise MedevalError(f"{task.source_file}: field 'metric_options.{name}.{unknown[0]}': metric {name!r} "
+                               f"takes no such option (it takes: {', '.join(allowed) or 'none'})")
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:
@@ -150,35 +175,39 @@ def generate_all(backend, cache: Cache, requests: list[Request], progress: bool 
         results[r.id] = {"prompt": text, "texts": [h[0] if h else None for h in have],
                          "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have),
                          "info": next((h[2] for h in have if h), {}),
-                         "tokens": [cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)]}
+                         "tokens": [cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)],
+                         "n_path": [(h[2] or {}).get("n_path") if h else None for h in have]}
         missing = [i for i, h in enumerate(have) if h is None]
         cache.hits += len(keys) - len(missing)
         cache.misses += len(missing)
-        if missing:
-            # k grew since the cached run: ask for the missing samples under a shifted seed
-            s = r.sampling
-            if len(missing) != s.n:
-                s = Sampling(len(missing), s.temperature, s.top_p, s.max_tokens, s.stop, (s.seed or 0) + missing[0])
-            todo.append((Request(r.id, r.messages, s, r.prefill, r.chat, r.chat_template_kwargs), r, ph, keys, missing))
+        if missing:  # ask for exactly the missing sample indices: each sample's seed is f(seed, prompt, index)
+            sub = r if len(missing) == r.sampling.n else replace(
+                r, sampling=replace(r.sampling, n=len(missing)), sample_indices=tuple(missing))
+            todo.append((sub, r, ph, keys, missing))
     if not todo:
         return results
     columns = [TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task_bar = bar.add_task("gen", total=len(todo))
+        failure = None  # a bad reply is reported after every other reply is stored
         for idx, out in backend.generate([t[0] for t in todo]):
             _, req, ph, keys, missing = todo[idx]
             if len(out.texts) != len(missing):
-                raise MedevalError(f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
+                failure = failure or BackendError(
+                    f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
+                continue
             finishes = out.finish_reasons or [None] * len(out.texts)
             model = json.dumps(ident, sort_keys=True, default=str)
             cache.put([(keys[i], model, backend.name, ph, req.sampling, i, t, f, sample_info(out.info, j))
                        for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes))])
             res = results[req.id]
             for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes)):
-                res["texts"][i], res["finish"][i] = t, f
+                res["texts"][i], res["finish"][i], res["n_path"][i] = t, f, out.info.get("n_path")
                 res["tokens"][i] = sample_info(out.info, j)[SAMPLE_KEY]
             res["info"] = out.info
             bar.advance(task_bar)
+    if failure is not None:
+        raise failure
     return results
 
 
@@ -188,10 +217,46 @@ def make_backend(cfg: RunConfig):
     return create(cfg.backend, cfg.model, cfg.model_args, **cfg.backend_args)
 
 
-def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
-    t0 = time.time()
+def check_config(cfg: RunConfig) -> None:
+    """Every option checked before any work: one line naming the option and the fix."""
+    if not [t for t in cfg.tasks if t.strip()]:
+        raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
     if cfg.limit is not None and cfg.limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
+    if cfg.self_consistency < 0:
+        raise MedevalError(f"-k/--self-consistency must be 0 (greedy only) or more, got {cfg.self_consistency}")
+    if cfg.max_tokens is not None and cfg.max_tokens <= 0:
+        raise MedevalError(f"--max-tokens must be a positive number of tokens, got {cfg.max_tokens}")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
+        raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
+    if not 0 < cfg.top_p <= 1:
+        raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    from .backends.openai_backend import check_url
+
+    for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):
+        if url is not None:
+            check_url(url, option)
+    writable_dir(cfg.output_dir, "--output-dir")
+    if not cfg.no_cache:
+        writable_dir(cfg.cache_dir or default_cache_dir(), "--cache-dir")
+
+
+def writable_dir(path, option: str) -> Path:
+    """Create `path` if needed and prove a file can be written there, before hours of generation."""
+    d = Path(path).expanduser()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        why = "it is a file" if d.is_file() else (e.strerror or type(e).__name__).lower()
+        raise MedevalError(f"{option} {d}: cannot write there ({why}); pass a directory you can write to") from None
+    return d
+
+
+def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
+    t0 = time.time()
+    check_config(cfg)
     if backend is None:  # bad backend options fail here, before any data is read
         from .backends import options_for
 

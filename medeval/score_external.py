@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from . import RESULTS_SCHEMA_VERSION, __version__
-from .data import iter_jsonl
+from .data import data_hash, ids_hash, iter_jsonl
 from .errors import MedevalError
 from .results import atomic_write, git_revision, now_iso, package_versions
 from .runner import RunConfig, prepare
@@ -36,6 +36,9 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                data_dir=None, task_dirs=(), argv=()) -> dict:
     """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
     t0 = time.time()
+    from .runner import writable_dir
+
+    writable_dir(output_dir, "--output-dir")
     preds = read_predictions(Path(predictions))
     registry = Registry([Path(d) for d in task_dirs])
     task = registry.resolve([task_name])[0]
@@ -48,6 +51,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     keep = [k for k, i in enumerate(p.ids) if i in preds]
     for attr in ("ids", "rows", "golds", "options", "messages"):
         setattr(p, attr, [getattr(p, attr)[k] for k in keep])
+    p.data_hash, p.ids_hash = data_hash(p.ids, p.rows), ids_hash(p.ids)   # the items scored, as `run` hashes them
     modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
     texts = {"greedy": {i: {"prompt": None, "texts": preds[i][:1]} for i in p.ids}}
     if "sc" in modes:

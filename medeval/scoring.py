@@ -90,6 +90,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             tally[mode].add(finishes, tokens)
             block = {"outputs": got["texts"], "extracted": ext, "pred": pred, "finish_reasons": finishes,
                      "tokens": tokens}
+            if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
+                block["n_path"] = got["n_path"]
             if counts is not None:
                 block["votes"] = counts
             if judge is not None:

@@ -169,8 +169,29 @@ def package_dir(kind: str) -> Path:
     return Path(sys.prefix) / "share" / "medeval" / kind
 
 
+MAX_YAML_BYTES = 1_000_000     # a task file is a few kilobytes
+MAX_YAML_VALUES = 100_000      # values after expanding aliases (a "billion laughs" file expands to billions)
+
+
+def _count_values(data, path: Path) -> None:
+    """Walk the loaded structure as JSON would (aliases expanded), giving up past MAX_YAML_VALUES."""
+    budget, stack = MAX_YAML_VALUES, [data]
+    while stack:
+        x = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise MedevalError(f"{path}: more than {MAX_YAML_VALUES} values once YAML aliases (*name) are "
+                               "expanded; write the values out instead of nesting aliases")
+        if isinstance(x, dict):
+            stack += [*x.keys(), *x.values()]
+        elif isinstance(x, (list, tuple)):
+            stack += x
+
+
 def read_yaml(path: Path) -> dict:
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise MedevalError(f"{path}: {path.stat().st_size} bytes; task files are limited to {MAX_YAML_BYTES}")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise MedevalError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
@@ -180,6 +201,7 @@ def read_yaml(path: Path) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise MedevalError(f"{path}:{where}: malformed YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+    _count_values(data, path)
     if not isinstance(data, dict):
         raise MedevalError(f"{path}: expected a mapping of fields (name:, version:, ...), got {type(data).__name__}")
     return data
@@ -245,6 +267,10 @@ class Registry:
                 raise MedevalError(f"task directory {d} does not exist")
             for path in sorted(d.glob("*.y*ml")):
                 if path.name.startswith("_"):
+                    continue
+                if not path.resolve().is_relative_to(d.resolve()):
+                    problems.append(f"{path}: a symlink to {path.resolve()}, outside the task directory {d}; "
+                                    "copy the file into the directory instead")
                     continue
                 try:
                     item = load_file(path)

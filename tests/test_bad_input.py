@@ -10,6 +10,7 @@ import pytest
 from medeval.errors import MedevalError
 from medeval.results import redact_argv
 from medeval.runner import RunConfig, run
+from medeval.spec import Registry
 
 MEDEVAL = [sys.executable, "-m", "medeval.cli"]
 
@@ -41,7 +42,8 @@ ROWS = [{"q": "2+2?", "opts": ["3", "4"], "ans": "B"}, {"q": "1+1?", "opts": ["2
 
 def run_toy(tmp_path, template_text="Q: {{ doc.q }}", rows=ROWS, **task_kw):
     tasks = write_task(tmp_path / "tasks", **task_kw)
-    (tasks / "toy.jinja").write_text(template_text)
+    if template_text is not None:  # None: the test made the template itself
+        (tasks / "toy.jinja").write_text(template_text)
     data = write_data(tmp_path / "data", rows)
     return run(RunConfig(tasks=[task_kw.get("name", "toy")], task_dirs=[str(tasks)], data_dir=str(data),
                          output_dir=str(tmp_path / "out"), no_cache=True), backend=NoModel(), progress=False)
@@ -56,6 +58,11 @@ class NoModel:
 
     def describe(self):
         return {"id": "fake"}
+
+    def identity(self):
+        from medeval.backends.identity import Identity
+
+        return Identity(backend="fake", model="fake")
 
     def generate(self, reqs):
         raise AssertionError("generation should not be reached")
@@ -232,3 +239,190 @@ def test_adversarial_prefill_is_scored_with_the_reply_and_recovery_is_reported(t
     assert adv == {"recovery_rate": 0.5, "misled_rate": 0.5}   # item 0 misled to A (gold B); item 1 recovers A
     first = json.loads((tmp_path / "out" / "samples_toy.jsonl").read_text().splitlines()[0])
     assert first["adversarial_prefill"] == "The answer is A. " and first["greedy"]["pred"] == "A"
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"tasks": ["", " "]}, "--tasks names no task"),
+    ({"self_consistency": -1}, "-k/--self-consistency must be 0"),
+    ({"max_tokens": 0}, "--max-tokens must be a positive"),
+    ({"max_tokens": -5}, "--max-tokens must be a positive"),
+    ({"temperature": -0.1}, "--temperature must be a finite number >= 0"),
+    ({"temperature": float("nan")}, "--temperature must be a finite number >= 0"),
+    ({"top_p": 0.0}, "--top-p must be in (0, 1]"),
+    ({"top_p": 1.5}, "--top-p must be in (0, 1]"),
+    ({"top_p": float("nan")}, "--top-p must be in (0, 1]"),
+    ({"backend_args": {"base_url": "localhost:8000/v1"}}, "needs a scheme and a host"),
+    ({"judge_base_url": "api.example.com/v1"}, "needs a scheme and a host"),
+    ({"backend_args": {"base_url": "http://h/v1?api_key=sk-XYZ"}}, "credential in its query string"),
+])
+def test_bad_run_options_are_refused_before_any_work(tmp_path, change, needle):
+    cfg = dict(tasks=["medqa"], output_dir=str(tmp_path / "out"), no_cache=True, data_dir="/nonexistent")
+    with pytest.raises(MedevalError) as e:
+        run(RunConfig(**{**cfg, **change}), backend=NoModel(), progress=False)
+    assert needle in str(e.value) and "\n" not in str(e.value) and "sk-XYZ" not in str(e.value)
+
+
+def test_unwritable_output_or_cache_dir_is_refused_before_generation(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for change, needle in (({"output_dir": str(blocker)}, "--output-dir"),
+                           ({"output_dir": str(blocker / "sub")}, "--output-dir"),
+                           ({"cache_dir": str(blocker), "no_cache": False}, "--cache-dir")):
+        cfg = dict(tasks=["medqa"], output_dir=str(tmp_path / "out"), no_cache=True, data_dir="/nonexistent")
+        with pytest.raises(MedevalError, match="cannot write there") as e:
+            run(RunConfig(**{**cfg, **change}), backend=NoModel(), progress=False)
+        assert needle in str(e.value)
+    assert blocker.read_text() == "x"
+
+
+def test_cli_refuses_an_empty_task_list_and_nan_without_touching_results(tmp_path, data_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert_clean_error(cli("run", "--tasks", ",", "-o", str(out), "--no-cache"), "--tasks names no task")
+    assert_clean_error(cli("run", "--tasks", "medqa", "--temperature", "nan", "-k", "2", "-o", str(out)),
+                       "--temperature")
+    assert (out / "results.json").read_text() == "{}"
+
+
+def test_credentials_in_urls_are_redacted_from_the_recorded_command():
+    argv = ["medeval", "--base-url", "http://u:pw@h:8/v1?api_key=SEC1&api-version=2", "--judge-base-url=https://j/v1?token=SEC2"]
+    got = " ".join(redact_argv(argv))
+    assert "SEC1" not in got and "SEC2" not in got and "pw" not in got and "api-version=2" in got
+
+
+TEMPLATE_BOMBS = [
+    "{% for i in range(10**9) %}x{% endfor %}",
+    "{{ 'a'*200000000 }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for a in doc.q*999 %}{% for b in doc.q*999 %}{% for c in doc.q*999 %}{% endfor %}{% endfor %}{% endfor %}",
+    "{{ 2**(10**10) }}",
+    "{{ 'a'|center(1000000000) }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ '%999999999d' % 1 }}",
+    "{% for i in range(99999) %}{{ 'abcdefghijklmn' }}{% endfor %}",
+    "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+]
+
+
+@pytest.mark.parametrize("payload", TEMPLATE_BOMBS)
+def test_templates_that_would_hang_or_exhaust_the_machine_are_refused(tmp_path, payload):
+    import time
+
+    t0 = time.time()
+    with pytest.raises(MedevalError, match="refused") as e:
+        run_toy(tmp_path, payload)
+    assert time.time() - t0 < 10 and "\n" not in str(e.value)
+
+
+def test_ordinary_loops_and_arithmetic_still_render(tmp_path):
+    from medeval.prompts import Renderer
+    from medeval.spec import load_file
+
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").write_text("{{ doc.q }}{% for o in options %} {{ o.letter }}{% endfor %} {{ 2**10 }}"
+                                     "{% for i in range(3) %}{{ '-' * 3 }}{% endfor %}")
+    r = Renderer(load_file(tasks / "toy.yaml"))
+    assert r.messages(ROWS[0]) == (("user", "2+2? A B 1024---------"),)
+
+
+def test_included_templates_count_in_the_prompt_hash(tmp_path):
+    from medeval.prompts import Renderer
+    from medeval.spec import load_file
+
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").write_text("{% include '_part.jinja' %}")
+    (tasks / "_part.jinja").write_text("Q: {{ doc.q }}")
+    before = Renderer(load_file(tasks / "toy.yaml")).prompt_hash()
+    (tasks / "_part.jinja").write_text("Question: {{ doc.q }}")
+    after = Renderer(load_file(tasks / "toy.yaml"))
+    assert after.messages(ROWS[0]) == (("user", "Question: 2+2?"),) and after.prompt_hash() != before
+
+
+def test_symlinks_cannot_pull_in_files_from_outside_the_task_directory(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jinja").write_text("SECRET {{ doc.q }}")
+    (outside / "evil.yaml").write_text(GOOD.format(name="evil", template="toy.jinja", metric="accuracy"))
+    tasks = write_task(tmp_path / "tasks")
+    (tasks / "toy.jinja").symlink_to(outside / "secret.jinja")
+    with pytest.raises(MedevalError, match="outside the task's directory"):
+        run_toy(tmp_path, template_text=None)
+    (tasks / "toy.jinja").unlink()
+    (tasks / "toy.jinja").write_text("{% include 'sneaky.jinja' %}")
+    (tasks / "sneaky.jinja").symlink_to(outside / "secret.jinja")
+    with pytest.raises(MedevalError, match="outside the task's directory"):
+        run_toy(tmp_path, template_text=None)
+    (tasks / "evil.yaml").symlink_to(outside / "evil.yaml")
+    with pytest.raises(MedevalError, match="outside the task directory"):
+        Registry([tasks])
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"q": "x", "opts": ["a", "b"], "ans": "Q"}, "not one of the options"),
+    ({"q": "x", "opts": ["a", "b"], "answer": "A"}, "the row has no field 'ans'"),
+])
+def test_data_errors_name_the_file_and_line(tmp_path, bad, needle):
+    tasks = write_task(tmp_path / "tasks", body=GOOD.format(name="toy", template="toy.jinja", metric="accuracy")
+                       .replace("fields: [q, opts, ans]", "fields: [q, opts]"))
+    (tasks / "toy.jinja").write_text("{{ doc.q }}")
+    data = write_data(tmp_path / "data", ROWS)
+    path = data / "toy" / "test.jsonl"
+    path.write_text(path.read_text() + "\n" + json.dumps(bad) + "\n")   # the bad row is on line 4
+    with pytest.raises(MedevalError) as e:
+        run(RunConfig(tasks=["toy"], task_dirs=[str(tasks)], data_dir=str(data), output_dir=str(tmp_path / "o"),
+                      no_cache=True), backend=NoModel(), progress=False)
+    assert f"{path.resolve()}: line 4:" in str(e.value) and needle in str(e.value)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ("metric_options:\n  acuracy: {}\n", "metric_options.acuracy': not one of the task's metrics"),
+    ("metric_options:\n  accuracy: {labels: [A]}\n", "metric_options.accuracy.labels': metric 'accuracy' takes no"),
+])
+def test_unknown_metric_options_are_refused(tmp_path, extra, needle):
+    with pytest.raises(MedevalError, match=None) as e:
+        run_toy(tmp_path, extra=extra)
+    assert needle in str(e.value)
+
+
+def test_yaml_alias_bombs_and_huge_task_files_are_refused(tmp_path):
+    import time
+
+    bomb = "metric_options:\n  accuracy:\n    a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for k in range(ord("b"), ord("j")):
+        bomb += f"    {chr(k)}: &{chr(k)} [*{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, " \
+                f"*{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}, *{chr(k - 1)}]\n"
+    tasks = write_task(tmp_path / "t", extra=bomb)
+    t0 = time.time()
+    with pytest.raises(MedevalError, match="YAML aliases"):
+        Registry([tasks])
+    assert time.time() - t0 < 10
+    (tasks / "toy.yaml").write_text(GOOD.format(name="toy", template="t", metric="accuracy")
+                                    + "description: '" + "x" * 1_100_000 + "'\n")
+    with pytest.raises(MedevalError, match="task files are limited"):
+        Registry([tasks])
+
+
+def test_missing_included_template_and_unwritable_score_output_are_clear(tmp_path, data_dir):
+    from medeval.score_external import score_file
+
+    with pytest.raises(MedevalError, match="template 'nope.jinja' \\(included by 'toy.jinja'\\) not found"):
+        run_toy(tmp_path, "{% include 'nope.jinja' %}")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(MedevalError, match="--output-dir .* cannot write there"):
+        score_file("medqa", tmp_path / "preds.jsonl", blocker, "m", data_dir)
+
+
+def test_cli_refuses_urls_without_scheme_or_with_keys_at_once_and_writes_no_secret(tmp_path):
+    import time
+
+    out = tmp_path / "out"
+    for url, needle in (("127.0.0.1:9/v1", "needs a scheme and a host"),
+                        ("http://127.0.0.1:9/v1?api_key=SECRETX", "credential in its query string")):
+        t0 = time.time()
+        proc = cli("-v", "run", "--tasks", "medqa", "--backend", "openai", "--base-url", url, "-o", str(out),
+                   "--no-cache")
+        assert_clean_error(proc, needle)
+        assert time.time() - t0 < 30 and "SECRETX" not in proc.stdout + proc.stderr
+    assert not (out / "results.json").exists()

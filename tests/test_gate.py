@@ -106,15 +106,40 @@ def test_version_or_prompt_mismatch_exits_2(app, tmp_path, golds, base_mask, fie
     assert any(field in n and "--allow-mismatch" in n for n in report["tasks"][0]["notes"])
 
 
-def test_item_set_mismatch_compares_intersection_only_when_allowed(app, tmp_path, golds, base_mask):
+def test_different_item_sets_are_compared_on_the_items_in_common(app, tmp_path, golds, base_mask):
     base = medqa_run(tmp_path / "b", golds, base_mask)
     cand = write_run(tmp_path / "c", "org/model", {"medqa": TaskSpec(
         golds[:290], preds_from_mask(golds[:290], base_mask[:290]))})
-    assert gate(app, tmp_path, base, cand)[0].exit_code == 2
-    res, report, _ = gate(app, tmp_path, base, cand, "--allow-mismatch")
-    assert res.exit_code == 0
+    res, report, _ = gate(app, tmp_path, base, cand)
+    assert res.exit_code == 0, res.output
     assert report["tasks"][0]["stats"]["n"] == 290
-    assert any("290 items both runs share" in n for n in report["tasks"][0]["notes"])
+    assert any("'item_ids_hash' differs" in n and "290 items both runs share" in n for n in report["tasks"][0]["notes"])
+    disjoint = write_run(tmp_path / "d", "org/model", {"medqa": TaskSpec(golds[:10], golds[:10], ids=[f"x{i}" for i in range(10)])})
+    res, report, _ = gate(app, tmp_path, base, disjoint)
+    assert res.exit_code == 2 and "no items in common (field 'item_ids_hash'" in report["tasks"][0]["reason"]
+
+
+def test_same_items_with_other_data_or_dataset_cannot_be_compared(app, tmp_path, golds, base_mask):
+    base = medqa_run(tmp_path / "b", golds, base_mask)
+    other = medqa_run(tmp_path / "c", golds, base_mask)
+    results = json.loads((other / "results.json").read_text())
+    results["tasks"]["medqa"]["data_hash"] = "other"
+    results["tasks"]["medqa"]["dataset"]["split"] = "dev"
+    (other / "results.json").write_text(json.dumps(results))
+    res, report, _ = gate(app, tmp_path, base, other)
+    reason = report["tasks"][0]["reason"]
+    assert res.exit_code == 2 and "field 'data_hash' differs" in reason and "field 'dataset.split' differs" in reason
+
+
+def test_samples_file_outside_the_run_directory_is_refused(app, tmp_path, golds, base_mask):
+    base = medqa_run(tmp_path / "b", golds, base_mask)
+    cand = medqa_run(tmp_path / "c", golds, base_mask)
+    results = json.loads((cand / "results.json").read_text())
+    for evil in ("../b/samples_medqa.jsonl", str((base / "samples_medqa.jsonl").resolve())):
+        results["tasks"]["medqa"]["samples_file"] = evil
+        (cand / "results.json").write_text(json.dumps(results))
+        res, _, _ = gate(app, tmp_path, base, cand)
+        assert res.exit_code == 2 and "not a file inside the run directory" in res.output
 
 
 def test_missing_task_and_changed_gold(app, tmp_path, golds, base_mask):
@@ -128,7 +153,7 @@ def test_missing_task_and_changed_gold(app, tmp_path, golds, base_mask):
     changed = ["A" if g != "A" else "B" for g in golds[:5]] + golds[5:]
     cand2 = write_run(tmp_path / "c2", "m", {"medqa": TaskSpec(changed, preds), "extra": TaskSpec(golds, preds)})
     res, report, _ = gate(app, tmp_path, base, cand2)
-    assert res.exit_code == 2 and "5 common items have a different gold answer" in report["tasks"][0]["reason"]
+    assert res.exit_code == 2 and "field 'gold' differs on 5 common items" in report["tasks"][0]["reason"]
 
 
 def test_bad_inputs_exit_2_with_one_line_error(app, tmp_path, golds, base_mask):
@@ -263,3 +288,55 @@ def test_gate_refuses_to_compare_a_model_with_itself(app, tmp_path, golds, base_
     report = G.run_gate(base, same)
     assert G.to_json(report)["same_model"] is True and "same model" in G.to_markdown(report)
     assert G.run_gate(base, same, kind="compare").exit_code == 0          # compare only notes it
+
+
+class _Answers:
+    """FAKE backend (no model): answers every prompt with "The answer is A"."""
+    name, model_id = "fake", "fake-A"
+
+    def render(self, r):
+        return "\n".join(c for _, c in r.messages)
+
+    def describe(self):
+        return {"backend": "fake", "id": "fake-A"}
+
+    def identity(self):
+        from medeval.backends.identity import Identity
+
+        return Identity(backend="fake", model="fake-A")
+
+    def generate(self, reqs):
+        from medeval.backends.base import Output
+
+        for i, r in enumerate(reqs):
+            yield i, Output(["The answer is A"] * r.sampling.n, ["stop"] * r.sampling.n)
+
+
+def test_scored_predictions_gate_against_a_run_of_the_same_items(app, tmp_path, data_dir):
+    """`medeval score` and `medeval run` hash the same items the same way, so the gate compares them."""
+    from medeval.runner import RunConfig, run
+    from medeval.score_external import score_file
+
+    ran = run(RunConfig(tasks=["medqa"], limit=12, data_dir=str(data_dir), output_dir=str(tmp_path / "run"),
+                        no_cache=True), backend=_Answers(), progress=False)["tasks"]["medqa"]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "samples_medqa.jsonl").read_text().splitlines()]
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r["id"], "output": f"Answer: {r['gold']}"}) + "\n" for r in rows))
+    scored = score_file("medqa", preds, tmp_path / "scored", "external", data_dir)["tasks"]["medqa"]
+    for key in ("item_ids_hash", "data_hash", "prompt_hash", "version"):
+        assert scored[key] == ran[key], key
+    res, report, _ = gate(app, tmp_path, tmp_path / "scored", tmp_path / "run")
+    assert res.exit_code == 1 and report["tasks"][0]["stats"]["n"] == 12, res.output   # all-A is a regression
+    preds.write_text("".join(json.dumps({"id": r["id"], "output": "A"}) + "\n" for r in rows[:8]))
+    score_file("medqa", preds, tmp_path / "scored8", "external", data_dir)
+    res, report, _ = gate(app, tmp_path, tmp_path / "scored8", tmp_path / "run")
+    assert res.exit_code == 0 and report["tasks"][0]["stats"]["n"] == 8, res.output
+
+
+def test_a_policy_alias_bomb_is_refused(app, tmp_path, golds, base_mask):
+    base = medqa_run(tmp_path / "b", golds, base_mask)
+    bomb = "default: {tolerance: 0.01}\nx0: &x0 [a, a, a, a, a, a, a, a, a]\n"
+    bomb += "".join(f"x{k}: &x{k} [{', '.join([f'*x{k - 1}'] * 9)}]\n" for k in range(1, 9))
+    (tmp_path / "policy.yaml").write_text(bomb)
+    res, _, _ = gate(app, tmp_path, base, base, "--policy", tmp_path / "policy.yaml")
+    assert res.exit_code == 2 and "YAML aliases" in res.output

@@ -143,3 +143,17 @@ def test_truncation_counts_survive_a_cached_rerun(hf_backend, data_dir, tmp_path
     again = run(RunConfig(**cfg, output_dir=str(tmp_path / "b")), backend=hf_backend, progress=False)
     assert first["tasks"]["pubmedqa"]["skipped"] == {"truncated_left": 2}
     assert again["cache"]["misses"] == 0 and again["tasks"]["pubmedqa"]["skipped"] == {"truncated_left": 2}
+
+
+def test_each_sample_depends_only_on_seed_prompt_and_index(hf_backend):
+    """k=3 then the 2 missing samples (indices 3, 4) equals a fresh k=5, on both sampling paths."""
+    from dataclasses import replace
+
+    r5 = req(0, "Name a common symptom of flu.", n=5, temperature=0.9, top_p=0.9, seed=7, max_tokens=10)
+    fresh = dict(hf_backend.generate([r5]))[0].texts
+    r3 = replace(r5, sampling=replace(r5.sampling, n=3))
+    rest = replace(r5, sampling=replace(r5.sampling, n=2), sample_indices=(3, 4))
+    one = replace(r5, sampling=replace(r5.sampling, n=1), sample_indices=(4,))   # the plain (n=1) path
+    got = dict(hf_backend.generate([r3, rest, one]))
+    assert got[0].texts + got[1].texts == fresh and got[2].texts == fresh[4:]
+    assert len(set(fresh)) > 1

@@ -52,7 +52,7 @@ def successes_per_body(server: OpenAITestServer) -> Counter:
 
 def test_chat_request_shape_and_render():
     with OpenAITestServer() as srv:
-        b = backend(srv)
+        b = backend(srv, samples="native")
         reqs = [ask(0), ask(1, n=3, temperature=0.7, seed=5)]
         outs = run(b, reqs)
         bodies = {e["body"]["messages"][1]["content"]: e["body"] for e in srv.log}
@@ -101,31 +101,57 @@ def test_completions_api_without_tokenizer_fails_before_any_request():
         assert srv.log == []
 
 
+def seeds_of(log, i):
+    return [e["body"]["seed"] for e in log if f"Question {i}:" in e["body"]["messages"][1]["content"]
+            and e["status"] == 200]
+
+
+def test_each_sample_is_its_own_request_seeded_from_seed_prompt_and_index():
+    """Default scheme: k=3 then the missing indices 3, 4 are the requests a fresh k=5 sends."""
+    from dataclasses import replace
+
+    from medeval.backends.base import sample_seed
+
+    k5 = [ask(i, n=5, temperature=0.8, seed=10) for i in range(2)]
+    k3 = [replace(r, sampling=replace(r.sampling, n=3)) for r in k5]
+    rest = [replace(r, sampling=replace(r.sampling, n=2), sample_indices=(3, 4)) for r in k5]
+    with OpenAITestServer() as srv:
+        b = backend(srv)
+        fresh, first, grown = run(b, k5), run(b, k3), run(b, rest)
+        log = list(srv.log)
+    for i in range(2):
+        assert first[i].texts + grown[i].texts == fresh[i].texts
+        assert seeds_of(log, i) == 2 * [sample_seed(10, b.render(k5[i]), j) for j in range(5)]
+        assert fresh[i].info["n_path"] == "per_sample" and fresh[i].info["http_calls"] == 5
+    assert all(e["body"]["n"] == 1 for e in log) and b.honours_n is None   # n is never probed
+    with OpenAITestServer() as srv:   # native n: the missing samples of a grown run are still seeded per index
+        nb = backend(srv, samples="native")
+        grown_native = run(nb, rest)
+        assert [e["body"]["n"] for e in srv.log] == [1] * 4
+    assert all(grown_native[i].texts == grown[i].texts and grown_native[i].info["n_path"] == "per_sample"
+               for i in range(2))
+
+
 @pytest.mark.parametrize("server_n", ["ignore_n", "reject_n"])
-def test_n_not_honoured_falls_back_to_seeded_requests_with_the_same_samples(server_n, caplog):
+def test_native_n_not_honoured_falls_back_to_per_sample_requests(server_n, caplog):
     reqs = [ask(i, n=4, temperature=0.8, seed=10) for i in range(3)]
     with OpenAITestServer() as srv:
-        native = run(backend(srv), reqs)
+        per_sample = run(backend(srv), reqs)
+        native = run(backend(srv, samples="native"), reqs)
+        assert all(o.info["n_path"] == "native" and o.info["http_calls"] == 1 for o in native.values())
     with OpenAITestServer(**{server_n: True}) as srv:
-        b = backend(srv, concurrency=1)
+        b = backend(srv, concurrency=1, samples="native")
         fallback = run(b, reqs)
         log = list(srv.log)
-    assert b.honours_n is False and b.describe()["n_support"] == "seeded fallback (server does not honour n)"
+    assert b.honours_n is False and b.describe()["n_support"] == "per-sample fallback (server does not honour n)"
     assert "does not honour n" in caplog.text
     probe, rest = log[0], log[1:]
     assert probe["body"]["n"] == 4 and probe["retry_count"] == 0
-    if server_n == "reject_n":  # refused once, not retried; then 4 seeded calls per item
-        assert probe["status"] == 500 and len(rest) == 3 * 4
-        rest = [probe] + rest  # keep the per-item seed check below uniform
-    else:  # the probe's one choice is sample 0; then seeds 11..13, later items 10..13
-        assert probe["status"] == 200 and len(log) == 3 * 4
-        rest = log
+    assert probe["status"] == (500 if server_n == "reject_n" else 200) and len(rest) == 3 * 4
     for i in range(3):
-        seeds = [e["body"]["seed"] for e in rest if f"Question {i}:" in e["body"]["messages"][1]["content"]
-                 and e["status"] == 200]
-        assert seeds == [10, 11, 12, 13]
-        assert fallback[i].texts == native[i].texts  # this server seeds sample k with seed + k
-        assert fallback[i].info["n_path"] == "seeded"
+        assert fallback[i].texts == per_sample[i].texts        # the same seeded requests as the default scheme
+        assert fallback[i].info["n_path"].startswith("per_sample")
+        assert len(seeds_of(rest, i)) == 4
     assert fallback[2].info["http_calls"] == 4
 
 
@@ -148,14 +174,38 @@ def test_injected_faults_recover_and_deliver_each_result_once():
 def test_transient_errors_while_probing_n_are_not_taken_for_a_refusal():
     reqs = [ask(i, n=3, temperature=0.5, seed=7) for i in range(4)]
     with OpenAITestServer() as clean:
-        expected = run(backend(clean), reqs)
+        expected = run(backend(clean, samples="native"), reqs)
     with OpenAITestServer(faults=["500", "503", "drop"]) as srv:
-        b = backend(srv, concurrency=2)
+        b = backend(srv, concurrency=2, samples="native")
         outs = run(b, reqs)
         per_body = successes_per_body(srv)
     assert b.honours_n is True and all(o.info["n_path"] == "native" for o in outs.values())
     assert {i: o.texts for i, o in outs.items()} == {i: o.texts for i, o in expected.items()}
     assert len(per_body) == 4 and set(per_body.values()) == {1}
+
+
+def test_an_outage_while_probing_n_fails_the_run_and_decides_nothing():
+    """HTTP 500s that do not say "completion choice" through every retry: an outage, not a refusal of n."""
+    with OpenAITestServer(faults=["500"] * 4) as srv:
+        b = backend(srv, concurrency=1, max_retries=2, samples="native")
+        with pytest.raises(BackendError, match="HTTP 500"):
+            list(b.generate([ask(0, n=3, temperature=0.5, seed=7)]))
+        assert len(srv.log) == 4 and all(e["body"]["n"] == 3 for e in srv.log)  # probe + 1 + 2 retries
+    assert b.honours_n is None
+
+
+def test_a_failure_keeps_completions_already_in_flight():
+    """One request fails for good while another is in flight: the other is still delivered, then the error."""
+    with OpenAITestServer(faults=["delay", "500"], delay_s=1.0) as srv:
+        b = backend(srv, concurrency=2, max_retries=0)
+        got = []
+        with pytest.raises(BackendError, match="HTTP 500"):
+            for item in b.generate([ask(i) for i in range(4)]):
+                got.append(item[0])
+        log = list(srv.log)
+    delayed = [e for e in log if e["fault"] == "delay"]
+    assert len(log) == 2 and len(delayed) == 1          # requests 2 and 3 were never sent
+    assert got == [int(delayed[0]["body"]["messages"][1]["content"].split()[1].rstrip(":"))]
 
 
 def test_exhausted_retries_raise_after_yielding_earlier_results():
@@ -234,7 +284,7 @@ def serve_and_stop(proc: subprocess.Popen) -> None:
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"serving {ECHO_MODEL} (echo) at http://127.0.0.1:")
-        b = OpenAIBackend(ECHO_MODEL, base_url=line.split(" at ")[1].strip(), max_retries=0)
+        b = OpenAIBackend(ECHO_MODEL, base_url=line.split(" at ")[1].strip(), max_retries=0, samples="native")
         outs = run(b, [ask(0, n=2, temperature=1.0, seed=3)])
         assert len(outs[0].texts) == 2 and b.honours_n is False
     finally:
@@ -261,3 +311,17 @@ def test_real_model_over_http():
     assert again[0].texts == first[2].texts  # seeded sampling is reproducible
     assert "<|im_start|>user" in local.render(reqs[0])
     assert rendered[0].texts == first[0].texts
+
+
+def test_the_runner_caches_completions_that_arrive_after_a_failure(tmp_path):
+    from medeval.cache import Cache
+    from medeval.runner import generate_all
+
+    with OpenAITestServer(faults=["delay", "500"], delay_s=1.0) as srv:
+        b = backend(srv, concurrency=2, max_retries=0)
+        cache = Cache(tmp_path / "cache")
+        with pytest.raises(BackendError, match="HTTP 500"):
+            generate_all(b, cache, [ask(i) for i in range(4)], progress=False)
+        assert cache.stats()["entries"] == 1 and len(srv.log) == 2
+        again = generate_all(b, cache, [ask(i) for i in range(4)], progress=False)  # the re-run: 3 requests
+        assert len(srv.log) == 5 and sum(r["cached"] for r in again.values()) == 1

@@ -32,7 +32,7 @@ def test_openai_run_matches_the_hf_run_in_shape_and_never_records_the_key(tmp_pa
     via_hf = run(RunConfig(**common, output_dir=str(tmp_path / "hf")), backend=hf_backend, progress=False)
 
     assert injected, "the server should have injected faults"
-    # every request was answered once: 2 tasks x 3 items x (greedy + one SC request, or two seeded ones)
+    # every request was answered once: 2 tasks x 3 items x (greedy + two per-sample seeded ones)
     assert len({json.dumps(e["body"], sort_keys=True) for e in served}) == len(served)
     for name in ("medqa", "pubmedqa"):
         a, h = via_api["tasks"][name], via_hf["tasks"][name]
@@ -40,6 +40,7 @@ def test_openai_run_matches_the_hf_run_in_shape_and_never_records_the_key(tmp_pa
         assert a["n"] == 3 and set(a["metrics"]) == {"greedy", "sc"}
         rows = [json.loads(l) for l in (tmp_path / "api" / a["samples_file"]).read_text().splitlines()]
         assert all(len(r["sc"]["outputs"]) == 2 and r["greedy"]["outputs"][0] is not None for r in rows)
+        assert all(r["sc"]["n_path"] == ["per_sample"] * 2 and r["greedy"]["n_path"] == ["single"] for r in rows)
     written = "".join(p.read_text() for p in (tmp_path / "api").iterdir())
     captured = capsys.readouterr()
     assert SECRET not in written + captured.out + captured.err + json.dumps(via_api, default=str)

@@ -82,3 +82,22 @@ def test_two_runs_share_one_cache_without_corrupting_it(tmp_path, data_dir):
     rb = json.loads((tmp_path / "b" / "results.json").read_text())
     assert ra["cache"]["hits"] + ra["cache"]["misses"] == 6 and rb["cache"]["hits"] + rb["cache"]["misses"] == 6
     assert ra["tasks"]["medqa"]["metrics"] == rb["tasks"]["medqa"]["metrics"]
+
+
+def test_growing_k_gives_the_samples_of_a_fresh_run(tmp_path, data_dir, hf_backend):
+    """-k 3 then -k 5 on one cache: the 2 new samples are those a fresh -k 5 makes (seed, prompt, index)."""
+    from medeval.runner import RunConfig, run
+
+    def go(k, cache, out):
+        cfg = RunConfig(tasks=["pubmedqa"], limit=2, max_tokens=8, data_dir=str(data_dir), self_consistency=k,
+                        cache_dir=str(tmp_path / cache), output_dir=str(tmp_path / out))
+        res = run(cfg, backend=hf_backend, progress=False)
+        lines = (tmp_path / out / "samples_pubmedqa.jsonl").read_text().splitlines()
+        return res, [json.loads(line)["sc"]["outputs"] for line in lines]
+
+    go(3, "grown", "k3")
+    grown, grown_outputs = go(5, "grown", "k5")
+    fresh, fresh_outputs = go(5, "fresh", "fresh")
+    assert (grown["cache"]["hits"], grown["cache"]["misses"]) == (2 * (1 + 3), 2 * 2)
+    assert grown_outputs == fresh_outputs and all(len(o) == 5 for o in fresh_outputs)
+    assert len({o for outs in fresh_outputs for o in outs}) > 2

@@ -136,29 +136,49 @@ def test_all_requests_of_all_tasks_go_to_one_generate_call(llama3_tokenizer):
     got = dict(backend.generate(requests))
     assert len(engine.calls) == 1
     call = engine.calls[0]
-    assert len(call["prompts"]) == len(call["sampling_params"]) == len(requests)
+    per_request = [10 if r.sampling.n == 10 else 1 for r in requests]   # one engine prompt per sample
+    assert len(call["prompts"]) == len(call["sampling_params"]) == sum(per_request) == 25
     assert call["use_tqdm"] is True and call["tokenization_kwargs"] is None
     assert sorted(got) == list(range(len(requests)))
     allowed = TokensPrompt.__required_keys__ | TokensPrompt.__optional_keys__
-    for prompt, request in zip(call["prompts"], requests):
+    sent = [r for r, k in zip(requests, per_request) for _ in range(k)]
+    for prompt, request in zip(call["prompts"], sent):
         assert TokensPrompt.__required_keys__ <= set(prompt) <= allowed
         assert prompt["prompt"] == backend.render(request)
-    # samples ordered by CompletionOutput.index, not by the order the engine returned them
-    assert got[3].texts == [f"fake 3.{j}" for j in range(10)]
-    assert got[3].finish_reasons == ["stop", "length"] * 5
-    assert got[3].info["completion_tokens"] == list(range(1, 11))
+    # the 10 samples of request 3 are engine prompts 3 .. 12, in sample-index order
+    assert got[3].texts == [f"fake {3 + j}.0" for j in range(10)]
+    assert got[3].finish_reasons == ["stop"] * 10 and got[3].info["completion_tokens"] == [1] * 10
     assert got[0].texts == ["fake 0.0"] and got[0].finish_reasons == ["stop"]
+
+
+def test_each_sample_has_its_own_seed_from_seed_prompt_and_index(llama3_tokenizer):
+    """k=3 then the missing indices 3, 4 send the seeds a fresh k=5 sends (real SamplingParams)."""
+    backend, engine = make_backend(llama3_tokenizer)
+    k5 = ask("p", sampling=dataclasses.replace(SC10, n=5))
+    k3 = dataclasses.replace(k5, sampling=dataclasses.replace(k5.sampling, n=3))
+    rest = dataclasses.replace(k5, sampling=dataclasses.replace(k5.sampling, n=2), sample_indices=(3, 4))
+    seeds = lambda r: [p.seed for p in backend.sampling_params(r)]
+    assert seeds(k3) + seeds(rest) == seeds(k5) and len(set(seeds(k5))) == 5
+    assert all(p.n == 1 and isinstance(p, SamplingParams) for p in backend.sampling_params(k5))
+    other = ask("p", "what is a ?", sampling=k5.sampling)                 # another prompt, other seeds
+    assert not set(seeds(other)) & set(seeds(k5))
+    reseeded = dataclasses.replace(k5, sampling=dataclasses.replace(k5.sampling, seed=99))
+    assert not set(seeds(reseeded)) & set(seeds(k5))
+    out = dict(backend.generate([rest]))[0]
+    assert len(out.texts) == 2 and [p.seed for p in engine.calls[-1]["sampling_params"]] == seeds(k5)[3:]
 
 
 def test_greedy_and_self_consistency_sampling_params(llama3_tokenizer):
     backend, _ = make_backend(llama3_tokenizer)
     eot, eos = llama3_tokenizer.convert_tokens_to_ids(["<|eot_id|>", "<|end_of_text|>"])
-    greedy = backend.sampling_params(ask("g"))
+    [greedy] = backend.sampling_params(ask("g"))
     assert isinstance(greedy, SamplingParams)
     assert (greedy.n, greedy.temperature, greedy.top_p, greedy.max_tokens, greedy.seed) == (1, 0.0, 1.0, 8, None)
     assert greedy.stop == ["\n\n"] and sorted(greedy.stop_token_ids) == sorted([eot, eos])
-    sc = backend.sampling_params(ask("s", sampling=SC10))
-    assert (sc.n, sc.temperature, sc.top_p, sc.seed, sc.max_tokens) == (10, 0.7, 0.95, 1234, 64)
+    every = backend.sampling_params(ask("s", sampling=SC10))
+    sc = every[0]
+    assert len(every) == 10 and len({p.seed for p in every}) == 10
+    assert (sc.n, sc.temperature, sc.top_p, sc.max_tokens) == (1, 0.7, 0.95, 64)
     assert sc.stop == [] and sorted(sc.stop_token_ids) == sorted([eot, eos])
 
 
@@ -269,7 +289,7 @@ def test_embedded_smollm2_chatml_template_and_stops(smollm2_tokenizer):
     im_start, im_end = smollm2_tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     ids = backend.prompt(request)["prompt_token_ids"]
     assert ids[0] == im_start and ids == smollm2_tokenizer.encode(text, add_special_tokens=False)
-    assert im_end in backend.sampling_params(request).stop_token_ids
+    assert im_end in backend.sampling_params(request)[0].stop_token_ids
     [(_, out)] = backend.generate([request])
     assert out.info["prompt_tokens"] == len(ids)
 

@@ -54,6 +54,12 @@ class Request:
     chat: bool = True
     chat_template_kwargs: tuple[tuple[str, object], ...] = ()
     continuations: tuple[str, ...] = ()   # loglikelihood requests: the texts to score after the prompt
+    sample_indices: tuple[int, ...] = ()   # which samples of this prompt to make; () = 0 .. n-1
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The sample index of each of the n completions (a resumed run asks only for the missing ones)."""
+        return self.sample_indices or tuple(range(self.sampling.n))
 
     def as_messages(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -120,6 +126,13 @@ def split_pair(encode, context: str, continuation: str) -> tuple[list[int], list
 
 def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sample_seed(seed: int | None, prompt: str, index: int) -> int:
+    """The seed of one sample: a function of (run seed, exact prompt, sample index) only, so a
+    sample does not depend on the other requests, on k, or on what the cache already held."""
+    digest = hashlib.sha256(f"{seed}:{index}:{prompt}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
 
 
 def stable_hash(obj) -> str:

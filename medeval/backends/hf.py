@@ -3,9 +3,10 @@
 Batching rules (they make interrupted runs resume to identical results):
 - greedy requests are sorted by prompt length (then id) and cut into fixed-size
   batches, processed in order, so a resumed run batches the remainder the same way;
-- a sampled request (self-consistency) is generated on its own with
-  `num_return_sequences=n`, seeded from (seed, prompt), so its samples do not
-  depend on which other requests are in the run.
+- a sampled request (self-consistency) is generated on its own, one row per
+  sample; row i draws its tokens from its own generator seeded from
+  (seed, prompt, sample index), so a sample does not depend on the other
+  requests, on k, or on which samples a resumed run still had to make.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pydantic import Field, PositiveInt
 
 from ..errors import MedevalError
 from ..paths import models_dir
-from .base import BackendError, Output, Request, Scored, split_pair
+from .base import BackendError, Output, Request, Scored, sample_seed, split_pair
 from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs
 
@@ -152,6 +153,29 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+class _SampleEachRow:
+    """Sampling with one torch.Generator per row: temperature and top-p (transformers' own warpers),
+    one multinomial draw per row, and every other token masked, so that generate(do_sample=False)
+    takes the drawn token. Row i's tokens then depend only on its seed and its own prefix."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+        import torch
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        self.gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for w in self.warpers:
+            scores = w(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        drawn = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.gens)])
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter_(1, drawn[:, None], 0.0)
 
 
 def set_threads() -> None:
@@ -403,20 +427,21 @@ class HFBackend:
             rows.append(ids[i][-budget:] if len(ids[i]) > budget else ids[i])
         enc = self.tok.pad({"input_ids": rows}, return_tensors="pt").to(self.model.device)
         kwargs = dict(max_new_tokens=s.max_tokens, pad_token_id=self.tok.pad_token_id,
-                      num_return_sequences=s.n)
-        if s.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            seed_src = f"{s.seed}:{self.render(requests[batch[0]])}".encode()
-            torch.manual_seed(int.from_bytes(hashlib.sha256(seed_src).digest()[:8], "little") % 2**63)
-            kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0)
+                      num_return_sequences=s.n, do_sample=False, temperature=None, top_p=None, top_k=None)
+        if not s.greedy:  # one request alone: one row per sample, each with its own generator
+            r = requests[batch[0]]
+            seeds = [sample_seed(s.seed, self.render(r), i) for i in r.indices]
+            kwargs.update(num_return_sequences=1,
+                          logits_processor=[_SampleEachRow(seeds, s.temperature, s.top_p, self.model.device)])
         if s.stop:
             kwargs["stopping_criteria"] = [_StopOnText(self.tok, s.stop, enc["input_ids"].shape[1])]
         with torch.inference_mode():
             gen = None
             if not s.greedy and s.n > 1 and len(batch) == 1 and self.share_prefix:
                 gen = self._generate_shared_prefix(enc["input_ids"], s.n, kwargs)
-            if gen is None:
+            if gen is None and not s.greedy:
+                gen = self.model.generate(**{k: v.repeat_interleave(s.n, 0) for k, v in enc.items()}, **kwargs)
+            elif gen is None:
                 gen = self.model.generate(**enc, **kwargs)
         new = gen[:, enc["input_ids"].shape[1]:]
         out = {}
@@ -434,8 +459,8 @@ class HFBackend:
     def _generate_shared_prefix(self, ids, n: int, kwargs: dict):
         """n samples of one prompt whose prefill runs once (num_return_sequences would run it n times).
 
-        Same random draws as the plain path, so the same samples (tests/test_hf_backend.py);
-        None when the model's cache cannot be repeated, and the caller falls back.
+        Each row draws from its own generator as on the plain path, so the same samples
+        (tests/test_hf_backend.py); None when the model's cache cannot be repeated, and the caller falls back.
         """
         import torch
 
@@ -445,7 +470,7 @@ class HFBackend:
         cache.batch_repeat_interleave(n)
         rows = ids.repeat(n, 1)
         return self.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows), past_key_values=cache,
-                                   **{**kwargs, "num_return_sequences": 1})
+                                   **kwargs)
 
     def _finish(self, row, stop) -> tuple[str, str, int]:
         """(text, finish reason, tokens generated): "stop" at an end-of-sequence token (counted) or a

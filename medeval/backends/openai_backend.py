@@ -15,6 +15,12 @@ A prefill is sent on /chat/completions as a trailing assistant message plus
 `continue_final_message=True, add_generation_prompt=False` (vLLM/SGLang flags;
 `prefill_flags=False` sends the bare trailing message, which llama.cpp treats
 as a prefill). On /completions it is appended to the prompt.
+
+Samples (self-consistency): by default (`samples="per_sample"`) every sample is its own
+n=1 request whose seed is derived from (seed, prompt, sample index), so a grown, resumed
+or sharded run asks for exactly the samples a fresh run would (as far as the server honours
+`seed`). `samples="native"` sends one request with `n` (cheaper on hosted APIs that bill the
+prompt per request) at the price of samples that depend on k and on the cache's history.
 """
 from __future__ import annotations
 
@@ -26,22 +32,32 @@ import queue
 import re
 import threading
 from typing import Iterator, Literal, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import openai
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from ..errors import MedevalError
-from .base import BackendError, Output, Request, Scored, split_pair
+from .base import BackendError, Output, Request, Scored, sample_seed, split_pair
 from .identity import Identity
 from .model_args import ModelArgs
 
 log = logging.getLogger(__name__)
 
 PREFILL_FLAGS = {"continue_final_message": True, "add_generation_prompt": False}
-REFUSES_N = (400, 422, 500, 501)  # how servers reject a parameter they do not support
-N_REFUSAL = re.compile(r"choice|\bn\b", re.IGNORECASE)
+N_REFUSAL = re.compile(r"\bchoices?\b|\bn\b", re.IGNORECASE)   # a message that names n
+SAMPLES = ("per_sample", "native")
+CREDENTIAL_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
+def _refuses_n(err: BackendError) -> bool:
+    """Only an explicit refusal of n: a 400/422 that names n, or a 500/501 that says "completion
+    choice" (llama.cpp's chat endpoint). A bare 500 is an outage, not an answer about n."""
+    status, text = getattr(err, "status", None), getattr(err, "detail", "")
+    if status in (400, 422):
+        return bool(N_REFUSAL.search(text))
+    return status in (500, 501) and "completion choice" in text.lower()
 
 
 def safe_url(url: str) -> str:
@@ -53,6 +69,25 @@ def safe_url(url: str) -> str:
     if parts.port:
         host += f":{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def check_url(url: str, option: str = "--base-url") -> None:
+    """An http(s) URL with a host and no credentials in it (httpx logs request URLs), or a MedevalError."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as e:
+        raise MedevalError(f"{option}: {url!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MedevalError(f"{option}: {safe_url(url) if parts.hostname else url.split('?')[0]!r} needs a scheme "
+                           "and a host, e.g. http://localhost:8000/v1")
+    if parts.password is not None or parts.username is not None:
+        raise MedevalError(f"{option} {safe_url(url)} carries a user:password: remove it and put the key in "
+                           "the API key variable")
+    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if CREDENTIAL_PARAM.search(k)]
+    if secret or CREDENTIAL_PARAM.search(parts.fragment):
+        raise MedevalError(f"{option} {safe_url(url)} carries a credential in its query string "
+                           f"({', '.join(secret) or 'fragment'}): remove it and put the key in the API key variable")
 
 
 class OpenAIArgs(ModelArgs):
@@ -68,6 +103,8 @@ class OpenAIArgs(ModelArgs):
     prefill_flags: bool | None = None
     tokenizer: str | None = Field(None, description="HF tokenizer for api=completions chat prompts")
     chat_template_kwargs: dict | None = None
+    samples: Literal["per_sample", "native"] | None = Field(
+        None, description="per_sample (default): one seeded n=1 request per sample; native: one request with n")
 
 
 class OpenAIBackend:
@@ -78,12 +115,14 @@ class OpenAIBackend:
                  concurrency: int = 8, max_retries: int = 5, timeout: float = 60.0,
                  api_key_env: str = "OPENAI_API_KEY", extra_body: dict | None = None,
                  prefill_flags: bool = True, tokenizer: str | None = None,
-                 chat_template_kwargs: dict | None = None):
+                 chat_template_kwargs: dict | None = None, samples: str = "per_sample"):
         if api not in ("chat", "completions"):
             raise MedevalError(f"--api must be 'chat' or 'completions', not {api!r}")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise MedevalError("need --concurrency >= 1, --max-retries >= 0 and --timeout > 0")
-        self.model_id, self.api, self.concurrency = model_id, api, concurrency
+        if samples not in SAMPLES:
+            raise MedevalError(f"samples must be 'per_sample' or 'native', not {samples!r}")
+        self.model_id, self.api, self.concurrency, self.samples = model_id, api, concurrency, samples
         self.max_retries, self.timeout, self.api_key_env = max_retries, timeout, api_key_env
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self.extra_body, self.prefill_flags, self.tokenizer = dict(extra_body or {}), prefill_flags, tokenizer
@@ -91,9 +130,7 @@ class OpenAIBackend:
         self.honours_n: bool | None = None   # learnt from the first request with n > 1
         self.server_model: str | None = None  # the `model` field of the server's responses
         self._url = safe_url(self.base_url)
-        if urlsplit(self.base_url).password is not None:  # httpx would log it with every request
-            raise MedevalError(f"--base-url {self._url} carries a user:password: remove it and put the "
-                             f"key in ${api_key_env}")
+        check_url(self.base_url)  # httpx would log a credential with every request
         self._tok = None
 
     # -- what is sent -------------------------------------------------------
@@ -176,6 +213,7 @@ class OpenAIBackend:
         except openai.APIError as err:  # raised once the client's own retries are spent
             failure = BackendError(f"{what}: {self._explain(err)}")
             failure.status = getattr(err, "status_code", None)
+            failure.detail = self._scrub(str(getattr(err, "message", "")))
             raise failure from None
         try:
             resp = raw.parse()
@@ -190,40 +228,50 @@ class OpenAIBackend:
         return texts, [c.finish_reason for c in choices], raw.retries_taken, _usage(resp)
 
     async def _complete(self, client, request: Request) -> Output:
-        """All n samples of one request: natively (n=...) or by seeded n=1 calls."""
-        n, seed = request.sampling.n, request.sampling.seed
+        """All n samples of one request. Sampled requests: by default one n=1 call per sample index,
+        seeded from (seed, prompt, index); samples="native" asks for n in one call (see docs/backends.md)."""
+        s = request.sampling
+        # native n only for a whole request: the missing samples of a grown or resumed one are seeded per
+        # index, else they would repeat the samples the cache already holds (same seed, same n draws)
+        n, native = s.n, self.samples == "native" and not s.greedy and request.indices == tuple(range(s.n))
         texts, reasons, retries, calls, usage = [], [], 0, 0, None
-        if n == 1 or self.honours_n:
-            (texts, reasons, retries, usage), calls = await self._call(client, request, n, seed), 1
-        elif self.honours_n is None:
+        path = "single" if s.greedy else "per_sample"
+        if s.greedy or (native and self.honours_n):
+            (texts, reasons, retries, usage), calls = await self._call(client, request, n, s.seed), 1
+            path = "single" if s.greedy else "native"
+        elif native and self.honours_n is None:
             texts, reasons, retries, calls, usage = await self._probe_n(client, request)
+            path = "native" if texts else "per_sample (server refused n)"
+        if native and not texts:
+            path = "per_sample (server refused n)"
         texts, reasons = texts[:n], reasons[:n]
+        if len(texts) < n and path == "native":  # fewer choices than asked: not a native result
+            texts, reasons, usage, path = [], [], None, "per_sample (server returned fewer choices)"
         tally = _Usage(usage, len(texts))
-        for i in range(len(texts), n):  # fill in: sample i gets seed + i
-            t, r, k, u = await self._call(client, request, 1, None if seed is None else seed + i)
+        prompt = self.render(request)
+        for i in request.indices[len(texts):]:  # each missing sample: its own seeded n=1 call
+            t, r, k, u = await self._call(client, request, 1, sample_seed(s.seed, prompt, i))
             texts, reasons, retries, calls = texts + t[:1], reasons + r[:1], retries + k, calls + 1
             tally.add(u, 1)
-        path = "single" if n == 1 else ("native" if calls == 1 else "seeded")
         return Output(texts, reasons, {"n_path": path, "http_calls": calls, "retries": retries,
-                                       "server_model": self.server_model, **tally.info(n)})
+                                       "server_model": self.server_model, **tally.info(len(texts))})
 
     async def _probe_n(self, client, request: Request):
-        """The first n > 1 request: does the server return n choices, fewer (it ignores n),
-        or an error (llama.cpp's chat endpoint answers HTTP 500 "Only one completion choice")?"""
+        """samples="native", first n > 1 request: does the server return n choices, fewer (it ignores n),
+        or refuse n explicitly (a 400/422 that names n, or llama.cpp's HTTP 500 "Only one completion
+        choice is allowed")? Any other error (a passing 500, a timeout) is not a refusal: it is retried
+        like every request and, if it persists, fails the run instead of changing how samples are made."""
         n, seed = request.sampling.n, request.sampling.seed
         try:  # no retries yet: a refusal of n should not cost the whole backoff schedule
             texts, reasons, retries, usage = await self._call(client.with_options(max_retries=0), request, n, seed)
         except BackendError as err:
-            refused = err.status in REFUSES_N and N_REFUSAL.search(str(err))
-            try:  # unless the message says so, the error may be transient: the normal retries
-                if refused:
-                    raise err
+            if not _refuses_n(err):
                 texts, reasons, retries, usage = await self._call(client, request, n, seed)
-            except BackendError as last:
-                if last.status not in REFUSES_N:
-                    raise
-                self._learn_n(False, f"refused n={n} (HTTP {last.status})")
-                return [], [], 0, 1, None
+                if self.honours_n is None:
+                    self._learn_n(len(texts) >= n, f"returned {len(texts)} of {n} choices")
+                return texts, reasons, retries, 1, usage
+            self._learn_n(False, f"refused n={n} (HTTP {err.status})")
+            return [], [], 0, 1, None
         if self.honours_n is None:
             self._learn_n(len(texts) >= n, f"returned {len(texts)} of {n} choices")
         return texts, reasons, retries, 1, usage
@@ -232,7 +280,7 @@ class OpenAIBackend:
         self.honours_n = honours
         if not honours:
             log.warning("%s %s: it does not honour n, so each sample is now its own request "
-                        "(n=1, seed + sample index)", self._url, why)
+                        "(n=1, seed from seed, prompt and sample index)", self._url, why)
 
     # -- loglikelihood ------------------------------------------------------
     async def _score(self, client, request: Request) -> Scored:
@@ -289,16 +337,27 @@ class OpenAIBackend:
         slots = asyncio.Semaphore(self.concurrency)
 
         work = work or self._complete
+        failures: list[Exception] = []
 
         async def one(i: int, request: Request):
             async with slots:
-                return i, await work(client, request)
+                if failures:  # the run is failing: start nothing new
+                    return None
+                try:
+                    return i, await work(client, request)
+                except Exception as err:
+                    failures.append(err)
+                    return None
 
         tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
-        try:
+        try:  # after a failure, requests already in flight still complete and are handed over (and cached)
             for done in asyncio.as_completed(tasks):
-                out.put(await done)
-        except Exception as err:  # first failure ends the run; results already put stay put
+                item = await done
+                if item is not None:
+                    out.put(item)
+            if failures:
+                out.put(failures[0])
+        except Exception as err:
             out.put(err)
         finally:
             for t in tasks:
@@ -341,7 +400,7 @@ class OpenAIBackend:
         return Identity(backend=self.name, model=self.model_id, endpoint=self._url,
                         tokenizer=self.tokenizer, chat_template_kwargs=dict(self.chat_template_kwargs),
                         options={"api": self.api, "extra_body": self.extra_body,
-                                 "prefill_flags": self.prefill_flags})
+                                 "prefill_flags": self.prefill_flags, "samples": self.samples})
 
     def describe(self) -> dict:
         # `server_model` (the `model` field of the responses) is known only after the first
@@ -349,8 +408,8 @@ class OpenAIBackend:
         return {"backend": self.name, "id": self.model_id, "revision": None,
                 "server_model": self.server_model, "base_url": self._url, "api": self.api,
                 "n_support": {None: "not yet detected", True: "native",
-                              False: "seeded fallback (server does not honour n)"}[self.honours_n],
-                "concurrency": self.concurrency, "max_retries": self.max_retries,
+                              False: "per-sample fallback (server does not honour n)"}[self.honours_n],
+                "samples": self.samples, "concurrency": self.concurrency, "max_retries": self.max_retries,
                 "timeout": self.timeout, "api_key_env": self.api_key_env,
                 "extra_body": self.extra_body, "prefill_flags": self.prefill_flags,
                 "tokenizer": self.tokenizer, "chat_template_kwargs": self.chat_template_kwargs}

@@ -1,5 +1,7 @@
 """Offline vLLM backend: one `vllm.LLM` engine per run, all requests in ONE generate call.
 
+Each sample of a self-consistency request is its own engine prompt (n=1) with a
+seed derived from (seed, prompt, sample index); prefix caching shares the prompt.
 Prompts are rendered here with the engine's own tokenizer and chat template and
 sent as token ids (`TokensPrompt`), so `render()` is exactly what the engine saw
 and no second BOS is added (see docs/vllm.md). vllm is imported lazily: this
@@ -15,7 +17,7 @@ from typing import Callable, Iterator, Literal, Sequence
 
 from pydantic import Field, PositiveInt
 
-from .base import BackendError, Output, Request, Scored, split_pair
+from .base import BackendError, Output, Request, Scored, sample_seed, split_pair
 from .identity import Identity, fingerprint_dir, hub_commit, local_dir, sha256_text, tokenizer_fingerprint
 from .model_args import ModelArgs, parse_model_args
 
@@ -158,16 +160,20 @@ class VLLMBackend:
         ids = self.tokenizer.encode(text, add_special_tokens=not request.chat)
         return {"prompt_token_ids": ids, "prompt": text}
 
-    def sampling_params(self, request: Request):
+    def sampling_params(self, request: Request) -> list:
+        """One `SamplingParams` per engine prompt. Greedy: one prompt, n=1. Sampled: one prompt per sample
+        index, n=1, seeded from (seed, prompt, index), so a sample does not depend on k or on what a
+        resumed run still had to make; prefix caching makes the repeated prompt cheap."""
         s = request.sampling
-        common = dict(max_tokens=s.max_tokens, stop=list(s.stop),
-                      stop_token_ids=list(self.stop_token_ids), seed=s.seed)
+        common = dict(max_tokens=s.max_tokens, stop=list(s.stop), stop_token_ids=list(self.stop_token_ids))
         if s.greedy:  # explicit, so the model's generation_config defaults never apply
-            return _vllm().SamplingParams(n=1, temperature=0.0, top_p=1.0, **common)
-        return _vllm().SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, **common)
+            return [_vllm().SamplingParams(n=1, temperature=0.0, top_p=1.0, seed=s.seed, **common)]
+        text = self.render(request)
+        return [_vllm().SamplingParams(n=1, temperature=s.temperature, top_p=s.top_p,
+                                       seed=sample_seed(s.seed, text, i), **common) for i in request.indices]
 
     def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Output]]:
-        prompts, params, order = [], [], []
+        prompts, params, order = [], [], []   # order: (request index, how many engine prompts it has)
         for i, request in enumerate(requests):
             prompt = self.prompt(request)
             size = len(prompt["prompt_token_ids"])
@@ -178,16 +184,19 @@ class VLLMBackend:
                 yield i, Output([""] * n, ["prompt_too_long"] * n, {"prompt_tokens": size, "completion_tokens": [0] * n,
                                                                      "error": why})
                 continue
-            prompts.append(prompt)
-            params.append(self.sampling_params(request))
-            order.append(i)
+            mine = self.sampling_params(request)
+            prompts += [prompt] * len(mine)
+            params += mine
+            order.append((i, len(mine)))
         if not prompts:
             return
         results = self.llm.generate(prompts, sampling_params=params, use_tqdm=True)
         if len(results) != len(prompts):
             raise BackendError(f"vllm returned {len(results)} outputs for {len(prompts)} prompts")
-        for i, result in zip(order, results):
-            yield i, self._output(requests[i], result)
+        start = 0
+        for i, count in order:
+            yield i, self._output(requests[i], results[start:start + count])
+            start += count
 
     def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
         """Every (request, continuation) as one prompt of context + continuation ids with `prompt_logprobs=1`,
@@ -223,12 +232,13 @@ class VLLMBackend:
             s.info["truncated"] |= truncated
         yield from per.items()
 
-    def _output(self, request: Request, result) -> Output:
-        done = sorted(result.outputs, key=lambda c: c.index)
+    def _output(self, request: Request, results) -> Output:
+        done = [c for result in results for c in sorted(result.outputs, key=lambda c: c.index)]
         texts, reasons = [c.text for c in done], [c.finish_reason for c in done]
-        info = {"prompt_tokens": len(result.prompt_token_ids or []),
+        info = {"prompt_tokens": len(results[0].prompt_token_ids or []),
                 "completion_tokens": [len(c.token_ids) for c in done],
-                "stop_reasons": [c.stop_reason for c in done]}
+                "stop_reasons": [c.stop_reason for c in done],
+                "seeding": "greedy" if request.sampling.greedy else "per-sample seed (seed, prompt, index)"}
         n = request.sampling.n
         if request.sampling.greedy and n > 1 and len(done) == 1:
             texts, reasons = texts * n, reasons * n  # vLLM refuses n > 1 with greedy decoding
