@@ -93,7 +93,7 @@ def _paired(report: G.GateReport, r: G.TaskResult):
     samples' `correct` field (e.g. a label task gated on macro-F1), else none."""
     base, cand = report.baseline, report.candidate
     b_rows, c_rows = G.load_samples(base, r.task), G.load_samples(cand, r.task)
-    _, ids = G._mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
+    _, ids, _ = G._mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
     golds = [b_rows[i]["gold"] for i in ids]
     opts = G._options(base.tasks[r.task], r.metric)
     sb = M.item_scores(r.metric, G._preds(b_rows, ids, r.mode, str(base.dir)), golds, opts)

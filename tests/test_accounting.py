@@ -22,8 +22,8 @@ def samples(out, task):
     return [json.loads(line) for line in (out / f"samples_{task}.jsonl").read_text().splitlines()]
 
 
-def echo_run(srv, data_dir, out, cache, max_tokens, **kw):
-    backend = OpenAIBackend(ECHO_MODEL, base_url=srv.url, max_retries=0, timeout=10)
+def echo_run(srv, data_dir, out, cache, max_tokens, samples="per_sample", **kw):
+    backend = OpenAIBackend(ECHO_MODEL, base_url=srv.url, max_retries=0, timeout=10, samples=samples)
     cfg = RunConfig(tasks=["medqa"], limit=4, self_consistency=3, max_tokens=max_tokens, data_dir=str(data_dir),
                     output_dir=str(out), cache_dir=str(cache), **kw)
     return run(cfg, backend=backend, progress=False)
@@ -80,9 +80,9 @@ def srv_prompt(entry: dict) -> str:
 def test_seeded_fallback_counts_each_sample_and_native_n_only_the_total(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     with OpenAITestServer("echo", ignore_n=True) as srv:   # one choice whatever n: one call per sample
-        seeded = echo_run(srv, data_dir, tmp_path / "s", tmp_path / "c", 8, no_cache=True)
+        seeded = echo_run(srv, data_dir, tmp_path / "s", tmp_path / "c", 8, samples="native", no_cache=True)
     with OpenAITestServer("echo") as srv:
-        native = echo_run(srv, data_dir, tmp_path / "n", tmp_path / "c", 8, no_cache=True)
+        native = echo_run(srv, data_dir, tmp_path / "n", tmp_path / "c", 8, samples="native", no_cache=True)
     s_rows, n_rows = samples(tmp_path / "s", "medqa"), samples(tmp_path / "n", "medqa")
     assert all(r["sc"]["tokens"]["per_sample"] == [4, 4, 4] for r in s_rows)
     assert all(r["sc"]["tokens"]["per_sample"] == [None] * 3 and r["sc"]["tokens"]["completion"] == 12

@@ -57,8 +57,11 @@ def test_openai_identity_is_the_served_model_at_its_endpoint():
     assert a.identity().key() != OpenAIBackend("neeto", base_url="http://127.0.0.1:8001/v1").identity().key()
     assert a.identity().key() != OpenAIBackend("neeto", base_url="http://127.0.0.1:8000/v1",
                                                extra_body={"top_k": 5}).identity().key()
-    key_in_url = OpenAIBackend("neeto", base_url="http://127.0.0.1:8000/v1?api_key=sk-SECRET")
-    assert "SECRET" not in json.dumps(key_in_url.identity().as_dict())
+    from medeval.errors import MedevalError
+
+    with pytest.raises(MedevalError, match="credential"):   # never part of an identity, nor anywhere else
+        OpenAIBackend("neeto", base_url="http://127.0.0.1:8000/v1?api_key=sk-SECRET")
+    assert "?" not in json.dumps(OpenAIBackend("neeto", base_url="http://h:1/v1?api-version=2").identity().as_dict())
 
 
 # ------------------------------------------------------------------ HF, real model
