@@ -47,6 +47,8 @@ def run_shard(config: dict, index: int, count: int) -> dict[str, bytes]:
 
 
 def launch(cfg, launcher: str | None, shards: int | None, progress: bool = True) -> dict:
+    if launcher is None:
+        raise MedevalError("--shards N needs --launcher ray; without a launcher, run each shard with --shard I/N")
     if launcher != "ray":
         raise MedevalError(f"--launcher {launcher!r}: the only launcher is 'ray' (use --shard I/N with your own "
                            "scheduler, see docs/scaling.md)")
