@@ -113,9 +113,17 @@ def test_merge_refuses_missing_duplicated_mixed_and_mismatched_shards(sharded, d
     assert not any((tmp / f"m{k}").exists() for k in range(1, 6))   # nothing written on refusal
 
 
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster (no fake), shared by the Ray tests; started as `launch` would start it."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional dependency: pip install 'medeval[ray]'")
+    ray.init(logging_level="WARNING", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_ray_launcher_two_shards_on_a_local_cluster_equals_one_run(tmp_path, data_dir, hf_backend):
-    pytest.importorskip("ray", reason="Ray is an optional dependency: pip install 'medeval[ray]'")
+def test_ray_launcher_two_shards_on_a_local_cluster_equals_one_run(ray_cluster, tmp_path, data_dir, hf_backend):
     from medeval.launch_ray import launch
 
     cfg = dict(tasks=["medqa"], limit=4, max_tokens=4, data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"))
@@ -128,3 +136,39 @@ def test_ray_launcher_two_shards_on_a_local_cluster_equals_one_run(tmp_path, dat
     a, b = dict(launched["tasks"]["medqa"]), dict(single["tasks"]["medqa"])
     a.pop("timings"), b.pop("timings")
     assert a == b
+
+
+@pytest.mark.slow
+def test_ray_retries_a_failed_shard_which_reuses_its_cached_samples(ray_cluster, tmp_path, data_dir):
+    """The 3rd request the server sees fails (HTTP 500, no client retries): that shard's task raises a
+    BackendError, Ray runs it again, and only the failed request is asked again (the others are cached)."""
+    from medeval.launch_ray import launch
+    from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
+
+    with OpenAITestServer("echo", faults=["ok", "ok", "500"]) as srv:   # FAKE model: hash-derived answers
+        common = dict(tasks=["medqa"], limit=6, model=ECHO_MODEL, backend="openai", data_dir=str(data_dir),
+                      cache_dir=str(tmp_path / "cache"),
+                      backend_args={"base_url": srv.url, "max_retries": 0, "concurrency": 1})
+        launched = launch(RunConfig(**common, output_dir=str(tmp_path / "ray")), "ray", 2, progress=False)
+        assert [e["status"] for e in srv.log].count(500) == 1
+        assert len(srv.log) == 6 + 1
+        single = run(RunConfig(**common, output_dir=str(tmp_path / "one")), progress=False)
+    assert single["cache"]["misses"] == 0 and len(srv.log) == 7
+    assert (tmp_path / "ray" / "samples_medqa.jsonl").read_bytes() == (tmp_path / "one" / "samples_medqa.jsonl").read_bytes()
+    assert launched["tasks"]["medqa"]["metrics"] == single["tasks"]["medqa"]["metrics"]
+
+
+@pytest.mark.slow
+def test_ray_reports_shards_that_still_fail_in_one_line(ray_cluster, tmp_path, data_dir):
+    from medeval.launch_ray import MAX_RETRIES, launch
+    from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
+
+    with OpenAITestServer("echo", faults=["500"] * 50) as srv:              # FAKE model, always failing
+        cfg = RunConfig(tasks=["medqa"], limit=4, model=ECHO_MODEL, backend="openai", data_dir=str(data_dir),
+                        cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "ray"),
+                        backend_args={"base_url": srv.url, "max_retries": 0, "concurrency": 1})
+        with pytest.raises(MedevalError, match=r"2 of 2 shards failed after 3 attempts \(shard 0/2: BackendError: .*HTTP 500") as e:
+            launch(cfg, "ray", 2, progress=False)
+        assert len(srv.log) == 2 * (MAX_RETRIES + 1)          # each attempt of each shard: one failed request
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "ray" / "results.json").exists()
