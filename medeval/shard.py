@@ -12,7 +12,6 @@ and data hashes, so that `merge` can check that the shards belong together and c
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from .data import Items
@@ -59,9 +58,15 @@ def take(p, index: int, count: int):
 
 def config_dict(cfg) -> dict:
     """The run's configuration as recorded (everything but the output directory, argv and the shard)."""
+    from .backends.openai_backend import safe_url
+
     d = dataclasses.asdict(cfg)
     for k in ("output_dir", "argv", "shard"):
         d.pop(k, None)
+    if d["backend_args"].get("base_url"):      # URLs may carry credentials: never written to results
+        d["backend_args"]["base_url"] = safe_url(d["backend_args"]["base_url"])
+    if d.get("judge_base_url"):
+        d["judge_base_url"] = safe_url(d["judge_base_url"])
     return d
 
 
@@ -95,10 +100,3 @@ def read_generation(path: Path) -> dict[str, dict]:
         out[str(row["id"])] = row
     return out
 
-
-def describe(block: dict) -> str:
-    return f"shard {block['index']}/{block['count']}"
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

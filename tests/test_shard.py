@@ -34,6 +34,16 @@ def test_partition_is_balanced_deterministic_and_independent_of_order():
             parse(bad)
 
 
+def test_recorded_configuration_never_holds_url_credentials():
+    from medeval.shard import config_dict
+
+    cfg = RunConfig(tasks=["medqa"], backend_args={"base_url": "http://user:s3cret@host:8000/v1?key=s3cret"},
+                    judge_base_url="https://u:s3cret@judge/v1", output_dir="x", argv=["medeval"], shard=(0, 2))
+    d = config_dict(cfg)
+    assert "s3cret" not in str(d) and d["backend_args"]["base_url"] == "http://host:8000/v1"
+    assert not {"output_dir", "argv", "shard"} & set(d)
+
+
 def test_ray_missing_is_one_clear_line(monkeypatch, tmp_path):
     import sys
 
