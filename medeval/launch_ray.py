@@ -87,7 +87,9 @@ def _run_all(ray, cfg, count: int, progress: bool) -> dict:
     config.pop("shard")
     t0 = time.time()
     refs = {task.remote(config, i, count): i for i in range(count)}
-    console.print(f"ray: {count} shards submitted ({gpus:g} GPU each); cluster {ray.cluster_resources()}")
+    res = ray.cluster_resources()
+    console.print(f"ray: {count} shards submitted ({gpus:g} GPU each) to a cluster of {res.get('CPU', 0):g} CPUs "
+                  f"and {res.get('GPU', 0):g} GPUs")
     shard_root = Path(cfg.output_dir) / "shards"
     dirs, failed, pending = {}, {}, list(refs)
     while pending:
