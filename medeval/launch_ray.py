@@ -85,6 +85,10 @@ def _run_all(ray, cfg, count: int, progress: bool) -> dict:
                                          retry_exceptions=[BackendError, OSError])
     config = dataclasses.asdict(cfg)
     config.pop("shard")
+    for k in ("data_dir", "cache_dir"):       # workers may start elsewhere: absolute paths
+        if config[k]:
+            config[k] = str(Path(config[k]).expanduser().resolve())
+    config["task_dirs"] = [str(Path(d).expanduser().resolve()) for d in config["task_dirs"]]
     t0 = time.time()
     refs = {task.remote(config, i, count): i for i in range(count)}
     res = ray.cluster_resources()
