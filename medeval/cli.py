@@ -78,6 +78,11 @@ def run(
     price_table: Optional[Path] = typer.Option(None, help="YAML of model id -> {input: X, output: Y} (USD per "
                                                "million tokens); prices the model and the judge."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    shard: Optional[str] = typer.Option(None, help="I/N: evaluate only shard I (0-based) of N of every task's items; "
+                                        "then `medeval merge` the N output directories. See docs/scaling.md."),
+    launcher: Optional[str] = typer.Option(None, help="ray: run --shards N shards as tasks on a Ray cluster "
+                                           "(RAY_ADDRESS, else a local one), then merge into --output-dir."),
+    shards: Optional[int] = typer.Option(None, help="With --launcher ray: the number of shards."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
     from .runner import RunConfig, run as run_pipeline
@@ -91,7 +96,16 @@ def run(
         judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())
-    results = run_pipeline(cfg, progress=not quiet)
+    if shard is not None:
+        from .shard import parse
+
+        cfg.shard = parse(shard)
+    if launcher is not None or shards is not None:
+        from .launch_ray import launch
+
+        results = launch(cfg, launcher, shards, progress=not quiet)
+    else:
+        results = run_pipeline(cfg, progress=not quiet)
     summary(results)
     c = results["cache"]
     out.print(f"cache: {c['hits']} samples reused, {c['misses']} generated; results in {output_dir}/results.json")
@@ -186,6 +200,22 @@ def score(
 
     results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv())
     summary(results)
+
+
+@app.command()
+def merge(
+    shard_dirs: list[Path] = typer.Argument(..., help="The output directories of `medeval run --shard I/N`, I = 0..N-1."),
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Where the merged results.json and samples go."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The data mirror (default: the shards' --data-dir)."),
+    task_dir: Optional[list[Path]] = typer.Option(None, "--task-dir", help="Task directories (default: the shards')."),
+):
+    """Merge shard directories into the results.json and samples files of one unsharded run."""
+    from .merge import merge as merge_shards
+
+    results = merge_shards(shard_dirs, output_dir, str(data_dir) if data_dir else None,
+                           [str(d) for d in task_dir or []], _argv())
+    summary(results)
+    out.print(f"merged {results['merged']['count']} shards; results in {output_dir}/results.json")
 
 
 @app.command("tasks")

@@ -57,6 +57,7 @@ class RunConfig:
     backend_args: dict = field(default_factory=dict)   # options from flags, checked by the backend's Args
     model_args: str | None = None                      # the --model-args string, same schema
     argv: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None               # (I, N): evaluate only shard I of N (medeval/shard.py)
 
 
 @dataclass
@@ -264,7 +265,11 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     prices = _prices(cfg)   # bad price input fails before any generation
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
-    prepared = [prepare(t, cfg) for t in tasks]
+    prepared = full = [prepare(t, cfg) for t in tasks]
+    if cfg.shard:
+        from .shard import take
+
+        prepared = [take(p, *cfg.shard) for p in full]
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -294,6 +299,10 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         "groups": group_scores(registry, tasks, task_results),
         "usage": run_usage(task_results, *prices[:2], model_id, prices[2]),
     }
+    if cfg.shard:
+        from .shard import record
+
+        results["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
     atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
     cache.close()
     return results
