@@ -114,7 +114,7 @@ def _argv() -> list[str]:
 
 def summary(results: dict) -> None:
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy [95% CI]", "SC", "invalid"):
+    for col in ("task", "n", "metric", "greedy [95% CI]", "SC", "invalid", "ambiguous"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         for k, metric in enumerate(r["metrics"]["greedy"]):
@@ -128,7 +128,9 @@ def summary(results: dict) -> None:
                 else:
                     cells.append(f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]")
             inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in r["modes"]) if k == 0 else ""
-            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv)
+            amb = " / ".join(f"{100 * r.get('ambiguous', {}).get(m, {}).get('rate', 0):.0f}%"
+                             for m in r["modes"]) if k == 0 else ""
+            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv, amb)
     out.print(table)
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import metrics
 from .data import get_field
-from .extract import extract, vote
+from .extract import extract, outcome, vote
 from .results import SamplesWriter, safe_child
 
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
@@ -49,6 +49,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
     invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
+    ambiguous = {m: [0, 0] for m in modes}  # the same for hedges ("B or C"): counted apart from invalid
     skipped = defaultdict(int)
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
         judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
@@ -68,17 +69,22 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             prefill = got.get("prefill") or ""
             if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
                 sample["adversarial_prefill"] = prefill
-            ext = [extract(task, prefill + (t or ""), row, options) for t in got["texts"]]
-            invalid[mode][1] += sum(e is None for e in ext)
+            outs = [outcome(task, prefill + (t or ""), row, options) for t in got["texts"]]
+            ext = [o.answer for o in outs]
+            status = [o.status for o in outs]
+            invalid[mode][1] += status.count("invalid")
+            ambiguous[mode][1] += status.count("ambiguous")
             pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
-            block = {"outputs": got["texts"], "extracted": ext, "pred": pred}
+            block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred}
             if counts is not None:
                 block["votes"] = counts
             if judge is not None:
                 pred, block["judge"] = judge(pred, gold, row)
                 block["pred"] = pred
-            if pred is None:
-                invalid[mode][0] += 1
+            if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
+                hedged = "ambiguous" in status
+                (ambiguous if hedged else invalid)[mode][0] += 1
+                block["pred_status"] = "ambiguous" if hedged else "invalid"
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
             preds[mode].append(pred)
@@ -98,6 +104,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                     for m in modes},
         "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
                         "samples": invalid[m][1]} for m in modes},
+        "ambiguous": {m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
+                          "samples": ambiguous[m][1]} for m in modes},
         "strata": _strata(task, p, preds, golds, opts, modes),
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
