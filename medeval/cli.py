@@ -95,15 +95,21 @@ def _backend_args(v: dict) -> dict:
     if v["trust_remote_code"]:
         args["trust_remote_code"] = True
     if v["chat_template_kwargs"]:
-        try:
-            args["chat_template_kwargs"] = json.loads(v["chat_template_kwargs"])
-        except json.JSONDecodeError as e:
-            raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+        args["chat_template_kwargs"] = _chat_kwargs(v["chat_template_kwargs"])
     if v["model_args"]:
         from .backends.model_args import parse_model_args
 
         args["engine_args"] = parse_model_args(v["model_args"])
     return args
+
+
+def _chat_kwargs(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
 
 
 def _argv() -> list[str]:
@@ -153,20 +159,55 @@ def score(
     summary(results)
 
 
+@app.command()
+def render(
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or group names."),
+    limit: int = typer.Option(3, "--limit", "-l", help="Items per task to show."),
+    data_dir: Optional[Path] = DATA_DIR,
+    task_dir: Optional[list[Path]] = TASK_DIR,
+    prompt_variant: Optional[str] = typer.Option(None, help="Show a task's named prompt variant."),
+    system_prompt: Optional[str] = typer.Option(None, help="System prompt for every task (as in `run`)."),
+    adversarial: bool = typer.Option(False, "--adversarial", help="Show the pre-filled wrong answer too."),
+    max_tokens: Optional[int] = typer.Option(None, help="As in `run`: override every task's max new tokens."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="Apply this model's chat template "
+                                                "(hub id, local directory or 'embedded'); loads its tokenizer only."),
+    chat_template_kwargs: Optional[str] = typer.Option(None, help="JSON for the chat template, as in `run`."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per item instead of text."),
+):
+    """Print the prompts, golds, options and decoding a run would use, without loading a model."""
+    from .render import format_item, render_items
+    from .runner import RunConfig
+
+    if limit <= 0:
+        raise MedevalError(f"--limit must be a positive number of items, got {limit}")
+    cfg = RunConfig(tasks=[t for t in tasks.split(",") if t.strip()], limit=limit, max_tokens=max_tokens,
+                    data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
+                    prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial)
+    for item in render_items(cfg, chat_template, _chat_kwargs(chat_template_kwargs)):
+        typer.echo(json.dumps(item, ensure_ascii=False) if as_json else format_item(item) + "\n")
+
+
 @app.command("tasks")
 def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
-    """List tasks and groups with their answer type, split, size and metrics."""
+    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, the
+    first row of every task with a local file is also prepared as a run would, and problems listed."""
+    from .render import check_data
     from .spec import Registry
 
     reg = Registry(task_dir or [])
     table = Table(title="tasks")
     for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
         table.add_column(col, no_wrap=col in ("task", "items"))
+    problems = []
     for name, t in sorted(reg.tasks.items()):
         size = "-"
         if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
             with open(Path(data_dir) / t.dataset.local, "rb") as f:
                 size = str(sum(1 for line in f if line.strip()))
+            problem = check_data(t, data_dir)
+            if problem:
+                problems.append(problem)
+                size += " (error)"
         table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
                       size, ", ".join(t.metrics), t.dataset.access)
     out.print(table)
@@ -177,6 +218,8 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
     for name, g in sorted(reg.groups.items()):
         groups.add_row(name, ", ".join(g.tasks), g.aggregate)
     out.print(groups)
+    if problems:
+        raise MedevalError("\n".join(problems))
 
 
 @cache_app.command("info")
