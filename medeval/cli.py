@@ -146,7 +146,7 @@ def summary(results: dict) -> None:
 @app.command()
 def score(
     task: str = typer.Option(..., "--task", "-t", help="Task name whose items the predictions answer."),
-    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL: {\"id\": ..., \"output\": text} or {\"id\": ..., \"outputs\": [texts]} per line."),
+    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL, one item per line: {\"id\": ID, \"output\": TEXT}, or \"outputs\" holding a list of texts (voted as self-consistency). ID is the dataset's id field, else the row index as a string (\"0\", \"1\", ...). See docs/score.md."),
     output_dir: Path = typer.Option(Path("runs/scored"), "--output-dir", "-o"),
     model_name: str = typer.Option("external", "--model-name", help="Name recorded as the model id."),
     data_dir: Optional[Path] = DATA_DIR,
@@ -156,6 +156,9 @@ def score(
     from .score_external import score_file
 
     results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv())
+    for block in results["tasks"].values():
+        for w in block.get("warnings", []):
+            err.print("[bold yellow]warning:[/]", escape(w), highlight=False, soft_wrap=True)
     summary(results)
 
 
