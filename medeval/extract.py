@@ -20,7 +20,7 @@ MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are rea
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 # a negation just before a label: "not yes", "isn't maybe", "neither yes nor no"
 _NEG = re.compile(r"\b(?:not|isn't|is not|never|neither|nor|without|cannot be|can't be)\s+(?:\w+\s+){0,1}$", re.I)
-_HEDGE_JOIN = r"\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?)\s*"
+_HEDGE_JOIN = r"\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?)\s*(?:,\s*)?"
 
 
 class Outcome(NamedTuple):
@@ -52,6 +52,13 @@ def norm(s: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&-]", " ", s.lower())).strip()
 
 
+def lnorm(s: str) -> str:
+    """norm() for label matching, keeping sentence punctuation as a "," token ("no, the ..." is
+    the answer no; "no difference" is not)."""
+    s = re.sub(r"[.,;:!?]", " , ", s.lower())
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&,-]", " ", s)).strip()
+
+
 def boxed_contents(t: str) -> list[str]:
     r"""The contents of every \boxed{...} (balanced braces), LaTeX commands and braces removed."""
     out = []
@@ -67,7 +74,7 @@ def boxed_contents(t: str) -> list[str]:
 
 # -- labels (yes/no/maybe, classes, multi-label) ------------------------------
 def _surfaces(labels: list[str], aliases: dict[str, list[str]]) -> list[tuple[str, str]]:
-    pairs = [(norm(l), l) for l in labels] + [(norm(a), l) for l, al in aliases.items() for a in al]
+    pairs = [(lnorm(l), l) for l in labels] + [(lnorm(a), l) for l, al in aliases.items() for a in al]
     return sorted({p for p in pairs if p[0]}, key=lambda p: -len(p[0]))
 
 
@@ -97,7 +104,7 @@ def _label_hedge(text: str, mentions) -> bool:
 
 def _read_label_span(span: str, surfaces, whole_sentence: bool = True) -> Outcome | None:
     """The label a span starts with, or (whole_sentence) the one label its first sentence names."""
-    first = norm(re.split(r"[.;!?\n]", span.strip(), maxsplit=1)[0] if span.strip() else "")
+    first = lnorm(re.split(r"[.;!?\n]", span.strip(), maxsplit=1)[0] if span.strip() else "")
     if not first:
         return None
     ments = _mentions(first, surfaces)
@@ -136,7 +143,7 @@ def label_outcome(text: str, labels: list[str], aliases: dict | None = None) -> 
     last = t.rstrip().rsplit("\n", 1)[-1]
     if (r := _read_label_span(last.lstrip(" *_#>\"'(["), surfaces)):
         return r._replace(rule="last-line")
-    nt = norm(t)
+    nt = lnorm(t)
     ments = _mentions(nt, surfaces)
     distinct = {m[2] for m in ments}
     if len(distinct) == 1:
@@ -151,11 +158,11 @@ def extract_label(text: str, labels: list[str], aliases: dict | None = None) -> 
 
 
 def extract_labels(text: str, labels: list[str], aliases: dict | None = None, none_label: str | None = "none"):
-    t = norm(clean(text))
+    t = lnorm(clean(text))
     found = sorted({label for *_, label in _mentions(t, _surfaces(labels, aliases or {}))})
     if found:
         return found
-    if none_label and re.search(rf"(?<!\w){re.escape(norm(none_label))}(?!\w)", t):
+    if none_label and re.search(rf"(?<!\w){re.escape(lnorm(none_label))}(?!\w)", t):
         return []
     return None
 

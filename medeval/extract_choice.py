@@ -14,6 +14,7 @@ from .extract import INVALID, Outcome, boxed_contents, clean, norm
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
                "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are"}
+PRONOUN_SAFE = {"is", "are", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#>`\"'“”‘’[](){}:=-–—~"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b)\s*[:#]?\s*", re.I)
 _LETTER = re.compile(r"([A-Za-z])(?![\w'’])(?!-\w)(?!\.\w)")
@@ -50,7 +51,7 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     word = re.match(r"\s+([A-Za-z]+)", rest)
     if _own_text_follows(rest, letter, options):
         return letter, rest
-    if word and (word.group(1).lower() in CONNECTIVES and not strict):
+    if word and not strict and word.group(1).lower() in (CONNECTIVES if letter != "I" else PRONOUN_SAFE):
         return letter, rest
     if word and word.group(1).lower() in ("or", "and") and _JOIN.match(rest) and \
             _letter(rest[_JOIN.match(rest).end():], options):
@@ -111,9 +112,10 @@ _PREFIX = re.compile(
     r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)"
     r"|\b(?:option|choice|selection|response)(?=\s*\**\s*[:=]))"
     r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*"
-    r"(?:[:=]|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
+    r"(?:[:=|]|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
     r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
     r"|\b(?:go|going)\s+with\b"
+    r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
     r"|\b(?:my|the)\s+(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
 _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(
@@ -122,7 +124,7 @@ _SUFFIX = re.compile(
     r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b(?!\s+than)",
     re.I)
 _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answer|so|thus|therefore|hence|think|"
-                            r"believe|guess|that|and|but|clearly|definitely|probably)\s*)\s*$", re.I)
+                            r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
 
 
 def _phrase_spans(t: str):
@@ -131,7 +133,7 @@ def _phrase_spans(t: str):
     out += [(m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
     for m in _SUFFIX.finditer(t):
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):
-            out.append((m.start(), t[m.start(1):m.end()], False))
+            out.append((m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
     return sorted(out, key=lambda x: x[0])
 
 
