@@ -55,7 +55,7 @@ def norm(s: str) -> str:
 def lnorm(s: str) -> str:
     """norm() for label matching, keeping sentence punctuation as a "," token ("no, the ..." is
     the answer no; "no difference" is not)."""
-    s = re.sub(r"[.,;:!?]", " , ", s.lower())
+    s = re.sub(r"[.,;:!?—–()\[\]\"“”]", " , ", s.lower())
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&,-]", " ", s)).strip()
 
 

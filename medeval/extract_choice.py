@@ -13,10 +13,11 @@ from .extract import INVALID, Outcome, boxed_contents, clean, norm
 
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
-               "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are"}
-PRONOUN_SAFE = {"is", "are", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
+               "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it"}
+PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#>`\"'“”‘’[](){}:=-–—~"
-_FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b)\s*[:#]?\s*", re.I)
+_FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
+                     r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
 _LETTER = re.compile(r"([A-Za-z])(?![\w'’])(?!-\w)(?!\.\w)")
 _JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?|\(\s*or\b)\s*"
                    r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
@@ -110,9 +111,10 @@ _PREFIX = re.compile(
     r"(?:\b(?:(?:final|correct|right|best|true|most\s+(?:likely|appropriate|accurate|correct))\s+)?"
     r"answer(?:\s+(?:choice|option|letter))?(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|item|problem))?(?:\s+here)?"
     r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)"
-    r"|\b(?:option|choice|selection|response)(?=\s*\**\s*[:=]))"
+    r"|\b(?:option|choice|selection|response|solution|correct|letter|selected|result|ans)(?=\s*\**\s*[:=])"
+    r"|\bans\.(?=\s)|(?m:^)[*_\s]*A\s*:(?=\s*[*(\[]*[A-J](?![\w'’])))"
     r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*"
-    r"(?:[:=|]|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
+    r"[\"']?(?:[:=|>→⇒]|=>|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
     r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
     r"|\b(?:go|going)\s+with\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
@@ -121,15 +123,20 @@ _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequ
 _SUFFIX = re.compile(
     r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-J])[)*\]]*\s+"
     r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
-    r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b(?!\s+than)",
+    r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
+    r"(?!\s+(?:than|if|when|only\s+if|in\s+(?:a|an|the|patients?|cases?)|for\s+(?:a|an|patients?)|had|were)\b)",
     re.I)
 _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answer|so|thus|therefore|hence|think|"
                             r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
 
 
+_NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|an?\s+incorrect|other)[ \t]+$", re.I)
+
+
 def _phrase_spans(t: str):
     """(position, span, strict) of every answer position made by a phrase, in text order."""
-    out = [(m.end(), t[m.end():m.end() + 300], False) for m in _PREFIX.finditer(t)]
+    out = [(m.end(), t[m.end():m.end() + 300], False) for m in _PREFIX.finditer(t)
+           if not _NEGATED_PHRASE.search(t[max(0, m.start() - 14):m.start()])]
     out += [(m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
     for m in _SUFFIX.finditer(t):
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):

@@ -317,3 +317,63 @@ def score_corpus(cases: list[Case], extractor=None) -> tuple[dict, list]:
         if not ok:
             misses.append((c, o))
     return {k: dict(v) for k, v in fams.items()}, misses
+
+
+# Written after the rules above were tuned, and first run without changing the rules: the
+# held-out estimate reported in benchmarks/RESULTS.md.
+HOLDOUT_MCQ_STYLES = {
+    "holdout-mcq": [
+        "The correct choice would be {L}.", "Answer is {L}", "Ans: {L}", "Ans. {L}", "Correct Answer - {L}",
+        "Correct response: {L}", "Solution: {L}", "Selected answer: {L}", "Response: {L}",
+        "My final answer is ({L}).", "I'm confident the answer is {L}.", "{L} ({T}) is the correct answer.",
+        "Correct: {L}", "Option {L} - {T}", "Answer: {L} ✅", "ANSWER: ({L}) {T}", '{{"answer": "{L}"}}',
+        "Answer: {L}\n\nConfidence: 90%", "The answer is {L}, {T}.",
+        "Final Answer: The final answer is {L}. I hope it is correct.",
+        "Therefore, among A through {N}, the answer is {L}.", "The answer is: **{L}) {T}**", "[ANSWER] {L}",
+        "<answer>{L}</answer>", "Option ({L}) is the right one.", "The answer: {L}", "{L} is my answer.",
+        "My choice: {L}", "Letter: {L}", "{L} it is.", "Definitely {L}.", "The answer is clearly {L}.",
+        "Answer: I'd say {L}", "{L} ✔", "Option {L} — {T}", "The answer is option {L}: {T}.",
+        "Answer: {T} (option {L})", "The correct answer is {T}, which corresponds to option {L}.",
+        "Among the options, {L} is the most accurate.", "I'm going with {L}.", "{L} - final answer",
+        "Answer\n{L}", "The answer is {L}.\n\nWhy not the others: {W} is wrong because of the timing.",
+        "The answer is {L}. {W} would be correct if the patient were older.", "Probably {L}.",
+    ],
+    "holdout2-mcq": [
+        "{W}. {WT} - incorrect\n{L}. {T} - correct\n\nAnswer: {L}", "The answer is not {W}; it is {L}.",
+        "Correct answer: {L}\nIncorrect answer: {W}", "Options {W} and {W} are incorrect. The answer is {L}.",
+        "{L}\n\n{W} is incorrect because it does not fit.", "The answer is {L}. ({W} is a common distractor.)",
+        "You might think {W}, but the correct answer is {L}.", "Answer: {L}. Note that {W} would be the answer in a child.",
+        "The correct answer is {L}, not {W}.", "{L} is correct; {W} is incorrect.", "It's {L}.", "That would be {L}.",
+        "Answer → {L}", "The answer is {L}!", "ANSWER IS {L}", "answer is: ({L})", "Final answer:\n- {L}",
+        "Final answer: option {L} ({T})", "**{L}** - {T}", "The answer is **{L}**: {T}", "{T} is the best answer, so {L}.",
+        "Answer: {L} (confidence: high)", "{L}. Final.", "Option {L} — correct.", "My response is {L}.",
+        "Answer for this question: {L}", "The answer is (option) {L}", "A: {L}",
+    ],
+}
+HOLDOUT_YESNO_STYLES = {
+    "holdout-yesno": [
+        "{Y} — the results support it.", "The answer is: {Y}", "Answer: {Y}. The study shows an effect.",
+        '{{"answer": "{y}"}}', "<answer>{y}</answer>", "Short answer: {y}.", "Response: {y}", "Verdict: {y}",
+        "{y} (the authors conclude this)", "Based on the evidence presented, the answer would be {y}.",
+        "So, {y}.", "I think the answer is {y}.", "Probably {y}.", "It's a {y}.", "Final Answer: **{Y}**",
+        "The data indicate {y}; the effect was significant.", "A: {y}",
+        "{Y}.\n\nExplanation: there were no significant adverse effects.", "{Y}.\nThe study showed no harm.",
+        "{y} - the results were mixed", "{Y}. The findings were inconsistent, with no clear trend.",
+    ],
+    "holdout2-yesno": [
+        "The answer is {y}; there is no evidence against it.", "No evidence contradicts it, so {y}.",
+        "It is unclear, so {y}.", "My reading: {y}.", "{YU}", "{Y}!", "{y}?",
+        "The answer is {y}, although the authors discuss other views.", "Answer → {y}", "So the answer is {Y}.",
+    ],
+}
+
+
+def holdout_cases(seed: int = 1) -> list[Case]:
+    saved = dict(MCQ_STYLES), dict(YESNO_STYLES)
+    try:
+        MCQ_STYLES.clear(), MCQ_STYLES.update(HOLDOUT_MCQ_STYLES)
+        YESNO_STYLES.clear(), YESNO_STYLES.update(HOLDOUT_YESNO_STYLES)
+        return [c for c in mcq_cases(seed) + yesno_cases(seed) if c.kind == "answer"]
+    finally:
+        MCQ_STYLES.clear(), MCQ_STYLES.update(saved[0])
+        YESNO_STYLES.clear(), YESNO_STYLES.update(saved[1])
