@@ -348,6 +348,45 @@ def gpu(md):
                        f(x.get("medeval_backend_new_tokens_per_s"), 0)] for x in g["rows"]]), ""]
 
 
+def extraction(md, r):
+    if not r:
+        return
+    md += ["## 7. Answer extraction on the style corpus", "",
+           f"`python benchmarks/extraction_corpus.py` ({r['created']}, {r['seconds']} s). The corpus "
+           "(`medeval/testing/extraction_corpus.py`) is generated from hand-written answer templates, no dataset "
+           "text: MCQ with 2 to 10 options (option texts that start with \"A \", \"E. \", \"I-\", contain each other, "
+           "\"Both A and B\"), yes/no/maybe and three label sets. Every answer style appears twice, stating the gold "
+           "and stating a wrong answer, so an extractor that finds the gold anywhere fails; hedges must come out "
+           "`ambiguous` and unreadable outputs `invalid`. *held-out*: styles written after the rules were tuned "
+           "(first-run figures in the notes below); *embedded-model*: real greedy outputs of SmolLM2-135M-Instruct "
+           "to prompts written for the corpus, labelled by hand.", "",
+           "Columns: intended = the outcome the style means (the letter/label, `ambiguous` for hedges, `invalid` "
+           "for unreadable text); confident-wrong = an answer other than the intended one; invalid-guessed = an "
+           f"answer read from an unreadable output; hedge-credited = an answer read from a hedge. Baseline = the "
+           f"rules at `{r['baseline_rev']}` (no `ambiguous` outcome: a hedge it rejects counts as intended only "
+           "if the check is 'not credited').", ""]
+    rows = []
+    for name, block in r["current"].items():
+        base = r.get("baseline", {}).get(name, {}).get("families", {})
+        for fam, c in sorted(block["families"].items()):
+            b = base.get(fam, {})
+            rows.append([name, fam, c["n"], pct(c["intended"] / c["n"]), c.get("confident_wrong", 0),
+                         c.get("invalid_guessed", 0), c.get("hedge_credited", 0),
+                         pct(b["intended"] / b["n"]) if b else "n/a", b.get("confident_wrong", "n/a") if b else "n/a",
+                         b.get("hedge_credited", "n/a") if b else "n/a"])
+        t = block["total"]
+        bt = r.get("baseline", {}).get(name, {}).get("total", {})
+        rows.append([f"**{name}**", "**all**", t["n"], f"**{pct(t['intended_rate'])}**", t["confident_wrong"],
+                     t["invalid_guessed"], t["hedge_credited"], pct(bt.get("intended_rate")) if bt else "n/a",
+                     bt.get("confident_wrong", "n/a"), bt.get("hedge_credited", "n/a")])
+    md += [table(["set", "family", "n", "intended", "confident-wrong", "invalid-guessed", "hedge-credited",
+                  "baseline intended", "baseline confident-wrong", "baseline hedge-credited"], rows), ""]
+    if r["misses"]:
+        md += [f"Misses ({len(r['misses'])}, first 20):", ""]
+        md += [f"- `{m['text']!r}`: expected {m['kind']} {m['expected']}, got {m['status']} {m['got']}"
+               for m in r["misses"][:20]] + [""]
+
+
 def main():
     md = []
     res = {n: load(n) for n in ("overhead", "vs_lmeval", "sc_cost", "scoring_throughput", "memory")}
@@ -362,6 +401,7 @@ def main():
     scoring(md, res["scoring_throughput"])
     memory(md, res["memory"])
     gpu(md)
+    extraction(md, load("extraction_corpus"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]

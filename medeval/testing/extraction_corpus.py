@@ -377,3 +377,19 @@ def holdout_cases(seed: int = 1) -> list[Case]:
     finally:
         MCQ_STYLES.clear(), MCQ_STYLES.update(saved[0])
         YESNO_STYLES.clear(), YESNO_STYLES.update(saved[1])
+
+
+def real_cases() -> list[Case]:
+    """Real outputs of the embedded model (SmolLM2-135M-Instruct, greedy) to prompts written for
+    this corpus (the option sets above, with made-up stems), each labelled by hand: the answer a
+    reader would take from it, or ambiguous (its letter and its text disagree), or invalid."""
+    import json
+    from pathlib import Path
+
+    out = []
+    path = Path(__file__).with_name("embedded_outputs.jsonl")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        out.append(Case("embedded-model", r["id"], r["text"], r["kind"], tuple(r["choices"]), r["task"],
+                        r["expected"]))
+    return out
