@@ -26,6 +26,11 @@ err = Console(stderr=True)
 DATA_DIR = typer.Option(None, "--data-dir", envvar="MEDEVAL_DATA_DIR",
                         help="Local mirror holding <dataset>/<split>.jsonl (else the hub is used).")
 TASK_DIR = typer.Option(None, "--task-dir", help="Extra directory of task YAML files (repeatable).")
+EXTRACT_JUDGE = typer.Option(None, "--extract-judge", help="Optional: an OpenAI-compatible model that maps outputs the "
+                             "extraction rules find invalid to one option/label or none (choice, yesno, label tasks). "
+                             "Reported beside the rules-only metrics, which stay the default. See docs/extraction.md.")
+EXTRACT_JUDGE_URL = typer.Option(None, "--extract-judge-base-url", help="Endpoint of --extract-judge (default: OpenAI; "
+                                 "key from $OPENAI_API_KEY).")
 
 
 @app.callback()
@@ -69,6 +74,8 @@ def run(
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    extract_judge: Optional[str] = EXTRACT_JUDGE,
+    extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -82,6 +89,7 @@ def run(
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model,
+        extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url,
         backend_args=_backend_args(locals()), argv=_argv())
     results = run_pipeline(cfg, progress=not quiet)
     summary(results)
@@ -138,6 +146,16 @@ def summary(results: dict) -> None:
                              for m in r["modes"]) if k == 0 else ""
             table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv, amb)
     out.print(table)
+    for name, r in results["tasks"].items():
+        xj = r.get("extract_judge")
+        if xj:
+            vals = ", ".join(f"{m} {r['primary_metric']} {100 * xj['metrics'][m][r['primary_metric']]['value']:.1f} "
+                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
+                             f"{100 * xj['invalid'][m]['rate']:.0f}%" for m in r["modes"])
+            answered = sum(c["answered"] for c in xj["outputs"].values())
+            asked = sum(sum(c.values()) for c in xj["outputs"].values())
+            out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
+                      "invalid outputs", markup=False)
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
         out.print(f"group {g}: {vals} ({block['rule']})")
@@ -151,11 +169,16 @@ def score(
     model_name: str = typer.Option("external", "--model-name", help="Name recorded as the model id."),
     data_dir: Optional[Path] = DATA_DIR,
     task_dir: Optional[list[Path]] = TASK_DIR,
+    extract_judge: Optional[str] = EXTRACT_JUDGE,
+    extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
+    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Cache for --extract-judge verdicts."),
 ):
     """Score predictions produced elsewhere (an API, another harness) with medeval's extraction and metrics."""
     from .score_external import score_file
 
-    results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv())
+    results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv(),
+                         extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url,
+                         cache_dir=str(cache_dir) if cache_dir else None)
     for block in results["tasks"].values():
         for w in block.get("warnings", []):
             err.print("[bold yellow]warning:[/]", escape(w), highlight=False, soft_wrap=True)

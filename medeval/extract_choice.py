@@ -130,6 +130,10 @@ _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answ
                             r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
 
 
+# "The most likely diagnosis is B." -- read strictly: only a delimited letter or its own text
+_TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|organism|vessel|artery|test|medication|"
+                       r"therapy|intervention|finding|mechanism|explanation|culprit|agent|investigation|option|choice)"
+                       r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
 _NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|an?\s+incorrect|other)[ \t]+$", re.I)
 
 
@@ -138,6 +142,7 @@ def _phrase_spans(t: str):
     out = [(m.end(), t[m.end():m.end() + 300], False) for m in _PREFIX.finditer(t)
            if not _NEGATED_PHRASE.search(t[max(0, m.start() - 14):m.start()])]
     out += [(m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
+    out += [(m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
     for m in _SUFFIX.finditer(t):
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):
             out.append((m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
@@ -196,8 +201,23 @@ def _whole(line: str, options: list[dict]) -> set[str]:
     return found if core in ("", norm(own)) or norm(line) == norm(own) else set()
 
 
+def _cue_before(t: str, ntext: str, npos: int) -> bool:
+    """Is the k-th normalised mention preceded, in the raw text, by an answer-like cue?"""
+    k = f" {norm(t)} "[:npos].count(f" {ntext} ")   # which occurrence this is
+    words = [re.escape(w) for w in ntext.split()]
+    raw = list(re.finditer(r"(?<![\w])" + r"\W+".join(words) + r"(?![\w])", t, re.I))
+    if k >= len(raw):
+        return True
+    return bool(_CUE.search(t[max(0, raw[k].start() - 40):raw[k].start()]))
+
+
+_CUE = re.compile(r"(?:^|[.,;:!?(\n]|\b(?:is|be|are|was|were|choose|select|pick|recommend|prefer|suggests?|"
+                  r"answer|diagnosis|with|go|option|choice)\s+(?:a|an|the|for)?)\s*$", re.I)
+
+
 def _text_mentions(t: str, options: list[dict]) -> set[str]:
-    """Letters of the options whose whole text occurs, not negated (longest option wins)."""
+    """Letters of the options whose whole text occurs in an answer-like place (a sentence start,
+    after "is", "choose", ...), not negated (longest option wins)."""
     nt = f" {norm(t)} "
     hits = []
     for o in options:
@@ -205,6 +225,8 @@ def _text_mentions(t: str, options: list[dict]) -> set[str]:
         if not nx:
             continue
         for m in re.finditer(rf"(?<= ){re.escape(nx)}(?= )", nt):
+            if not _cue_before(t, nx, m.start()):
+                continue
             if not re.search(r"\b(?:not|no|never|isn't|rather than|instead of|except|exclude|excludes|ruled out|"
                              r"rule out|unlike|against)\s+(?:\w+\s+)?$", nt[max(0, m.start() - 30):m.start()]):
                 hits.append(o)

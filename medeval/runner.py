@@ -44,6 +44,8 @@ class RunConfig:
     adversarial: bool = False
     judge: str = "none"
     judge_base_url: str | None = None
+    extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
+    extract_judge_base_url: str | None = None
     bertscore_model: str | None = None
     backend_args: dict = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
@@ -177,6 +179,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     prepared = [prepare(t, cfg) for t in tasks]
+    from .extract_judge import make_extract_judge
+
+    xj = make_extract_judge(cfg)   # before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -189,7 +194,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     task_results = {}
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
-                                               out_dir, cfg, backend)
+                                               out_dir, cfg, backend, extract_judge=xj)
+    if xj is not None:
+        xj.close()
     t_score = time.time()
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),

@@ -37,13 +37,15 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
 
 
 def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: str,
-               data_dir=None, task_dirs=(), argv=()) -> dict:
+               data_dir=None, task_dirs=(), argv=(), extract_judge: str | None = None,
+               extract_judge_base_url: str | None = None, cache_dir: str | None = None) -> dict:
     """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
     t0 = time.time()
     preds = read_predictions(Path(predictions))
     registry = Registry([Path(d) for d in task_dirs])
     task = registry.resolve([task_name])[0]
-    cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None)
+    cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None, cache_dir=cache_dir,
+                    extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url)
     p = prepare(task, cfg)
     unknown = sorted(set(preds) - set(p.ids))
     if unknown:
@@ -59,7 +61,12 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     if "sc" in modes:
         texts["sc"] = {i: {"prompt": None, "texts": preds[i]} for i in p.ids}
     output_dir = Path(output_dir)
-    block = score_items(p, modes, texts, output_dir)
+    from .extract_judge import make_extract_judge
+
+    xj = make_extract_judge(cfg)
+    block = score_items(p, modes, texts, output_dir, extract_judge=xj)
+    if xj is not None:
+        xj.close()
     block["missing_predictions"] = p.n_total - len(p.ids)
     if block["missing_predictions"]:
         block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "

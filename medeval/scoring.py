@@ -8,6 +8,7 @@ from pathlib import Path
 from . import metrics
 from .data import get_field
 from .extract import extract, outcome, vote
+from .extract_judge import JUDGED_TYPES
 from .results import SamplesWriter, safe_child
 
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
@@ -34,16 +35,18 @@ def metric_options(task, options_per_item, bertscore_model: str | None = None) -
     return out
 
 
-def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None) -> dict:
+def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None, extract_judge=None) -> dict:
     """Score one task from the generation results of `runner.generate_all`."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
     return score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
-                       bertscore_model=cfg.bertscore_model)
+                       bertscore_model=cfg.bertscore_model, extract_judge=extract_judge)
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None) -> dict:
-    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}."""
+def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None, extract_judge=None) -> dict:
+    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
+    `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
+    its metrics are reported beside the rules-only ones, which stay `metrics`."""
     t0 = time.time()
     task = p.task
     opts = metric_options(task, p.options, bertscore_model)
@@ -54,6 +57,17 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
         judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
                         for m in modes for i, row, gold, options in zip(p.ids, p.rows, p.golds, p.options)])
+    outcomes = {m: {i: [outcome(task, (texts[m][i].get("prefill") or "") + (t or ""), row, options)
+                        for t in texts[m][i]["texts"]] for i, row, options in zip(p.ids, p.rows, p.options)}
+                for m in modes}
+    xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES else None
+    if xj is not None:
+        xj.prefetch_outputs([(task, (texts[m][i].get("prefill") or "") + (t or ""), options)
+                             for m in modes for i, options in zip(p.ids, p.options)
+                             for t, o in zip(texts[m][i]["texts"], outcomes[m][i]) if o.status == "invalid"])
+    judged = {m: [] for m in modes}
+    xcounts = {m: {"answered": 0, "none": 0, "unparseable": 0} for m in modes}
+    xinvalid = {m: 0 for m in modes}
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for k, (item_id, row, gold, options) in enumerate(zip(p.ids, p.rows, p.golds, p.options)):
         sample = {"id": item_id, "prompt": None, "gold": gold,
@@ -69,7 +83,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             prefill = got.get("prefill") or ""
             if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
                 sample["adversarial_prefill"] = prefill
-            outs = [outcome(task, prefill + (t or ""), row, options) for t in got["texts"]]
+            outs = outcomes[mode][item_id]
             ext = [o.answer for o in outs]
             status = [o.status for o in outs]
             invalid[mode][1] += status.count("invalid")
@@ -78,6 +92,10 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred}
             if counts is not None:
                 block["votes"] = counts
+            if xj is not None:
+                block.update(_judge_block(xj, task, mode, got["texts"], outs, prefill, options, xcounts[mode]))
+                judged[mode].append(block["pred_with_extract_judge"])
+                xinvalid[mode] += block["pred_with_extract_judge"] is None and "ambiguous" not in status
             if judge is not None:
                 pred, block["judge"] = judge(pred, gold, row)
                 block["pred"] = pred
@@ -87,6 +105,9 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 block["pred_status"] = "ambiguous" if hedged else "invalid"
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
+                if "pred_with_extract_judge" in block:
+                    pj = block["pred_with_extract_judge"]
+                    block["correct_with_extract_judge"] = pj is not None and pj == gold
             preds[mode].append(pred)
             sample[mode] = block
         writer.write(sample)
@@ -112,10 +133,33 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     }
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
+    if xj is not None:
+        n = max(len(p.ids), 1)
+        result["extract_judge"] = {
+            **xj.summary(), "outputs": xcounts,
+            "metrics": {m: {name: metrics.bootstrap_ci(name, judged[m], golds, opts[name]) for name in task.metrics}
+                        for m in modes},
+            "invalid": {m: {"count": xinvalid[m], "rate": xinvalid[m] / n} for m in modes}}
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
         result["adversarial"] = _recovery(p, preds, texts, modes)
     result["timings"] = {"score_s": time.time() - t0}
     return result
+
+
+def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dict:
+    """The extraction judge's verdicts for the invalid outputs of one item, and the answer it gives."""
+    records, answers = [], []
+    for text, o in zip(outputs, outs):
+        if o.status != "invalid":
+            records.append(None)
+            answers.append(o.answer)
+            continue
+        ans, rec = xj.judge(task, prefill + (text or ""), options)
+        counts[rec["verdict"] if rec["verdict"] in ("none", "unparseable") else "answered"] += 1
+        records.append(rec)
+        answers.append(ans)
+    pred = answers[0] if mode == "greedy" else vote(answers)[0]
+    return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
 
 
 def _recovery(p, preds, texts, modes) -> dict:
