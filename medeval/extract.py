@@ -19,8 +19,7 @@ from .spec import Task
 MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are read
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 # a negation just before a label: "not yes", "isn't maybe", "neither yes nor no"
-_NEG = re.compile(r"\b(?:not|isn't|is not|never|neither|nor|without|cannot be|can't be)\s+(?:,\s+)?(?:\w+\s+(?:,\s+)?){0,1}$",
-                  re.I)
+_NEG = re.compile(r"\b(?:not|isn't|is not|never|neither|nor|without|cannot be|can't be)\s+(?:,\s+)?(?:\w+\s+){0,1}$", re.I)
 _HEDGE_JOIN = r"\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?)\s*(?:,\s*)?"
 
 

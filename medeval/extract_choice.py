@@ -15,10 +15,10 @@ from .extract import INVALID, Outcome, boxed_contents, clean, norm
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
                "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it"}
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
-_DECOR = " \t\r\n*_#>`\"'“”‘’[](){}:=-–—~"
+_DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
                      r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
-_LETTER = re.compile(r"([A-Za-z])(?![\w'’])(?!-\w)(?!\.\w)")
+_LETTER = re.compile(r"([A-Za-z])(?![\w’])(?!'\w)(?!-\w)(?!\.\w)")
 _JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?|\(\s*or\b)\s*"
                    r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
 
@@ -117,6 +117,8 @@ _PREFIX = re.compile(
     r"[\"']?(?:[:=|>→⇒]|=>|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
     r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
     r"|\b(?:go|going)\s+with\b"
+    r"|\b(?:let'?s|let\s+us|we(?:\s+(?:would|will|should|can|must))?)\s+(?:choose|pick|select|go\s+with|opt\s+for)\b"
+    r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
     r"|\b(?:my|the)\s+(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
 _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)

@@ -349,6 +349,16 @@ HOLDOUT_MCQ_STYLES = {
         "Answer: {L} (confidence: high)", "{L}. Final.", "Option {L} — correct.", "My response is {L}.",
         "Answer for this question: {L}", "The answer is (option) {L}", "A: {L}",
     ],
+    "holdout3-mcq": [
+        "The answer is {L}) {T}", "Answer: [{L}]", "Answer: {{{L}}}", "Answer: <{L}>", "({L}) is my final answer.",
+        "{L}!", "{L}, since it fits best.", "Final answer: {L}.\nConfidence: 0.8", "The single best answer is {L}.",
+        "The correct answer choice is ({L}).", "The answer is option {L}, {T}.", "Option {L} ({T}) is correct.",
+        "{T} (option {L}) is the right choice.", "Choose {L}.", "We would choose {L}.", "Let's go with {L}.",
+        "Best answer: {L}", "Correct choice: ({L})", 'The answer is "{L}"', "The answer is '{L}'.", "**{L}) {T}**",
+        "Explanation: the findings fit.\nCorrect answer: {L}", "Answer: The correct option is {L} because it fits.",
+        '{{"answer": "{L}", "explanation": "fits best"}}', '{{"choice": "{L}"}}', "```\n{L}\n```",
+        "Answer: {L} ({T})", "The answer is ({L})", "Let us choose {L}.",
+    ],
 }
 HOLDOUT_YESNO_STYLES = {
     "holdout-yesno": [
@@ -364,6 +374,11 @@ HOLDOUT_YESNO_STYLES = {
         "The answer is {y}; there is no evidence against it.", "No evidence contradicts it, so {y}.",
         "It is unclear, so {y}.", "My reading: {y}.", "{YU}", "{Y}!", "{y}?",
         "The answer is {y}, although the authors discuss other views.", "Answer → {y}", "So the answer is {Y}.",
+    ],
+    "holdout3-yesno": [
+        "[{y}]", "Answer: {Y}\nExplanation: no side effects were reported.", "The answer is {YU}",
+        "{Y}, the evidence is weak.", "Final decision: {y}", "The answer is likely {y}.", "{Y} (p < 0.05).",
+        "Not sure, {y}.", '{{"answer": "{y}"}}', "Answer: [{y}]",
     ],
 }
 
