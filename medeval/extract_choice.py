@@ -136,19 +136,27 @@ _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answ
 _TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|organism|vessel|artery|test|medication|"
                        r"therapy|intervention|finding|mechanism|explanation|culprit|agent|investigation|option|choice)"
                        r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
-_NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|an?\s+incorrect|other)[ \t]+$", re.I)
+_NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
+                             r"alternative|common(?:\s+wrong)?|tricky)[ \t]+$", re.I)
+_EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
 
 
 def _phrase_spans(t: str):
-    """(position, span, strict) of every answer position made by a phrase, in text order."""
-    out = [(m.end(), t[m.end():m.end() + 300], False) for m in _PREFIX.finditer(t)
-           if not _NEGATED_PHRASE.search(t[max(0, m.start() - 14):m.start()])]
-    out += [(m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
-    out += [(m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
+    """(tier, position, span, strict) of every answer position made by a phrase. Tier 2: an explicit
+    answer phrase ("answer is", "correct option:"); tier 3: weaker ones (verbs, verdicts after the
+    letter, "so, B.", "the diagnosis is B"), read only when no tier-2 phrase gives a reading, so an
+    explanation after the answer ("C is correct only for children") cannot override it."""
+    out = []
+    for m in _PREFIX.finditer(t):
+        if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
+            tier = 2 if _EXPLICIT.search(m.group(0)) else 3
+            out.append((tier, m.end(), t[m.end():m.end() + 300], False))
+    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
+    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
     for m in _SUFFIX.finditer(t):
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):
-            out.append((m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
-    return sorted(out, key=lambda x: x[0])
+            out.append((3, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
+    return sorted(out, key=lambda x: (-x[0], x[1]))
 
 
 def _is_option_list(t: str, letters: list[str]) -> bool:
@@ -172,8 +180,9 @@ def choice_outcome(text: str, options: list[dict]) -> Outcome:
     for span in reversed(boxed_contents(t)):                     # 1. \boxed{B}
         if (found := read_span(span, options, lower=True)):
             return _decide(found, letters, "boxed")
-    for _, span, strict in reversed(_phrase_spans(t)):           # 2. answer phrases, last first
-        if (found := read_span(span, options, strict, lower=not strict)):
+    spans = _phrase_spans(t)                                      # 2. answer phrases, last first,
+    for _, _, span, strict in [x for x in spans if x[0] == 2][::-1] + [x for x in spans if x[0] == 3][::-1]:
+        if (found := read_span(span, options, strict, lower=not strict)):   # explicit ones before weaker ones
             return _decide(found, letters, "answer-phrase")
     listing = _is_option_list(t, letters)
     if not listing and (found := read_span(t, options)):          # 3. the start of the output

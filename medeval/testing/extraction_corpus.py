@@ -114,6 +114,10 @@ MCQ_STYLES = {
         "1. History\n2. Examination\n3. Investigations\n\nTherefore, the most likely answer is {L}.",
         "The patient needs {T}. So the answer is {L}.",
         "Answer: {L}\n\nExplanation: {WT} would be wrong here because the timing does not fit.",
+        "**Answer:** {L}. {T}\n\n**Explanation:** Option {W} is correct only for children; here it does not apply.",
+        "The answer is {L}. A common wrong answer is {W}.",
+        "The correct answer is {L}.\n\nWhy not {W}? {W} would be the best choice in a younger patient.",
+        "</think>\n\n**Final answer: {L}**\n\nOption {W} is the most likely answer only when the onset is acute.",
     ],
     "think": [
         "<think>\nThe answer might be {W}.\n</think>\n\n{L}", "<think>Let me weigh {W} against {L}.</think>\n**Answer:** {L}",
