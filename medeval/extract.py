@@ -108,6 +108,8 @@ def _read_label_span(span: str, surfaces, whole_sentence: bool = True) -> Outcom
     if not first:
         return None
     ments = _mentions(first, surfaces)
+    if re.search(r"\b(?:if|unless|when|whenever|provided)\b", first):
+        return None   # a conditional ("the answer would be no if ...") states no answer
     if ments and ments[0][0] == 0:
         if _label_hedge(first, ments):
             return Outcome(None, "ambiguous")

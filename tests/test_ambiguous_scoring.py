@@ -1,6 +1,8 @@
 """Hedged answers are counted as `ambiguous`, apart from `invalid`, in results.json and the samples."""
 import json
 
+import pytest
+
 from medeval.backends.base import Output
 from medeval.runner import RunConfig, run
 
@@ -58,3 +60,18 @@ def test_hedges_are_counted_as_ambiguous_not_invalid(tmp_path):
     assert rows[0]["sc"]["status"] == ["ambiguous", "ambiguous", "invalid"] and rows[0]["sc"]["pred"] is None
     assert rows[1]["greedy"]["pred_status"] == "invalid"
     assert rows[2]["sc"]["pred"] == "C" and "pred_status" not in rows[2]["sc"] and rows[2]["sc"]["correct"]
+
+
+@pytest.mark.slow
+def test_every_real_output_gets_one_status_and_the_counts_add_up(hf_backend, data_dir, tmp_path):
+    res = run(RunConfig(tasks=["medqa", "pubmedqa"], data_dir=str(data_dir), limit=2, no_cache=True,
+                        output_dir=str(tmp_path / "out")), backend=hf_backend, progress=False)
+    for name, t in res["tasks"].items():
+        rows = [json.loads(l) for l in (tmp_path / "out" / f"samples_{name}.jsonl").read_text().splitlines()]
+        status = [r["greedy"]["status"][0] for r in rows]
+        assert set(status) <= {"answer", "invalid", "ambiguous"} and len(status) == 2
+        assert t["invalid"]["greedy"]["samples"] == status.count("invalid")
+        assert t["ambiguous"]["greedy"]["samples"] == status.count("ambiguous")
+        for r, s in zip(rows, status):
+            assert (r["greedy"]["pred"] is None) == (s != "answer")
+            assert r["greedy"].get("pred_status") == (None if s == "answer" else s)

@@ -168,6 +168,8 @@ YESNO_STYLES = {
         "<think>is it {z}? no evidence for that</think>{Y}",
         "The authors report no significant change; however the answer is {y}.",
         "Considering the results, my final answer is {y}.",
+        "Answer: {y}\n\nExplanation: the answer would be {z} if the sample were larger.",
+        "Final answer: {y}. It would only be {z} when the trial is repeated.",
     ],
 }
 YESNO_HEDGES = ["{y} or {z}", "It could be {z} or {y}", "{y}/{z}", "Answer: {y} or {z}", "{Y} or {z}, hard to say.",
