@@ -7,7 +7,8 @@ The corpus (medeval/testing/extraction_corpus.py) is generated from hand-written
 with 2 to 10 options, yes/no/maybe and label sets, each answer style once with the gold and once
 with a wrong answer, plus hedges (expected: ambiguous), unreadable outputs (expected: invalid), the
 held-out rounds (styles written after the rules were tuned) and real outputs of the embedded model
-labelled by hand. Writes benchmarks/results/extraction_corpus.json; report.py turns it into a
+labelled by hand, and (when ../shared/data is present) every MCQ style on the option sets of real
+MedQA, MedXpertQA, MedBullets and MedMCQA items (their texts are read, never stored). Writes benchmarks/results/extraction_corpus.json; report.py turns it into a
 section of RESULTS.md.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 import types
 
-from _common import RESULTS, ROOT
+from _common import DATA, RESULTS, ROOT
 
 sys.path.insert(0, str(ROOT))
 
@@ -46,6 +47,35 @@ def baseline_extractor(rev: str):
     return run
 
 
+def real_option_cases(rows: int) -> list:
+    """The MCQ styles on the option sets of the first `rows` items of four real datasets (read from
+    the data mirror now; no dataset text is stored). An 'invalid' output that quotes an option's
+    text is dropped (it names that option)."""
+    import json
+    from dataclasses import replace
+
+    from medeval.extract import norm
+    from medeval.testing import extraction_corpus as corpus
+
+    out = []
+    for name in ("medqa", "medxpertqa", "medbullets_op5", "medmcqa"):
+        f = DATA / name / ("validation.jsonl" if name == "medmcqa" else "test.jsonl")
+        if not f.is_file():
+            continue
+        items = [json.loads(l) for l in f.read_text().splitlines()[:rows]]
+        sets = ([[r[k] for k in ("opa", "opb", "opc", "opd")] for r in items] if name == "medmcqa" else
+                [[r["options"][k] for k in sorted(r["options"])] for r in items])
+        saved = corpus.OPTION_SETS
+        corpus.OPTION_SETS = sets
+        try:
+            cases = corpus.mcq_cases(seed=7)
+        finally:
+            corpus.OPTION_SETS = saved
+        out += [replace(c, family=f"{name}:{c.family}") for c in cases
+                if c.kind != "invalid" or not any(norm(t) in norm(c.text) for t in c.choices if norm(t))]
+    return out
+
+
 def summarise(fams: dict) -> dict:
     tot = {k: sum(f.get(k, 0) for f in fams.values()) for k in
            ("n", "intended", "confident_wrong", "invalid_guessed", "hedge_credited")}
@@ -56,10 +86,13 @@ def summarise(fams: dict) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline-rev", default="f292017", help="git revision whose medeval/extract.py is compared")
+    ap.add_argument("--rows", type=int, default=40, help="items per real dataset whose option sets are used")
     ap.add_argument("--quiet-wait", default="0", help="ignored (no timing here); accepted for run_all.py")
     a = ap.parse_args()
     t0 = time.time()
     sets = {"corpus": all_cases(), "held-out": holdout_cases(), "embedded-model": real_cases()}
+    if DATA.is_dir():
+        sets["real-option-sets"] = real_option_cases(a.rows)
     out = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "baseline_rev": a.baseline_rev,
            "sizes": {k: len(v) for k, v in sets.items()}, "current": {}, "baseline": {}, "misses": []}
     try:
@@ -70,8 +103,9 @@ def main():
     for name, cases in sets.items():
         fams, misses = score_corpus(cases)
         out["current"][name] = {"families": fams, "total": summarise(fams)}
-        out["misses"] += [{"set": name, "family": c.family, "text": c.text[:200], "expected": c.expected,
-                           "kind": c.kind, "got": o.answer, "status": o.status} for c, o in misses]
+        out["misses"] += [{"set": name, "family": c.family, "expected": c.expected, "kind": c.kind,  # no dataset text
+                           "text": c.style if name == "real-option-sets" else c.text[:200],
+                           "got": o.answer, "status": o.status} for c, o in misses]
         if base is not None:
             bf, _ = score_corpus(cases, base)
             out["baseline"][name] = {"families": bf, "total": summarise(bf)}

@@ -359,16 +359,30 @@ def extraction(md, r):
            "and stating a wrong answer, so an extractor that finds the gold anywhere fails; hedges must come out "
            "`ambiguous` and unreadable outputs `invalid`. *held-out*: styles written after the rules were tuned "
            "(first-run figures in the notes below); *embedded-model*: real greedy outputs of SmolLM2-135M-Instruct "
-           "to prompts written for the corpus, labelled by hand.", "",
+           "to prompts written for the corpus, labelled by hand; *real-option-sets*: every MCQ style, both passes, "
+           "hedges and invalid outputs on the option sets of the first 40 items of MedQA, MedXpertQA (10 options), "
+           "MedBullets (5) and MedMCQA, read from the data mirror at run time (no dataset text is stored; an "
+           "'invalid' output that quotes an option's text is dropped).", "",
            "Columns: intended = the outcome the style means (the letter/label, `ambiguous` for hedges, `invalid` "
            "for unreadable text); confident-wrong = an answer other than the intended one; invalid-guessed = an "
            f"answer read from an unreadable output; hedge-credited = an answer read from a hedge. Baseline = the "
            f"rules at `{r['baseline_rev']}` (no `ambiguous` outcome: a hedge it rejects counts as intended only "
            "if the check is 'not credited').", ""]
+    def by_dataset(fams):   # real-option-sets: one row per dataset, all style families together
+        out = {}
+        for fam, c in fams.items():
+            agg = out.setdefault(fam.split(":")[0] + ": all styles", {})
+            for k, v in c.items():
+                agg[k] = agg.get(k, 0) + v
+        return out
+
     rows = []
     for name, block in r["current"].items():
         base = r.get("baseline", {}).get(name, {}).get("families", {})
-        for fam, c in sorted(block["families"].items()):
+        fams = block["families"]
+        if name == "real-option-sets":
+            fams, base = by_dataset(fams), by_dataset(base)
+        for fam, c in sorted(fams.items()):
             b = base.get(fam, {})
             rows.append([name, fam, c["n"], pct(c["intended"] / c["n"]), c.get("confident_wrong", 0),
                          c.get("invalid_guessed", 0), c.get("hedge_credited", 0),
