@@ -62,12 +62,12 @@ def lnorm(s: str) -> str:
 def boxed_contents(t: str) -> list[str]:
     r"""The contents of every \boxed{...} (balanced braces), LaTeX commands and braces removed."""
     out = []
-    for m in re.finditer(r"\\boxed\s*\{", t):
-        depth, i = 1, m.end()
-        while i < len(t) and depth:
+    for m in list(re.finditer(r"\\boxed\s*\{", t))[-20:]:   # the last 20, each read up to 2,000 characters
+        depth, i, end = 1, m.end(), min(len(t), m.end() + 2000)
+        while i < end and depth:
             depth += {"{": 1, "}": -1}.get(t[i], 0)
             i += 1
-        inner = t[m.end():i - 1] if depth == 0 else t[m.end():]
+        inner = t[m.end():i - 1] if depth == 0 else t[m.end():end]
         out.append(re.sub(r"[{}$]", "", re.sub(r"\\[A-Za-z]+\s*", "", inner)).strip())
     return out
 

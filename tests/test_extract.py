@@ -168,3 +168,14 @@ def test_every_label_task_extracts_each_label(name):
         for style in (label, f"Answer: {label}", f"\\boxed{{{label}}}", f"**{label}**"):
             assert extract(task, style) == label, (name, style)
     assert extract(task, "I cannot determine this from the text.") is None
+
+
+@pytest.mark.parametrize("text", ["\\boxed{" * 3000, "answer is " * 3000, "Heparin or " * 3000, "{" * 20000,
+                                  "I would choose " * 2000])
+def test_hostile_repetition_stays_cheap(text):
+    import time
+
+    t0 = time.perf_counter()
+    assert choice_outcome(text, OPTS10).status in ("invalid", "ambiguous")
+    assert label_outcome(text, ["yes", "no", "maybe"]).status == "invalid"
+    assert time.perf_counter() - t0 < 5   # was 25 s for the unclosed \boxed{ run before reading was bounded
