@@ -212,16 +212,6 @@ def _whole(line: str, options: list[dict]) -> set[str]:
     return found if core in ("", norm(own)) or norm(line) == norm(own) else set()
 
 
-def _cue_before(t: str, ntext: str, npos: int) -> bool:
-    """Is the k-th normalised mention preceded, in the raw text, by an answer-like cue?"""
-    k = f" {norm(t)} "[:npos].count(f" {ntext} ")   # which occurrence this is
-    words = [re.escape(w) for w in ntext.split()]
-    raw = list(re.finditer(r"(?<![\w])" + r"\W+".join(words) + r"(?![\w])", t, re.I))
-    if k >= len(raw):
-        return True
-    return bool(_CUE.search(t[max(0, raw[k].start() - 40):raw[k].start()]))
-
-
 _CUE = re.compile(r"(?:^|[.,;:!?(\n]|\b(?:is|be|are|was|were|choose|select|pick|recommend|prefer|suggests?|"
                   r"answer|diagnosis|with|go|option|choice)\s+(?:a|an|the|for)?)\s*$", re.I)
 
@@ -229,18 +219,20 @@ _CUE = re.compile(r"(?:^|[.,;:!?(\n]|\b(?:is|be|are|was|were|choose|select|pick|
 def _text_mentions(t: str, options: list[dict]) -> set[str]:
     """Letters of the options whose whole text occurs in an answer-like place (a sentence start,
     after "is", "choose", ...), not negated (longest option wins)."""
-    nt = f" {norm(t)} "
     hits = []
     for o in options:
-        nx = norm(o["text"])
-        if not nx:
+        words = norm(o["text"]).split()
+        if not words:
             continue
-        for m in re.finditer(rf"(?<= ){re.escape(nx)}(?= )", nt):
-            if not _cue_before(t, nx, m.start()):
-                continue
-            if not re.search(r"\b(?:not|no|never|isn't|rather than|instead of|except|exclude|excludes|ruled out|"
-                             r"rule out|unlike|against)\s+(?:\w+\s+)?$", nt[max(0, m.start() - 30):m.start()]):
+        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
+        for m in re.finditer(pattern, t, re.I):
+            before = t[max(0, m.start() - 40):m.start()]
+            if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " "):
                 hits.append(o)
                 break
     hits = [o for o in hits if not any(o is not p and norm(o["text"]) in norm(p["text"]) for p in hits)]
     return {o["letter"] for o in hits}
+
+
+_NEGATED_TEXT = re.compile(r"\b(?:not|no|never|isn't|isn t|rather than|instead of|except|exclude|excludes|ruled out|"
+                           r"rule out|unlike|against)\s+(?:\w+\s+)?$")
