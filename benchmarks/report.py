@@ -357,6 +357,13 @@ def view_load(md, r):
 
 def gpu(md):
     md += ["## 6. GPU throughput", "",
+           "**GPU check (`benchmarks/gpu_check.sh`, issue 10): ready, not run on a GPU.** No GPU machine was lent "
+           "to this task (the device tool's status: `not_drawn`). In under 5 minutes on one GPU it runs the HF "
+           "backend end to end on CUDA (bf16, `batch_size=auto`, greedy + SC-4 on 64 MedQA items), real "
+           "out-of-memory recovery (a per-process memory cap of 4% of the GPU, a 1B model, 64 prompts of ~3,000 "
+           "words in one batch, which must finish after splitting), the vLLM backend end to end, and both "
+           "backends' throughput against raw `model.generate` / `LLM.generate` on the same prompts; it writes "
+           "`benchmarks/results/gpu_check.json`. Only its CPU smoke mode (`--smoke`) was run here.", "",
            "**Not run: no GPU is lent to this task** (the device tool reported `can_start_another: false`). "
            "`benchmarks/gpu_throughput.py` is ready: it builds a randomly initialised Llama-3-8B-shaped model "
            "(32 layers, hidden 4096, 8 KV heads, vocab 128256) in bf16 on the GPU, measures prefill and generate "
@@ -378,6 +385,78 @@ def gpu(md):
                        f(x.get("medeval_backend_new_tokens_per_s"), 0)] for x in g["rows"]]), ""]
 
 
+def loglikelihood(md, r):
+    md += ["## 9. Loglikelihood scoring vs lm-evaluation-harness", ""]
+    if not r:
+        md += ["not measured (results/vs_lmeval_ll.json missing): `python benchmarks/vs_lmeval_ll.py` after "
+               "`benchmarks/setup_lmeval.sh`", ""]
+        return
+    md += [f"`python benchmarks/vs_lmeval_ll.py --limit {r['settings']['limit']} --batch-size "
+           f"{r['settings']['batch_size']}`: lm-eval {r['versions']['lmeval_venv'].get('lm-eval')} and medeval score "
+           "the same rows of the offline mirror with the Open Medical-LLM Leaderboard protocol (zero-shot "
+           "loglikelihood, no chat template), the embedded model, float32, CPU, one torch thread, one run each "
+           f"(load at the end {r['load_at_end']}).", "",
+           table(["task", "items", "same prompt", "acc: same choice", "acc_norm: same choice", "max |Δ log p|"],
+                 [[t, x["n"], x["same_prompt"], x["acc_agree"], x["acc_norm_agree"], f"{x['max_abs_logprob_diff']:.1e}"]
+                  for t, x in r["agreement"].items()]), "",
+           f"Wall time, whole command (start-up and model load included): medeval {f(r['wall_s']['medeval'], 1)} s, "
+           f"lm-eval {f(r['wall_s']['lmeval'], 1)} s (ratio {f(r['ratio_medeval_over_lmeval'])}). "
+           "The machine was shared with other work while this ran; see the load figures.", ""]
+
+
+def extraction(md, r):
+    if not r:
+        return
+    md += ["## 8. Answer extraction on the style corpus", "",
+           f"`python benchmarks/extraction_corpus.py` ({r['created']}, {r['seconds']} s). The corpus "
+           "(`medeval/testing/extraction_corpus.py`) is generated from hand-written answer templates, no dataset "
+           "text: MCQ with 2 to 10 options (option texts that start with \"A \", \"E. \", \"I-\", contain each other, "
+           "\"Both A and B\"), yes/no/maybe and three label sets. Every answer style appears twice, stating the gold "
+           "and stating a wrong answer, so an extractor that finds the gold anywhere fails; hedges must come out "
+           "`ambiguous` and unreadable outputs `invalid`. *held-out*: styles written after the rules were tuned "
+           "(first-run figures in the notes below); *embedded-model*: real greedy outputs of SmolLM2-135M-Instruct "
+           "to prompts written for the corpus, labelled by hand; *real-option-sets*: every MCQ style, both passes, "
+           "hedges and invalid outputs on the option sets of the first 40 items of MedQA, MedXpertQA (10 options), "
+           "MedBullets (5) and MedMCQA, read from the data mirror at run time (no dataset text is stored; an "
+           "'invalid' output that quotes an option's text is dropped).", "",
+           "Columns: intended = the outcome the style means (the letter/label, `ambiguous` for hedges, `invalid` "
+           "for unreadable text); confident-wrong = an answer other than the intended one; invalid-guessed = an "
+           f"answer read from an unreadable output; hedge-credited = an answer read from a hedge. Baseline = the "
+           f"rules at `{r['baseline_rev']}` (no `ambiguous` outcome: a hedge it rejects counts as intended only "
+           "if the check is 'not credited').", ""]
+    def by_dataset(fams):   # real-option-sets: one row per dataset, all style families together
+        out = {}
+        for fam, c in fams.items():
+            agg = out.setdefault(fam.split(":")[0] + ": all styles", {})
+            for k, v in c.items():
+                agg[k] = agg.get(k, 0) + v
+        return out
+
+    rows = []
+    for name, block in r["current"].items():
+        base = r.get("baseline", {}).get(name, {}).get("families", {})
+        fams = block["families"]
+        if name == "real-option-sets":
+            fams, base = by_dataset(fams), by_dataset(base)
+        for fam, c in sorted(fams.items()):
+            b = base.get(fam, {})
+            rows.append([name, fam, c["n"], pct(c["intended"] / c["n"]), c.get("confident_wrong", 0),
+                         c.get("invalid_guessed", 0), c.get("hedge_credited", 0),
+                         pct(b["intended"] / b["n"]) if b else "n/a", b.get("confident_wrong", "n/a") if b else "n/a",
+                         b.get("hedge_credited", "n/a") if b else "n/a"])
+        t = block["total"]
+        bt = r.get("baseline", {}).get(name, {}).get("total", {})
+        rows.append([f"**{name}**", "**all**", t["n"], f"**{pct(t['intended_rate'])}**", t["confident_wrong"],
+                     t["invalid_guessed"], t["hedge_credited"], pct(bt.get("intended_rate")) if bt else "n/a",
+                     bt.get("confident_wrong", "n/a"), bt.get("hedge_credited", "n/a")])
+    md += [table(["set", "family", "n", "intended", "confident-wrong", "invalid-guessed", "hedge-credited",
+                  "baseline intended", "baseline confident-wrong", "baseline hedge-credited"], rows), ""]
+    if r["misses"]:
+        md += [f"Misses ({len(r['misses'])}, first 20):", ""]
+        md += [f"- `{m['text']!r}`: expected {m['kind']} {m['expected']}, got {m['status']} {m['got']}"
+               for m in r["misses"][:20]] + [""]
+
+
 def main():
     md = []
     res = {n: load(n) for n in ("overhead", "vs_lmeval", "sc_cost", "scoring_throughput", "memory")}
@@ -393,6 +472,8 @@ def main():
     memory(md, res["memory"])
     gpu(md)
     view_load(md, load("view_load"))
+    extraction(md, load("extraction_corpus"))
+    loglikelihood(md, load("vs_lmeval_ll"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]

@@ -47,7 +47,14 @@ def gold_of(task: Task, row: dict):
         if fmt == "letter":
             gold = str(raw).strip().upper()
         elif fmt in ("index0", "index1"):
-            gold = letters[int(raw) - (fmt == "index1")] if 0 <= int(raw) - (fmt == "index1") < len(letters) else None
+            try:
+                k = int(raw) - (fmt == "index1")
+            except (TypeError, ValueError):
+                hint = (" the golds look like letters: use gold_format: letter" if str(raw).strip().upper() in letters
+                        else " use gold_format letter or text if the golds are not numbers")
+                raise MedevalError(f"{task.source_file}: field 'answer.gold_format': {fmt} needs a whole-number "
+                                   f"index, but the gold is {raw!r};{hint}") from None
+            gold = letters[k] if 0 <= k < len(letters) else None
         elif fmt == "text":
             match = [o["letter"] for o in options_of(task, row) if o["text"] == raw]
             gold = match[0] if match else None

@@ -26,6 +26,11 @@ err = Console(stderr=True)
 DATA_DIR = typer.Option(None, "--data-dir", envvar="MEDEVAL_DATA_DIR",
                         help="Local mirror holding <dataset>/<split>.jsonl (else the hub is used).")
 TASK_DIR = typer.Option(None, "--task-dir", help="Extra directory of task YAML files (repeatable).")
+EXTRACT_JUDGE = typer.Option(None, "--extract-judge", help="Optional: an OpenAI-compatible model that maps outputs the "
+                             "extraction rules find invalid to one option/label or none (choice, yesno, label tasks). "
+                             "Reported beside the rules-only metrics, which stay the default. See docs/extraction.md.")
+EXTRACT_JUDGE_URL = typer.Option(None, "--extract-judge-base-url", help="Endpoint of --extract-judge (default: OpenAI; "
+                                 "key from $OPENAI_API_KEY).")
 
 
 @app.callback()
@@ -72,6 +77,8 @@ def run(
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    extract_judge: Optional[str] = EXTRACT_JUDGE,
+    extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
     price_per_mtok: Optional[str] = typer.Option(None, help="IN,OUT: USD per million input and output tokens of "
                                                  "the model, e.g. 2.5,10; adds an estimated cost to results.json."),
@@ -94,7 +101,8 @@ def run(
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
-        price_table=str(price_table) if price_table else None, backend_args=_backend_args(locals()),
+        price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
+        extract_judge_base_url=extract_judge_base_url, backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())
     if shard is not None:
         from .shard import parse
@@ -117,11 +125,17 @@ def _backend_args(v: dict) -> dict:
     if v["trust_remote_code"]:
         args["trust_remote_code"] = True
     if v["chat_template_kwargs"]:
-        try:
-            args["chat_template_kwargs"] = json.loads(v["chat_template_kwargs"])
-        except json.JSONDecodeError as e:
-            raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+        args["chat_template_kwargs"] = _chat_kwargs(v["chat_template_kwargs"])
     return args
+
+
+def _chat_kwargs(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
 
 
 def _argv() -> list[str]:
@@ -132,7 +146,7 @@ def _argv() -> list[str]:
 
 def summary(results: dict) -> None:
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "truncated"):
+    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "ambiguous", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
@@ -148,13 +162,25 @@ def summary(results: dict) -> None:
                 else:
                     cells.append(f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]")
             inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in modes) if k == 0 and not ll else ""
+            amb = " / ".join(f"{100 * r.get('ambiguous', {}).get(m, {}).get('rate', 0):.0f}%"
+                             for m in modes) if k == 0 and not ll else ""
             trunc = _truncation_cell(r) if k == 0 and not ll else ""
             label = f"{metric} (loglikelihood)" if ll else metric
-            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv, trunc)
+            table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv, amb, trunc)
     out.print(table)
     usage_line = _usage_line(results.get("usage"))
     if usage_line:
         out.print(usage_line, highlight=False)
+    for name, r in results["tasks"].items():
+        xj = r.get("extract_judge")
+        if xj:
+            vals = ", ".join(f"{m} {r['primary_metric']} {100 * xj['metrics'][m][r['primary_metric']]['value']:.1f} "
+                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
+                             f"{100 * xj['invalid'][m]['rate']:.0f}%" for m in r["modes"])
+            answered = sum(c["answered"] for c in xj["outputs"].values())
+            asked = sum(sum(c.values()) for c in xj["outputs"].values())
+            out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
+                      "invalid outputs", markup=False)
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc", "loglikelihood",
                                                                          "loglikelihood_norm") if m in block)
@@ -189,16 +215,24 @@ def _usage_line(usage: dict | None) -> str | None:
 @app.command()
 def score(
     task: str = typer.Option(..., "--task", "-t", help="Task name whose items the predictions answer."),
-    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL: {\"id\": ..., \"output\": text} or {\"id\": ..., \"outputs\": [texts]} per line."),
+    predictions: Path = typer.Option(..., "--predictions", "-p", help="JSONL, one item per line: {\"id\": ID, \"output\": TEXT}, or \"outputs\" holding a list of texts (voted as self-consistency). ID is the dataset's id field, else the row index as a string (\"0\", \"1\", ...). See docs/score.md."),
     output_dir: Path = typer.Option(Path("runs/scored"), "--output-dir", "-o"),
     model_name: str = typer.Option("external", "--model-name", help="Name recorded as the model id."),
     data_dir: Optional[Path] = DATA_DIR,
     task_dir: Optional[list[Path]] = TASK_DIR,
+    extract_judge: Optional[str] = EXTRACT_JUDGE,
+    extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
+    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Cache for --extract-judge verdicts."),
 ):
     """Score predictions produced elsewhere (an API, another harness) with medeval's extraction and metrics."""
     from .score_external import score_file
 
-    results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv())
+    results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv(),
+                         extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url,
+                         cache_dir=str(cache_dir) if cache_dir else None)
+    for block in results["tasks"].values():
+        for w in block.get("warnings", []):
+            err.print("[bold yellow]warning:[/]", escape(w), highlight=False, soft_wrap=True)
     summary(results)
 
 
@@ -218,20 +252,55 @@ def merge(
     out.print(f"merged {results['merged']['count']} shards; results in {output_dir}/results.json")
 
 
+@app.command()
+def render(
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task or group names."),
+    limit: int = typer.Option(3, "--limit", "-l", help="Items per task to show."),
+    data_dir: Optional[Path] = DATA_DIR,
+    task_dir: Optional[list[Path]] = TASK_DIR,
+    prompt_variant: Optional[str] = typer.Option(None, help="Show a task's named prompt variant."),
+    system_prompt: Optional[str] = typer.Option(None, help="System prompt for every task (as in `run`)."),
+    adversarial: bool = typer.Option(False, "--adversarial", help="Show the pre-filled wrong answer too."),
+    max_tokens: Optional[int] = typer.Option(None, help="As in `run`: override every task's max new tokens."),
+    chat_template: Optional[str] = typer.Option(None, "--chat-template", help="Apply this model's chat template "
+                                                "(hub id, local directory or 'embedded'); loads its tokenizer only."),
+    chat_template_kwargs: Optional[str] = typer.Option(None, help="JSON for the chat template, as in `run`."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per item instead of text."),
+):
+    """Print the prompts, golds, options and decoding a run would use, without loading a model."""
+    from .render import format_item, render_items
+    from .runner import RunConfig
+
+    if limit <= 0:
+        raise MedevalError(f"--limit must be a positive number of items, got {limit}")
+    cfg = RunConfig(tasks=[t for t in tasks.split(",") if t.strip()], limit=limit, max_tokens=max_tokens,
+                    data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
+                    prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial)
+    for item in render_items(cfg, chat_template, _chat_kwargs(chat_template_kwargs)):
+        typer.echo(json.dumps(item, ensure_ascii=False) if as_json else format_item(item) + "\n")
+
+
 @app.command("tasks")
 def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
-    """List tasks and groups with their answer type, split, size and metrics."""
+    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, the
+    first row of every task with a local file is also prepared as a run would, and problems listed."""
+    from .render import check_data
     from .spec import Registry
 
     reg = Registry(task_dir or [])
     table = Table(title="tasks")
     for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
         table.add_column(col, no_wrap=col in ("task", "items"))
+    problems = []
     for name, t in sorted(reg.tasks.items()):
         size = "-"
         if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
             with open(Path(data_dir) / t.dataset.local, "rb") as f:
                 size = str(sum(1 for line in f if line.strip()))
+            problem = check_data(t, data_dir)
+            if problem:
+                problems.append(problem)
+                size += " (error)"
         table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
                       size, ", ".join(t.metrics), t.dataset.access)
     out.print(table)
@@ -242,6 +311,8 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
     for name, g in sorted(reg.groups.items()):
         groups.add_row(name, ", ".join(g.tasks), g.aggregate)
     out.print(groups)
+    if problems:
+        raise MedevalError("\n".join(problems))
 
 
 @cache_app.command("info")

@@ -1,20 +1,35 @@
-"""Answer extraction: raw model text -> canonical answer, or None (invalid).
+"""Answer extraction: raw model text -> canonical answer, invalid, or ambiguous.
 
-Rules, in order of precedence, are documented in docs/extraction.md. An output
-that matches no rule is invalid: never a crash, never a silent default.
-Reasoning blocks (<think>...</think>) are removed before anything else.
+`outcome(task, text, row, options)` returns an `Outcome(answer, status, rule)` where status is
+"answer", "invalid" (nothing readable) or "ambiguous" (two different answers in the final-answer
+position: a hedge such as "B or C"). `extract()` returns only the answer (None unless "answer").
+The rules and their precedence are documented in docs/extraction.md; the multiple-choice rules
+live in medeval/extract_choice.py. Nothing is ever guessed: an output that matches no rule is
+invalid, never a crash or a default. Reasoning blocks (<think>...</think>) are removed first.
 """
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
+from typing import NamedTuple
 
 from .spec import Task
 
 MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are read
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_NEG = re.compile(r"\b(?:not|isn't|is not|never|neither|nor|no)\s+(?:\w+\s+){0,1}$", re.I)
+# a negation just before a label: "not yes", "isn't maybe", "neither yes nor no"
+_NEG = re.compile(r"\b(?:not|isn't|is not|never|neither|nor|without|cannot be|can't be)\s+(?:,\s+)?(?:\w+\s+){0,1}$", re.I)
+_HEDGE_JOIN = r"\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?)\s*(?:,\s*)?"
+
+
+class Outcome(NamedTuple):
+    answer: object          # canonical answer, or None
+    status: str             # "answer" | "invalid" | "ambiguous"
+    rule: str | None = None  # which rule decided (for debugging and the benchmark)
+
+
+INVALID = Outcome(None, "invalid")
 
 
 def strip_think(text: str) -> str:
@@ -27,103 +42,153 @@ def strip_think(text: str) -> str:
     return text.strip()
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
     text = strip_think(text)[-MAX_CHARS:]
     return text.replace("\x00", "")
 
 
-def _norm(s: str) -> str:
+def norm(s: str) -> str:
+    """Lower case, punctuation to spaces (keeps / & -), single spaces."""
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&-]", " ", s.lower())).strip()
 
 
-# -- multiple choice ---------------------------------------------------------
-def extract_choice(text: str, options: list[dict]) -> str | None:
-    letters = [o["letter"] for o in options]
-    t = _clean(text)
-    if not t:
-        return None
-    L = "A-Z"
-    in_range = lambda x: x if x in letters else None  # an out-of-range letter is invalid, not a fallback
+def lnorm(s: str) -> str:
+    """norm() for label matching, keeping sentence punctuation as a "," token ("no, the ..." is
+    the answer no; "no difference" is not)."""
+    s = re.sub(r"[.,;:!?—–()\[\]\"“”]", " , ", s.lower())
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&,-]", " ", s)).strip()
 
-    boxed = re.findall(rf"\\boxed\{{\s*(?:\\text\{{)?\s*\(?([{L}])\b", t)
-    if boxed:
-        return in_range(boxed[-1])
-    phrase = re.findall(rf"\b(?:answer|option|choice)\s*(?:is|would be|:|=)?\s*(?:option|choice)?\s*[:\-]?\s*"
-                        rf"[*_]*\(?([{L}])\)?[*_]*(?![A-Za-z0-9])", t, re.I)
-    phrase = [p for p in phrase if p.isupper()]
-    if phrase:
-        return in_range(phrase[-1])
-    m = re.fullmatch(rf"\W*([{L}])\W*", t)
-    if m:
-        return in_range(m.group(1))
-    m = re.match(rf"[\s*_(\[]*([{L}])\s*[).:\]]", t)
-    if m:
-        return in_range(m.group(1))
-    bold = set(re.findall(rf"\*\*\(?([{L}])\)?[.:)]?\*\*", t))
-    if len(bold) == 1:
-        return in_range(bold.pop())
-    # the option text alone (the longest matching option wins over one it contains)
-    nt = f" {_norm(t)} "
-    hits = [o for o in options if _norm(o["text"]) and f" {_norm(o['text'])} " in nt]
-    hits = [o for o in hits if not any(o is not p and _norm(o["text"]) in _norm(p["text"]) for p in hits)]
-    if len(hits) == 1:
-        return hits[0]["letter"]
-    return None
+
+def boxed_contents(t: str) -> list[str]:
+    r"""The contents of every \boxed{...} (balanced braces), LaTeX commands and braces removed."""
+    out = []
+    for m in list(re.finditer(r"\\boxed\s*\{", t))[-20:]:   # the last 20, each read up to 2,000 characters
+        depth, i, end = 1, m.end(), min(len(t), m.end() + 2000)
+        while i < end and depth:
+            depth += {"{": 1, "}": -1}.get(t[i], 0)
+            i += 1
+        inner = t[m.end():i - 1] if depth == 0 else t[m.end():end]
+        out.append(re.sub(r"[{}$]", "", re.sub(r"\\[A-Za-z]+\s*", "", inner)).strip())
+    return out
 
 
 # -- labels (yes/no/maybe, classes, multi-label) ------------------------------
 def _surfaces(labels: list[str], aliases: dict[str, list[str]]) -> list[tuple[str, str]]:
-    pairs = [(_norm(l), l) for l in labels] + [(_norm(a), l) for l, al in aliases.items() for a in al]
+    pairs = [(lnorm(l), l) for l in labels] + [(lnorm(a), l) for l, al in aliases.items() for a in al]
     return sorted({p for p in pairs if p[0]}, key=lambda p: -len(p[0]))
 
 
-def _mentions(text: str, surfaces) -> list[tuple[int, str]]:
-    """(position, label) of every non-negated whole-phrase mention."""
+def _mentions(text: str, surfaces) -> list[tuple[int, int, str]]:
+    """(start, end, label) of every non-negated whole-phrase mention in normalised text.
+    "no" followed by a word is the determiner ("no difference"), not the label."""
     found, taken = [], []
     for surf, label in surfaces:
         for m in re.finditer(rf"(?<![\w-]){re.escape(surf)}(?![\w-])", text):
             if any(a <= m.start() < b for a, b in taken):
                 continue  # part of a longer label already matched
             taken.append((m.start(), m.end()))
+            if surf == "no" and re.match(r"\s+(?!or\b|and\b|nor\b)\w", text[m.end():]):
+                continue
             if not _NEG.search(text[max(0, m.start() - 25):m.start()]):
-                found.append((m.start(), label))
+                found.append((m.start(), m.end(), label))
     return sorted(found)
 
 
-def extract_label(text: str, labels: list[str], aliases: dict | None = None) -> str | None:
-    t = _clean(text)
+def _label_hedge(text: str, mentions) -> bool:
+    """Two different labels joined by or / and / a comma: "yes or no", "effect/mechanism"."""
+    for (s1, e1, l1), (s2, _, l2) in zip(mentions, mentions[1:]):
+        if l1 != l2 and re.fullmatch(_HEDGE_JOIN + r"(?:maybe\s+|possibly\s+)?", text[e1:s2]):
+            return True
+    return False
+
+
+def _read_label_span(span: str, surfaces, whole_sentence: bool = True) -> Outcome | None:
+    """The label a span starts with, or (whole_sentence) the one label its first sentence names."""
+    first = lnorm(re.split(r"[.;!?\n]", span.strip(), maxsplit=1)[0] if span.strip() else "")
+    if not first:
+        return None
+    ments = _mentions(first, surfaces)
+    if re.search(r"\b(?:if|unless|when|whenever|provided)\b", first):
+        return None   # a conditional ("the answer would be no if ...") states no answer
+    if ments and ments[0][0] == 0:
+        if _label_hedge(first, ments):
+            return Outcome(None, "ambiguous")
+        return Outcome(ments[0][2], "answer")
+    if not whole_sentence:
+        return None
+    if _label_hedge(first, ments):
+        return Outcome(None, "ambiguous")
+    distinct = {m[2] for m in ments}
+    return Outcome(distinct.pop(), "answer") if len(distinct) == 1 else None
+
+
+_LABEL_PHRASE = re.compile(
+    r"\b(?:(?:final\s+|my\s+|the\s+)?(?:answer|decision|conclusion|verdict|label|classification|category|"
+    r"specialty|relation(?:ship)?|prediction|class|response)(?:\s+(?:to|for)\s+(?:this|the)\s+question)?"
+    r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*(?:[:=]|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be)\b:?|\*\*\s*\n)"
+    r"|\bI\s*(?:would|will|'d|’d|'ll|’ll)?\s*(?:say|answer|choose|go\s+with)\b:?)", re.I)
+
+
+def label_outcome(text: str, labels: list[str], aliases: dict | None = None) -> Outcome:
+    t = clean(text)
+    if not t:
+        return INVALID
     surfaces = _surfaces(labels, aliases or {})
-    candidates = re.findall(r"\\boxed\{(?:\\text\{)?([^{}]*)", t)
-    candidates += [m for m in re.findall(r"\banswer\s*(?:is|:)\s*([^\n]*)", t, re.I)][::-1]
-    candidates.append(t.split("\n", 1)[0])
-    for c in candidates:
-        nc = _norm(c)
-        if len({label for _, label in _mentions(nc, surfaces)}) > 1:
-            continue  # "yes or no", "effect or mechanism": this line does not decide
-        for surf, label in surfaces:
-            if nc == surf or nc.startswith(surf + " "):
-                return label
-    distinct = {label for _, label in _mentions(_norm(t), surfaces)}
-    return distinct.pop() if len(distinct) == 1 else None
+    for span in reversed(boxed_contents(t)):
+        if (r := _read_label_span(span, surfaces)):
+            return r._replace(rule="boxed")
+    for m in reversed(list(_LABEL_PHRASE.finditer(t))):
+        if (r := _read_label_span(t[m.end():m.end() + 300].lstrip(" *_:\n"), surfaces)):
+            return r._replace(rule="answer-phrase")
+    if (r := _read_label_span(t.lstrip(" *_#>\"'(["), surfaces)):
+        return r._replace(rule="first-sentence")
+    last = t.rstrip().rsplit("\n", 1)[-1]
+    if (r := _read_label_span(last.lstrip(" *_#>\"'(["), surfaces)):
+        return r._replace(rule="last-line")
+    nt = lnorm(t)
+    ments = _mentions(nt, surfaces)
+    distinct = {m[2] for m in ments}
+    if len(distinct) == 1:
+        return Outcome(distinct.pop(), "answer", "only-label")
+    if _label_hedge(nt, ments):
+        return Outcome(None, "ambiguous", "hedge")
+    return INVALID
+
+
+def extract_label(text: str, labels: list[str], aliases: dict | None = None) -> str | None:
+    return label_outcome(text, labels, aliases).answer
 
 
 def extract_labels(text: str, labels: list[str], aliases: dict | None = None, none_label: str | None = "none"):
-    t = _norm(_clean(text))
-    found = sorted({label for _, label in _mentions(t, _surfaces(labels, aliases or {}))})
+    t = lnorm(clean(text))
+    found = sorted({label for *_, label in _mentions(t, _surfaces(labels, aliases or {}))})
     if found:
         return found
-    if none_label and re.search(rf"(?<!\w){re.escape(_norm(none_label))}(?!\w)", t):
+    if none_label and re.search(rf"(?<!\w){re.escape(lnorm(none_label))}(?!\w)", t):
         return []
     return None
 
 
 # -- dispatch ----------------------------------------------------------------
-def extract(task: Task, text: str, row: dict | None = None, options: list[dict] | None = None):
+def outcome(task: Task, text: str, row: dict | None = None, options: list[dict] | None = None) -> Outcome:
+    """The answer read from `text` for `task`, with its status and the rule that decided."""
     a = task.answer
     if a.type == "choice":
-        return extract_choice(text, options or [])
+        from .extract_choice import choice_outcome
+
+        return choice_outcome(text, options or [])
     if a.type in ("yesno", "label"):
-        return extract_label(text, a.labels, a.aliases)
+        return label_outcome(text, a.labels, a.aliases)
+    ans = _other(task, text, row)
+    return Outcome(ans, "answer") if ans is not None else INVALID
+
+
+def extract(task: Task, text: str, row: dict | None = None, options: list[dict] | None = None):
+    return outcome(task, text, row, options).answer
+
+
+def _other(task: Task, text: str, row: dict | None):
+    a = task.answer
     if a.type == "multilabel":
         return extract_labels(text, a.labels, a.aliases, a.none_label)
     if a.type == "entities":
@@ -137,10 +202,16 @@ def extract(task: Task, text: str, row: dict | None = None, options: list[dict] 
         from .metrics.diagnosis import parse_differential
 
         return parse_differential(text) or None
-    t = _clean(text)
+    t = clean(text)
     if a.type == "span":
         t = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*", "", t, flags=re.I).strip().strip('"').strip()
     return t or None
+
+
+def extract_choice(text: str, options: list[dict]) -> str | None:
+    from .extract_choice import choice_outcome
+
+    return choice_outcome(text, options).answer
 
 
 def vote(answers: list):

@@ -51,6 +51,8 @@ class RunConfig:
     adversarial: bool = False
     judge: str = "none"
     judge_base_url: str | None = None
+    extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
+    extract_judge_base_url: str | None = None
     bertscore_model: str | None = None
     price_per_mtok: str | None = None     # "IN,OUT": USD per million input/output tokens of the model
     price_table: str | None = None        # YAML: model id -> {input, output}; also prices the judge
@@ -270,6 +272,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
+    from .extract_judge import make_extract_judge
+
+    xj = make_extract_judge(cfg)   # before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -284,7 +289,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     task_results = {}
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
-                                               out_dir, cfg, backend)
+                                               out_dir, cfg, backend, extract_judge=xj)
+    if xj is not None:
+        xj.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
     results = {

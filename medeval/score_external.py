@@ -1,4 +1,8 @@
-"""`medeval score`: run medeval's extraction and metrics on outputs produced elsewhere."""
+"""`medeval score`: run medeval's extraction and metrics on outputs produced elsewhere.
+
+The predictions file is JSONL, one item per line: {"id": ..., "output": text} or
+{"id": ..., "outputs": [text, ...]}; docs/score.md documents it with an example.
+"""
 from __future__ import annotations
 
 import json
@@ -33,7 +37,8 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
 
 
 def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: str,
-               data_dir=None, task_dirs=(), argv=()) -> dict:
+               data_dir=None, task_dirs=(), argv=(), extract_judge: str | None = None,
+               extract_judge_base_url: str | None = None, cache_dir: str | None = None) -> dict:
     """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
     t0 = time.time()
     from .runner import writable_dir
@@ -42,12 +47,15 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     preds = read_predictions(Path(predictions))
     registry = Registry([Path(d) for d in task_dirs])
     task = registry.resolve([task_name])[0]
-    cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None)
+    cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None, cache_dir=cache_dir,
+                    extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url)
     p = prepare(task, cfg)
     unknown = sorted(set(preds) - set(p.ids))
     if unknown:
+        what = (f"the dataset's {task.dataset.id_field!r} field" if task.dataset.id_field else
+                f"the row index as a string, \"0\" to \"{p.n_total - 1}\"")
         raise MedevalError(f"{predictions}: {len(unknown)} ids are not items of task {task.name!r} "
-                           f"(first: {unknown[:3]}); ids are the dataset's {task.dataset.id_field or 'row index'}")
+                           f"(first: {unknown[:3]}); ids are {what} (see docs/score.md)")
     keep = [k for k, i in enumerate(p.ids) if i in preds]
     for attr in ("ids", "rows", "golds", "options", "messages"):
         setattr(p, attr, [getattr(p, attr)[k] for k in keep])
@@ -57,8 +65,17 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     if "sc" in modes:
         texts["sc"] = {i: {"prompt": None, "texts": preds[i]} for i in p.ids}
     output_dir = Path(output_dir)
-    block = score_items(p, modes, texts, output_dir)
+    from .extract_judge import make_extract_judge
+
+    xj = make_extract_judge(cfg)
+    block = score_items(p, modes, texts, output_dir, extract_judge=xj)
+    if xj is not None:
+        xj.close()
     block["missing_predictions"] = p.n_total - len(p.ids)
+    if block["missing_predictions"]:
+        block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "
+                             f"{task.name!r}; {block['missing_predictions']} items are missing and not scored, "
+                             f"so the metrics cover only the {len(p.ids)} predicted items"]
     results = {
         "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
         "git_revision": git_revision(), "command": list(argv),

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from . import loglikelihood as ll
 from . import metrics
-from .answers import loglikelihood_choices
 from .accounting import Tally, is_truncated, tokens_of
+from .answers import loglikelihood_choices
 from .data import get_field
-from .extract import extract, vote
+from .extract import extract, outcome, vote
+from .extract_judge import JUDGED_TYPES
 from .results import SamplesWriter, safe_child
 
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
@@ -37,29 +38,44 @@ def metric_options(task, options_per_item, bertscore_model: str | None = None) -
     return out
 
 
-def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None) -> dict:
+def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None, extract_judge=None) -> dict:
     """Score one task from the generation results of `runner.generate_all`."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
     result = score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
-                         bertscore_model=cfg.bertscore_model)
+                         bertscore_model=cfg.bertscore_model, extract_judge=extract_judge)
     shots = p.task.fewshot.n if p.task.fewshot else 0
     result["protocols"] = {m: ll.protocol(m, shots, cfg.self_consistency) for m in modes}
     return result
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None) -> dict:
-    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}."""
+def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None, extract_judge=None) -> dict:
+    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
+    `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
+    its metrics are reported beside the rules-only ones, which stay `metrics`."""
     t0 = time.time()
     task = p.task
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
     invalid = {m: [0, 0, 0, 0] for m in modes}   # items, samples with no answer; of those, truncated ones
+    ambiguous = {m: [0, 0] for m in modes}  # the same for hedges ("B or C"): counted apart from invalid
     tally = {m: Tally() for m in modes}
     skipped = defaultdict(int)
+    gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
         judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
-                        for m in modes for i, row, gold, options in zip(p.ids, p.rows, p.golds, p.options)])
+                        for m in gen for i, row, gold, options in zip(p.ids, p.rows, p.golds, p.options)])
+    outcomes = {m: {i: [outcome(task, (texts[m][i].get("prefill") or "") + (t or ""), row, options)
+                        for t in texts[m][i]["texts"]] for i, row, options in zip(p.ids, p.rows, p.options)}
+                for m in gen}
+    xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
+    if xj is not None:
+        xj.prefetch_outputs([(task, (texts[m][i].get("prefill") or "") + (t or ""), options)
+                             for m in gen for i, options in zip(p.ids, p.options)
+                             for t, o in zip(texts[m][i]["texts"], outcomes[m][i]) if o.status == "invalid"])
+    judged = {m: [] for m in modes}
+    xcounts = {m: {"answered": 0, "none": 0, "unparseable": 0} for m in modes}
+    xinvalid = {m: 0 for m in modes}
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for k, (item_id, row, gold, options) in enumerate(zip(p.ids, p.rows, p.golds, p.options)):
         sample = {"id": item_id, "prompt": None, "gold": gold,
@@ -81,27 +97,39 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             prefill = got.get("prefill") or ""
             if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
                 sample["adversarial_prefill"] = prefill
-            ext = [extract(task, prefill + (t or ""), row, options) for t in got["texts"]]
+            outs = outcomes[mode][item_id]
+            ext = [o.answer for o in outs]
+            status = [o.status for o in outs]
             finishes = list(got.get("finish") or [None] * len(ext))
-            invalid[mode][1] += sum(e is None for e in ext)
-            invalid[mode][3] += sum(e is None and is_truncated([f]) for e, f in zip(ext, finishes))
+            invalid[mode][1] += status.count("invalid")
+            invalid[mode][3] += sum(st == "invalid" and is_truncated([f]) for st, f in zip(status, finishes))
+            ambiguous[mode][1] += status.count("ambiguous")
             pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
             tokens = tokens_of(got)
             tally[mode].add(finishes, tokens)
-            block = {"outputs": got["texts"], "extracted": ext, "pred": pred, "finish_reasons": finishes,
-                     "tokens": tokens}
+            block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred,
+                     "finish_reasons": finishes, "tokens": tokens}
             if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
                 block["n_path"] = got["n_path"]
             if counts is not None:
                 block["votes"] = counts
+            if xj is not None:
+                block.update(_judge_block(xj, task, mode, got["texts"], outs, prefill, options, xcounts[mode]))
+                judged[mode].append(block["pred_with_extract_judge"])
+                xinvalid[mode] += block["pred_with_extract_judge"] is None and "ambiguous" not in status
             if judge is not None:
                 pred, block["judge"] = judge(pred, gold, row)
                 block["pred"] = pred
-            if pred is None:
-                invalid[mode][0] += 1
-                invalid[mode][2] += is_truncated(finishes)
+            if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
+                hedged = "ambiguous" in status
+                (ambiguous if hedged else invalid)[mode][0] += 1
+                block["pred_status"] = "ambiguous" if hedged else "invalid"
+                invalid[mode][2] += not hedged and is_truncated(finishes)
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
+                if "pred_with_extract_judge" in block:
+                    pj = block["pred_with_extract_judge"]
+                    block["correct_with_extract_judge"] = pj is not None and pj == gold
             preds[mode].append(pred)
             sample[mode] = block
         writer.write(sample)
@@ -121,16 +149,41 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                         "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
                     for m in modes},
         "usage": {m: tally[m].block() for m in modes},
+        "ambiguous": {m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
+                          "samples": ambiguous[m][1]} for m in modes},
         "strata": _strata(task, p, preds, golds, opts, modes),
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
+    if xj is not None:
+        n = max(len(p.ids), 1)
+        result["extract_judge"] = {
+            **xj.summary(), "outputs": xcounts,
+            "metrics": {m: {name: metrics.bootstrap_ci(name, judged[m], golds, opts[name]) for name in task.metrics}
+                        for m in gen},
+            "invalid": {m: {"count": xinvalid[m], "rate": xinvalid[m] / n} for m in gen}}
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
         result["adversarial"] = _recovery(p, preds, texts, modes)
     result["timings"] = {"score_s": time.time() - t0}
     return result
+
+
+def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dict:
+    """The extraction judge's verdicts for the invalid outputs of one item, and the answer it gives."""
+    records, answers = [], []
+    for text, o in zip(outputs, outs):
+        if o.status != "invalid":
+            records.append(None)
+            answers.append(o.answer)
+            continue
+        ans, rec = xj.judge(task, prefill + (text or ""), options)
+        counts[rec["verdict"] if rec["verdict"] in ("none", "unparseable") else "answered"] += 1
+        records.append(rec)
+        answers.append(ans)
+    pred = answers[0] if mode == "greedy" else vote(answers)[0]
+    return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
 
 
 def _recovery(p, preds, texts, modes) -> dict:

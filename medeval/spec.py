@@ -21,6 +21,10 @@ from .errors import MedevalError
 
 AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis"]
 VOTABLE = {"choice", "yesno", "label", "multilabel"}
+# gold formats each answer type accepts; the first is the default when a file gives none
+GOLD_FORMATS = {"choice": ("letter", "index0", "index1", "text"), "yesno": ("label",), "label": ("label",),
+                "multilabel": ("labels",), "entities": ("entities",), "span": ("texts", "text"),
+                "text": ("text", "texts"), "diagnosis": ("text",)}
 
 
 class Strict(BaseModel):
@@ -69,12 +73,32 @@ class Answer(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.type == "choice" and not self.options:
-            raise ValueError("answer.type 'choice' needs answer.options (a field, or a list of fields)")
-        if self.type in ("label", "multilabel", "entities") and not self.labels:
-            raise ValueError(f"answer.type '{self.type}' needs answer.labels")
-        if self.type == "yesno" and not self.labels:
+        t = self.type
+        if "gold_format" not in self.model_fields_set and t != "label":
+            self.gold_format = GOLD_FORMATS[t][0]
+        if self.gold_format not in GOLD_FORMATS[t]:
+            raise ValueError(f"answer.gold_format {self.gold_format!r} does not fit answer.type {t!r}; "
+                             f"use one of: {', '.join(GOLD_FORMATS[t])}")
+        if t == "choice":
+            if not self.options:
+                raise ValueError("answer.type 'choice' needs answer.options (a field, or a list of fields)")
+            if isinstance(self.options, list) and not (2 <= len(self.options) <= 10 and all(self.options)):
+                raise ValueError(f"answer.options lists {len(self.options)} fields; a choice task needs 2 to 10 "
+                                 "non-empty field names (or one field holding a list or dict)")
+            if self.labels or self.aliases:
+                raise ValueError("answer.labels and answer.aliases are not used by answer.type 'choice' "
+                                 "(the option letters are the labels): remove them")
+        elif self.options is not None:
+            raise ValueError(f"answer.options is only used by answer.type 'choice', not {t!r}: remove it")
+        if t in ("label", "multilabel", "entities") and not self.labels:
+            raise ValueError(f"answer.type '{t}' needs answer.labels")
+        if t == "yesno" and not self.labels:
             self.labels = ["yes", "no", "maybe"]
+        if len(set(self.labels)) != len(self.labels) or not all(str(l).strip() for l in self.labels):
+            raise ValueError("answer.labels must be distinct, non-empty labels")
+        unknown = [k for k in self.aliases if k not in self.labels]
+        if unknown:
+            raise ValueError(f"answer.aliases has keys {unknown} that are not in answer.labels {self.labels}")
         return self
 
 
@@ -214,24 +238,32 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _resolve_base(path: Path, data: dict, seen=()) -> dict:
+def _resolve_base(path: Path, data: dict, seen: tuple = ()) -> dict:
+    """Merge `base:` files: looked up beside the task file, then in the bundled tasks directory."""
     if "base" not in data:
         return data
-    base_path = (path.parent / data["base"]).resolve()
-    if base_path.parent != path.parent.resolve():
-        raise MedevalError(f"{path}: field 'base': {data['base']!r} must be a file in the same directory")
-    if base_path in seen or not base_path.is_file():
-        raise MedevalError(f"{path}: field 'base': {data['base']!r} not found (or circular)")
-    parent = _resolve_base(base_path, read_yaml(base_path), (*seen, base_path))
-    merged = _merge(parent, {k: v for k, v in data.items() if k != "base"})
-    return merged
+    name = data["base"]
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise MedevalError(f"{path}: field 'base': {name!r} must be a file name such as _mcq_base.yaml "
+                           "(no directory), found beside the task file or among the bundled tasks")
+    places = [path.parent.resolve(), package_dir("tasks").resolve()]
+    base_path = next((d / name for d in places if (d / name).is_file()), None)
+    if base_path is None:
+        raise MedevalError(f"{path}: field 'base': {name!r} not found; looked in {places[0]} and in the "
+                           f"bundled tasks {places[1]}")
+    seen = seen or (path.resolve(),)
+    if base_path.resolve() in seen:
+        raise MedevalError(f"{path}: field 'base': {name!r} is circular "
+                           f"({' -> '.join(p.name for p in (*seen, base_path))})")
+    parent = _resolve_base(base_path, read_yaml(base_path), (*seen, base_path.resolve()))
+    return _merge(parent, {k: v for k, v in data.items() if k != "base"})
 
 
 def _validation_message(path: Path, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field; remove it or check the spelling (see docs/tasks.md)"
         elif e["type"] == "missing":
@@ -281,6 +313,8 @@ class Registry:
                     self.groups[item.group] = item   # later directories override earlier ones
                 else:
                     self.tasks[item.name] = item
+        for item in [*self.tasks.values(), *self.groups.values()]:
+            problems += check(item, self)
         if problems:
             raise MedevalError("\n".join(problems))
 
@@ -302,3 +336,44 @@ class Registry:
     def groups_for(self, tasks: list[Task]) -> list[Group]:
         names = {t.name for t in tasks}
         return [g for g in self.groups.values() if {t.name for t in self.resolve(g.tasks)} <= names]
+
+
+def _cycle(name: str, registry: Registry, path: tuple) -> bool:
+    if name in path:
+        return True
+    g = registry.groups.get(name)
+    return bool(g) and any(_cycle(m, registry, (*path, name)) for m in g.tasks if m in registry.groups)
+
+
+def check(item: Task | Group, registry: Registry) -> list[str]:
+    """Load-time checks that need more than one file: group members, templates, metric names.
+    One line per problem, naming the file, the field and the fix."""
+    src = item.source_file
+    if isinstance(item, Group):
+        out = []
+        for name in item.tasks:
+            if name not in registry.tasks and name not in registry.groups:
+                close = difflib.get_close_matches(name, [*registry.tasks, *registry.groups], n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; run `medeval tasks` to list tasks"
+                out.append(f"{src}: field 'tasks': {name!r} is not a task or group{hint}")
+        if _cycle(item.group, registry, ()):
+            out.append(f"{src}: field 'tasks': groups include each other in a circle; remove one of the links")
+        return out
+    out = []
+    dirs = [Path(src).parent] if src else []
+    dirs.append(package_dir("prompts"))
+    templates = [("prompt.template", item.prompt.template)]
+    templates += [(f"prompt.variants.{k}.template", v.template) for k, v in item.prompt.variants.items()]
+    for field_name, tmpl in templates:
+        if not any((d / tmpl).is_file() for d in dirs):
+            out.append(f"{src}: field '{field_name}': template {tmpl!r} not found in "
+                       f"{' or '.join(str(d) for d in dirs)}")
+    from . import metrics
+
+    known = metrics.names()
+    for m in item.metrics:
+        if m not in known:
+            close = difflib.get_close_matches(m, known, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else "see docs/metrics.md"
+            out.append(f"{src}: field 'metrics': unknown metric {m!r}; {hint}")
+    return out

@@ -102,6 +102,7 @@ def test_a_directory_of_broken_task_files_gets_a_diagnosis_per_file(tmp_path):
     write_task(d, name="two", body=GOOD.format(name="two", template="t", metric="accuracy") + "typo: 1\n")
     write_task(d, name="three", body="group: g\n")
     write_task(d, name="four", body=GOOD.format(name="four", template="t", metric="accuracy"))  # fine
+    (d / "t").write_text("{{ doc.q }}")   # its template exists (templates are checked when files load)
     proc = cli("tasks", "--task-dir", str(d))
     assert_clean_error(proc, "one.yaml", "two.yaml", "three.yaml")
     assert "four.yaml" not in proc.stderr

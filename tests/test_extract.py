@@ -3,7 +3,8 @@ import pytest
 
 from medeval.answers import gold_of, options_of
 from medeval.data import load_items
-from medeval.extract import extract, extract_choice, extract_label, extract_labels, strip_think, vote
+from medeval.extract import extract, extract_choice, extract_label, extract_labels, label_outcome, strip_think, vote
+from medeval.extract_choice import choice_outcome
 from medeval.spec import Registry
 
 from conftest import DATA
@@ -31,6 +32,52 @@ OPTS4 = [{"letter": l, "text": t} for l, t in zip("ABCD", ["Aspirin", "Heparin",
 ])
 def test_choice_styles(text, want):
     assert extract_choice(text, OPTS4) == want
+
+
+OPTS10 = [{"letter": l, "text": t} for l, t in zip("ABCDEFGHIJ", [
+    "Observation", "Heparin", "Warfarin", "Surgery", "E. coli infection", "Biopsy", "Both A and B",
+    "A chest X-ray must be done", "Metabolic acidosis", "I and D"])]
+
+
+@pytest.mark.parametrize("text,answer,status", [
+    # option text is read as text, never as a letter (the outside check's confident wrong answer)
+    ("Answer: A chest X-ray must be done immediately.", "H", "answer"),
+    ("The answer is A chest X-ray must be done", "H", "answer"), ("Answer: E. coli infection", "E", "answer"),
+    ("Answer: Both A and B", "G", "answer"), ("The answer is A", "A", "answer"), ("Answer: I", "I", "answer"),
+    # hedges are a separate outcome
+    ("The answer is B or C.", None, "ambiguous"), ("Answer: B/C", None, "ambiguous"),
+    ("Answer: B, C", None, "ambiguous"), ("\\boxed{B, C}", None, "ambiguous"), ("Either B or C", None, "ambiguous"),
+    ("The answer is D. I and D.", None, "ambiguous"), ("B. Warfarin", None, "ambiguous"),
+    ("The answer is B, not C.", "B", "answer"),
+    # common phrasings that used to be invalid
+    ("I would choose B.", "B", "answer"), ("B is the correct answer.", "B", "answer"), ("**Answer:** B", "B", "answer"),
+    ("**Final Answer**\n\nB", "B", "answer"), ("\\boxed{\\textbf{B}}", "B", "answer"),
+    ("Answer (A-J): J", "J", "answer"), ("<answer>C</answer>", "C", "answer"),
+    # letters only as standalone tokens in answer positions
+    ("I would need more information.", None, "invalid"), ("A patient like this needs tests.", None, "invalid"),
+    ("Vitamin C is the correct answer", None, "invalid"), ("The answer is B12 deficiency", None, "invalid"),
+    ("Correct answer: B\nIncorrect answer: C", "B", "answer"),
+    ("The answer is B. C would be correct if the patient were older.", "B", "answer"),
+    ("A. Observation\nB. Heparin\nC. Warfarin", None, "invalid"),   # an echo of the options answers nothing
+    ("A chest X-ray is useful to diagnose metabolic acidosis.", None, "invalid"),
+    ("Answer: K", None, "invalid"),
+])
+def test_choice_outcomes(text, answer, status):
+    out = choice_outcome(text, OPTS10)
+    assert (out.answer, out.status) == (answer, status), out
+
+
+@pytest.mark.parametrize("text,answer,status", [
+    ("It could be no or yes", None, "ambiguous"), ("yes/no", None, "ambiguous"), ("Yes and no.", None, "ambiguous"),
+    ("Answer (yes, no, or maybe): yes", "yes", "answer"),
+    ("Yes, although there was no difference between the groups.", "yes", "answer"),
+    ("There was no difference, so the answer is maybe.", "maybe", "answer"),
+    ("No, the answer is not \"yes.\"", "no", "answer"), ("No — the results do not support it.", "no", "answer"),
+    ("No difference was observed.", None, "invalid"), ("It is not yes.", None, "invalid"),
+])
+def test_yesno_outcomes(text, answer, status):
+    out = label_outcome(text, ["yes", "no", "maybe"])
+    assert (out.answer, out.status) == (answer, status), out
 
 
 def test_choice_enormous_output_is_cheap_and_safe():
@@ -121,3 +168,14 @@ def test_every_label_task_extracts_each_label(name):
         for style in (label, f"Answer: {label}", f"\\boxed{{{label}}}", f"**{label}**"):
             assert extract(task, style) == label, (name, style)
     assert extract(task, "I cannot determine this from the text.") is None
+
+
+@pytest.mark.parametrize("text", ["\\boxed{" * 3000, "answer is " * 3000, "Heparin or " * 3000, "{" * 20000,
+                                  "I would choose " * 2000])
+def test_hostile_repetition_stays_cheap(text):
+    import time
+
+    t0 = time.perf_counter()
+    assert choice_outcome(text, OPTS10).status in ("invalid", "ambiguous")
+    assert label_outcome(text, ["yes", "no", "maybe"]).status == "invalid"
+    assert time.perf_counter() - t0 < 5   # was 25 s for the unclosed \boxed{ run before reading was bounded

@@ -1,0 +1,238 @@
+"""Multiple-choice extraction: raw text -> one option letter, invalid, or ambiguous.
+
+Built so that it cannot give a confident wrong answer: option text is matched as text (never a
+capital "A" article read as a letter), a letter counts only as a standalone token in an answer
+position, and two different answers in the same answer position ("B or C", "B/C") are
+ambiguous. Rules and precedence: docs/extraction.md.
+"""
+from __future__ import annotations
+
+import re
+
+from .extract import INVALID, Outcome, boxed_contents, clean, norm
+
+# Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
+CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
+               "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it"}
+PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
+_DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~"
+_FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
+                     r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
+_LETTER = re.compile(r"([A-Za-z])(?![\w’])(?!'\w)(?!-\w)(?!\.\w)")
+_JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?|\(\s*or\b)\s*"
+                   r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
+
+
+def _text_hit(s: str, options: list[dict]) -> dict | None:
+    """The option whose whole text starts `s` (the longest such option)."""
+    ns = f" {norm(s)} "
+    hits = [o for o in options if norm(o["text"]) and ns.startswith(f" {norm(o['text'])} ")]
+    return max(hits, key=lambda o: len(norm(o["text"]))) if hits else None
+
+
+def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
+    own = next((o for o in options if o["letter"] == letter), None)
+    return bool(own and norm(own["text"]) and f" {norm(rest)} ".startswith(f" {norm(own['text'])} "))
+
+
+def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = False):
+    """(letter, rest) when `s` starts with a standalone option letter, else None.
+    A letter followed by a word counts only when the word is a connective or the letter's own
+    option text ("B because", "B Heparin"), so "A chest X-ray" is never the letter A."""
+    m = _LETTER.match(s)
+    if not m:
+        return None
+    letter, rest = m.group(1), s[m.end():]
+    if letter.islower():   # "answer: (b)", "answer: b." -- only after an answer phrase, never before words
+        if not lower:
+            return None
+        return (letter.upper(), rest) if re.match(r"\s*\)|[\s.*_\]]*(?:\n|$)", rest) else None
+    if re.match(r"\s*(?:$|\n|[^\w\s])", rest):
+        return letter, rest
+    word = re.match(r"\s+([A-Za-z]+)", rest)
+    if _own_text_follows(rest, letter, options):
+        return letter, rest
+    if word and not strict and word.group(1).lower() in (CONNECTIVES if letter != "I" else PRONOUN_SAFE):
+        return letter, rest
+    if word and word.group(1).lower() in ("or", "and") and _JOIN.match(rest) and \
+            _letter(rest[_JOIN.match(rest).end():], options):
+        return letter, rest
+    return None
+
+
+def read_span(span: str, options: list[dict], strict: bool = False, lower: bool = False) -> set[str]:
+    """Every answer the start of `span` names: {} none, {X} one, two or more = a hedge."""
+    s = span.lstrip(_DECOR)
+    hit = _text_hit(s, options)       # "Both A and B" may itself be an option's text
+    if not hit:
+        for _ in range(2):
+            s = _FILLER.sub("", s).lstrip(_DECOR)
+        hit = _text_hit(s, options)
+    if not s:
+        return set()
+    found: set[str] = set()
+    lt = _letter(s, options, strict, lower)
+    if lt and hit and norm(hit["text"]).startswith(norm(lt[0]) + " ") and not _own_text_follows(lt[1], lt[0], options):
+        lt = None          # the letter is the first word of an option's text ("A chest X-ray ...")
+    if lt:
+        letter, rest = lt
+        found.add(letter)
+        after = rest.lstrip(" \t.):*_]-–—")
+        other = _text_hit(after, options)
+        if other and other["letter"] != letter and not _own_text_follows(after, letter, options):
+            found.add(other["letter"])   # "B. Warfarin" where Warfarin is option D
+        rest_after = rest
+    elif hit:
+        found.add(hit["letter"])
+        rest_after = s[_match_len(s, hit["text"]):]
+    else:
+        return set()
+    j = _JOIN.match(rest_after)
+    if j:
+        tail = rest_after[j.end():]
+        nxt = _letter(tail, options)
+        other = _text_hit(tail, options)
+        if nxt and not (other and norm(other["text"]).startswith(norm(nxt[0]) + " ")):
+            found.add(nxt[0])
+        elif other:
+            found.add(other["letter"])
+    return found
+
+
+def _match_len(s: str, text: str) -> int:
+    """Characters of `s` covered by the option text (same words, any punctuation)."""
+    words = norm(text).split()
+    m = re.match(r"\W*" + r"\W+".join(re.escape(w) for w in words), s, re.I)
+    return m.end() if m else len(text)
+
+
+# Answer positions ----------------------------------------------------------------
+_PREFIX = re.compile(
+    r"(?:\b(?:(?:final|correct|right|best|true|most\s+(?:likely|appropriate|accurate|correct))\s+)?"
+    r"answer(?:\s+(?:choice|option|letter))?(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|item|problem))?(?:\s+here)?"
+    r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)"
+    r"|\b(?:option|choice|selection|response|solution|correct|letter|selected|result|ans)(?=\s*\**\s*[:=])"
+    r"|\bans\.(?=\s)|(?m:^)[*_\s]*A\s*:(?=\s*[*(\[]*[A-J](?![\w'’])))"
+    r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*"
+    r"[\"']?(?:[:=|>→⇒]|=>|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
+    r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
+    r"|\b(?:go|going)\s+with\b"
+    r"|\b(?:let'?s|let\s+us|we(?:\s+(?:would|will|should|can|must))?)\s+(?:choose|pick|select|go\s+with|opt\s+for)\b"
+    r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
+    r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
+    r"|\b(?:my|the)\s+(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
+_CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)
+_SUFFIX = re.compile(
+    r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-J])[)*\]]*\s+"
+    r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
+    r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
+    r"(?!\s+(?:than|if|when|only\s+if|in\s+(?:a|an|the|patients?|cases?)|for\s+(?:a|an|patients?)|had|were)\b)",
+    re.I)
+_SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answer|so|thus|therefore|hence|think|"
+                            r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
+
+
+# "The most likely diagnosis is B." -- read strictly: only a delimited letter or its own text
+_TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|organism|vessel|artery|test|medication|"
+                       r"therapy|intervention|finding|mechanism|explanation|culprit|agent|investigation|option|choice)"
+                       r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
+_NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
+                             r"alternative|common(?:\s+wrong)?|tricky)[ \t]+$", re.I)
+_EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
+
+
+def _phrase_spans(t: str):
+    """(tier, position, span, strict) of every answer position made by a phrase. Tier 2: an explicit
+    answer phrase ("answer is", "correct option:"); tier 3: weaker ones (verbs, verdicts after the
+    letter, "so, B.", "the diagnosis is B"), read only when no tier-2 phrase gives a reading, so an
+    explanation after the answer ("C is correct only for children") cannot override it."""
+    out = []
+    for m in _PREFIX.finditer(t):
+        if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
+            tier = 2 if _EXPLICIT.search(m.group(0)) else 3
+            out.append((tier, m.end(), t[m.end():m.end() + 300], False))
+    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
+    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
+    for m in _SUFFIX.finditer(t):
+        if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):
+            out.append((3, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
+    return sorted(out, key=lambda x: (-x[0], x[1]))
+
+
+def _is_option_list(t: str, letters: list[str]) -> bool:
+    """The output echoes the options ("A. ...\\nB. ...") instead of answering."""
+    starts = {m.group(1) for m in re.finditer(r"(?m)^[\s*_(\[]*([A-J])[.):\]]", t)}
+    return len(starts & set(letters)) >= 2
+
+
+def _decide(found: set[str], letters: list[str], rule: str) -> Outcome:
+    if len(found) > 1:
+        return Outcome(None, "ambiguous", rule)
+    x = found.pop()
+    return Outcome(x, "answer", rule) if x in letters else Outcome(None, "invalid", rule + ":out-of-range")
+
+
+def choice_outcome(text: str, options: list[dict]) -> Outcome:
+    letters = [o["letter"] for o in options]
+    t = clean(text)
+    if not t:
+        return INVALID
+    for span in reversed(boxed_contents(t)):                     # 1. \boxed{B}
+        if (found := read_span(span, options, lower=True)):
+            return _decide(found, letters, "boxed")
+    spans = _phrase_spans(t)                                      # 2. answer phrases, last first,
+    for _, _, span, strict in [x for x in spans if x[0] == 2][::-1] + [x for x in spans if x[0] == 3][::-1]:
+        if (found := read_span(span, options, strict, lower=not strict)):   # explicit ones before weaker ones
+            return _decide(found, letters, "answer-phrase")
+    listing = _is_option_list(t, letters)
+    if not listing and (found := read_span(t, options)):          # 3. the start of the output
+        return _decide(found, letters, "start")
+    last = t.rsplit("\n", 1)[-1]
+    if "\n" in t and not listing and (found := _whole(last, options)):            # 4. a last line that is only an answer
+        return _decide(found, letters, "last-line")
+    bold = set(re.findall(r"\*\*\s*\(?([A-J])\)?(?:[.:)]\s*[^*\n]{0,200})?\*\*", t))
+    if len(bold) == 1:                                            # 5. exactly one bold letter
+        return _decide(bold, letters, "bold")
+    hits = _text_mentions(t, options)                             # 6. exactly one option text
+    if len(hits) == 1:
+        return _decide(hits, letters, "option-text")
+    if len(hits) > 1 and re.search(r"\bor\b|/", t) and len(t) < 200:
+        return Outcome(None, "ambiguous", "option-text")
+    return INVALID
+
+
+def _whole(line: str, options: list[dict]) -> set[str]:
+    """A line that is nothing but an answer: "B", "(C).", "**D. Heparin**", "Heparin"."""
+    found = read_span(line, options, strict=True)
+    if len(found) != 1:
+        return found
+    x = next(iter(found))
+    own = next((o["text"] for o in options if o["letter"] == x), "")
+    core = norm(re.sub(rf"^[\W_]*(?:option\s+|choice\s+)?{x}(?![\w'’])", "", line.strip(), flags=re.I))
+    return found if core in ("", norm(own)) or norm(line) == norm(own) else set()
+
+
+_CUE = re.compile(r"(?:^|[.,;:!?(\n]|\b(?:is|be|are|was|were|choose|select|pick|recommend|prefer|suggests?|"
+                  r"answer|diagnosis|with|go|option|choice)\s+(?:a|an|the|for)?)\s*$", re.I)
+
+
+def _text_mentions(t: str, options: list[dict]) -> set[str]:
+    """Letters of the options whose whole text occurs in an answer-like place (a sentence start,
+    after "is", "choose", ...), not negated (longest option wins)."""
+    hits = []
+    for o in options:
+        words = norm(o["text"]).split()
+        if not words:
+            continue
+        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
+        for m in re.finditer(pattern, t, re.I):
+            before = t[max(0, m.start() - 40):m.start()]
+            if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " "):
+                hits.append(o)
+                break
+    hits = [o for o in hits if not any(o is not p and norm(o["text"]) in norm(p["text"]) for p in hits)]
+    return {o["letter"] for o in hits}
+
+
+_NEGATED_TEXT = re.compile(r"\b(?:not|no|never|isn't|isn t|rather than|instead of|except|exclude|excludes|ruled out|"
+                           r"rule out|unlike|against)\s+(?:\w+\s+)?$")
