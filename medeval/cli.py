@@ -167,7 +167,8 @@ def summary(results: dict) -> None:
             trunc = _truncation_cell(r) if k == 0 and not ll else ""
             label = f"{metric} (loglikelihood)" if ll else metric
             table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", label, *cells, inv, amb, trunc)
-    out.print(table)
+    # not a terminal (a CI log, a pipe): rich would wrap the eight columns at 80 characters
+    (out if out.is_terminal else Console(width=160)).print(table)
     usage_line = _usage_line(results.get("usage"))
     if usage_line:
         out.print(usage_line, highlight=False)

@@ -33,6 +33,11 @@ class Scripted:
     def describe(self):
         return {"id": "fake"}
 
+    def identity(self):
+        from medeval.backends.identity import Identity
+
+        return Identity(backend="fake", model="fake")
+
     def generate(self, reqs):
         for i, r in enumerate(reqs):
             _, item, mode = r.id.split("/")
