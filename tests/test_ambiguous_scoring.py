@@ -56,9 +56,9 @@ def test_hedges_are_counted_as_ambiguous_not_invalid(tmp_path):
               backend=Scripted(), progress=False)
     t = res["tasks"]["toy"]
     assert t["ambiguous"]["greedy"] == {"count": 1, "rate": 1 / 3, "samples": 1}
-    assert t["invalid"]["greedy"] == {"count": 1, "rate": 1 / 3, "samples": 1}
+    assert t["invalid"]["greedy"] == {"count": 1, "rate": 1 / 3, "samples": 1, "truncated": 0, "samples_truncated": 0}
     assert t["ambiguous"]["sc"] == {"count": 1, "rate": 1 / 3, "samples": 3}   # item 0: no vote, two hedges
-    assert t["invalid"]["sc"] == {"count": 1, "rate": 1 / 3, "samples": 4}
+    assert t["invalid"]["sc"] == {"count": 1, "rate": 1 / 3, "samples": 4, "truncated": 0, "samples_truncated": 0}
     assert t["metrics"]["greedy"]["accuracy"]["value"] == 1 / 3
     rows = [json.loads(l) for l in (tmp_path / "out" / "samples_toy.jsonl").read_text().splitlines()]
     assert rows[0]["greedy"]["status"] == ["ambiguous"] and rows[0]["greedy"]["pred_status"] == "ambiguous"
