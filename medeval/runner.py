@@ -29,9 +29,9 @@ class RunConfig:
     model: str = "embedded"
     backend: str = "auto"
     limit: int | None = None
-    self_consistency: int = 0            # k samples; 0 = greedy only
-    temperature: float = 0.7
-    top_p: float = 0.9
+    self_consistency: int | None = None  # k samples; 0 = greedy only (None: group default, else 0)
+    temperature: float | None = None     # None: group default, else 0.7 (the Neeto card's SC setting)
+    top_p: float | None = None           # None: group default, else 0.9
     seed: int = 1234
     max_tokens: int | None = None        # overrides every task's default
     data_dir: str | None = None
@@ -42,11 +42,39 @@ class RunConfig:
     prompt_variant: str | None = None
     system_prompt: str | None = None
     adversarial: bool = False
+    adversarial_file: str | None = None  # JSONL {id, prefill}: per-item wrong traces for --adversarial
+    item_labels: str | None = None       # JSONL/JSON/CSV {id, label...}: extra strata for every task
     judge: str = "none"
     judge_base_url: str | None = None
     bertscore_model: str | None = None
     backend_args: dict = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    defaults_from: dict = field(default_factory=dict)   # option -> group whose default filled it
+
+
+FALLBACK = {"self_consistency": 0, "temperature": 0.7, "top_p": 0.9}
+
+
+def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
+    """Options the user left unset take the defaults of the groups named in --tasks (a model card's
+    decoding), then medeval's own (FALLBACK). Two named groups that disagree on an option are an error."""
+    from dataclasses import replace
+
+    chosen: dict = {}
+    for name in cfg.tasks:
+        g = registry.groups.get(name.strip())
+        if g is None or g.defaults is None:
+            continue
+        for opt, value in g.defaults.model_dump(exclude_none=True).items():
+            if getattr(cfg, opt) is not None:
+                continue
+            if opt in chosen and chosen[opt][1] != value:
+                raise MedevalError(f"groups {chosen[opt][0]} and {g.group} set different defaults for {opt} "
+                                   f"({chosen[opt][1]!r} vs {value!r}): give --{opt.replace('_', '-')} explicitly")
+            chosen[opt] = (g.group, value)
+    updates = {opt: v for opt, (_, v) in chosen.items()}
+    updates.update({k: v for k, v in FALLBACK.items() if getattr(cfg, k) is None and k not in updates})
+    return replace(cfg, **updates, defaults_from={opt: grp for opt, (grp, _) in chosen.items()})
 
 
 @dataclass
@@ -175,6 +203,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     if cfg.limit is not None and cfg.limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
     registry = Registry([Path(d) for d in cfg.task_dirs])
+    cfg = apply_group_defaults(cfg, registry)
     tasks = registry.resolve(cfg.tasks)
     prepared = [prepare(t, cfg) for t in tasks]
     t_prep = time.time()
@@ -211,7 +240,13 @@ def decoding_block(cfg: RunConfig) -> dict:
     d = {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": cfg.max_tokens, "seed": cfg.seed}}
     if cfg.self_consistency:
         d["sc"] = {"k": cfg.self_consistency, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
-                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample"}
+                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample",
+                   "sample_accuracy": "choice/label tasks: mean over items of the share of the k samples that "
+                                      "are correct (the expected accuracy of one sampled answer)"}
+    if cfg.prompt_variant:
+        d["prompt_variant"] = cfg.prompt_variant
+    if cfg.defaults_from:
+        d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d
 
 
@@ -220,11 +255,15 @@ def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> d
     for g in registry.groups_for(tasks):
         members = [t.name for t in registry.resolve(g.tasks)]
         block = {"tasks": members, "rule": "mean of task scores" if g.aggregate == "mean" else "weighted by n"}
+        if g.metric:
+            block["metric"] = (f"{g.metric} where a task reports it in that mode (sc), else the task's primary "
+                               "metric (greedy: one sample, so the same quantity)")
         for mode in ("greedy", "sc"):
             vals = []
             for name in members:
                 r = task_results[name]
-                m = r["metrics"].get(mode, {}).get(r["primary_metric"])
+                got = r["metrics"].get(mode, {})
+                m = got.get(g.metric) if g.metric and g.metric in got else got.get(r["primary_metric"])
                 if m is None:
                     break
                 vals.append((m["value"], r["n"]))

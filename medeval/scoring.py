@@ -48,6 +48,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     task = p.task
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
+    hits = {m: [] for m in modes}          # per item: share of its samples that are correct (choice/label)
     invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
     skipped = defaultdict(int)
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
@@ -81,11 +82,13 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 invalid[mode][0] += 1
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
+                hits[mode].append(sum(e is not None and e == gold for e in ext) / max(len(ext), 1))
             preds[mode].append(pred)
             sample[mode] = block
         writer.write(sample)
     writer.close()
     golds = p.golds
+    clusters = _clusters(task, p.rows)
     result = {
         "task": task.name, "display_name": task.display_name or task.name, "version": task.version,
         "task_hash": task.spec_hash(), "prompt_hash": p.renderer.prompt_hash(), "template": p.renderer.template_name,
@@ -94,11 +97,12 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                     "source": p.source},
         "n": len(p.ids), "n_total": p.n_total, "answer_type": task.answer.type,
         "primary_metric": task.primary_metric, "metric_options": opts, "modes": modes,
-        "metrics": {m: {name: metrics.bootstrap_ci(name, preds[m], golds, opts[name]) for name in task.metrics}
-                    for m in modes},
+        "metrics": {m: {**{name: metrics.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
+                           for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
+        "bootstrap": _bootstrap_note(task, clusters),
         "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
                         "samples": invalid[m][1]} for m in modes},
-        "strata": _strata(task, p, preds, golds, opts, modes),
+        "strata": _strata(task, p, preds, golds, opts, modes, hits, clusters),
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
@@ -123,6 +127,34 @@ def _recovery(p, preds, texts, modes) -> dict:
     return out
 
 
+def _clusters(task, rows) -> list | None:
+    """The bootstrap unit of each item: its `bootstrap_cluster` value (None: every item is its own)."""
+    if not task.bootstrap_cluster:
+        return None
+    from .errors import MedevalError
+
+    try:
+        return [str(get_field(r, task.bootstrap_cluster)) for r in rows]
+    except KeyError:
+        raise MedevalError(f"{task.source_file}: field 'bootstrap_cluster': a row has no field "
+                           f"{task.bootstrap_cluster!r}; add it to the data or remove bootstrap_cluster") from None
+
+
+def _bootstrap_note(task, clusters) -> dict:
+    if clusters is None:
+        return {"unit": "item", "method": "percentile bootstrap, 1000 resamples of items"}
+    return {"unit": "cluster", "field": task.bootstrap_cluster, "clusters": len(set(clusters)),
+            "method": f"clustered percentile bootstrap: 1000 resamples of whole {task.bootstrap_cluster} groups "
+                      "(copies of one question are resampled together, so they do not narrow the interval)"}
+
+
+def _sample_accuracy(mode, hits, clusters) -> dict:
+    """sc mode: the mean share of correct samples per item (the accuracy of one sampled answer)."""
+    if mode != "sc" or not hits:
+        return {}
+    return {"sample_accuracy": metrics.bootstrap_mean(hits, clusters=clusters)}
+
+
 def _stratum(row, field):
     try:
         v = get_field(row, field)
@@ -131,16 +163,20 @@ def _stratum(row, field):
     return v if isinstance(v, (str, int, float, bool)) else str(v)
 
 
-def _strata(task, p, preds, golds, opts, modes) -> dict:
+def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dict:
     out = {}
+    pick = lambda xs, idx: None if xs is None else [xs[k] for k in idx]
     for field in task.strata:
         groups = defaultdict(list)
         for k, row in enumerate(p.rows):
             groups[str(_stratum(row, field))].append(k)
         out[field] = {
-            value: {"n": len(idx), **{m: {name: metrics.bootstrap_ci(name, [preds[m][k] for k in idx],
-                                                                     [golds[k] for k in idx], opts[name])
-                                          for name in task.metrics} for m in modes}}
+            value: {"n": len(idx), **{m: {**{name: metrics.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
+                                                                        opts[name], clusters=pick(clusters, idx))
+                                             for name in task.metrics},
+                                          **_sample_accuracy(m, pick((hits or {}).get(m) or None, idx),
+                                                             pick(clusters, idx))}
+                                      for m in modes}}
             for value, idx in sorted(groups.items())}
     return out
 

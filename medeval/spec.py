@@ -90,6 +90,18 @@ class FewShot(Strict):
     target: str = "{{ gold }}"             # assistant turn for each example (Jinja)
 
 
+class ItemLabels(Strict):
+    file: str                              # JSONL/JSON/CSV; relative paths are under --data-dir
+    id_field: str = "id"                   # the column holding the task's item id
+    fields: list[str] = []                 # columns to read (default: all but id); each is a stratum
+                                           # named item_labels.<column>
+
+
+class Adversarial(Strict):
+    field: str | None = None               # dotted row field holding a wrong reasoning trace to pre-fill
+    file: str | None = None                # or a file {id, prefill} keyed by item id (under --data-dir)
+
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # also keeps samples_<name>.jsonl inside the output directory
 
 
@@ -108,6 +120,9 @@ class Task(Strict):
     generation: Generation = Generation()
     fewshot: FewShot | None = None
     strata: list[str] = []                 # dotted fields to report metrics by
+    item_labels: ItemLabels | None = None  # per-item labels (strata) from a separate file keyed by item id
+    adversarial: Adversarial | None = None # --adversarial: pre-fill a per-item wrong reasoning trace
+    bootstrap_cluster: str | None = None   # dotted field: items sharing its value are resampled together
     self_consistency: bool | None = None   # default: on for votable answer types
     source_file: str | None = None
 
@@ -130,12 +145,24 @@ class Task(Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+class GroupDefaults(Strict):
+    """Run options a group's protocol fixes (e.g. a model card's decoding). They apply when the group
+    is named in --tasks and the option is not given on the command line (runner.apply_group_defaults)."""
+    prompt_variant: str | None = None
+    self_consistency: int | None = Field(None, ge=0)   # samples per item (-k)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+
+
 class Group(Strict):
     group: str = Field(pattern=NAME)
     display_name: str | None = None
     description: str = ""
     tasks: list[str]
     aggregate: Literal["mean", "weighted"] = "mean"
+    metric: str | None = None              # metric averaged per mode where a task reports it (else primary)
+    defaults: GroupDefaults | None = None
     source_file: str | None = None
 
 
