@@ -90,6 +90,8 @@ class Prepared:
     n_total: int
     data_hash: str
     ids_hash: str
+    prefills: list | None = None          # adversarial mode: per-item pre-filled wrong trace (None: default)
+    notes: dict = field(default_factory=dict)   # side files used (item labels, traces), for results.json
 
 
 def prepare(task: Task, cfg: RunConfig) -> Prepared:
@@ -115,8 +117,19 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
         golds.append(gold_of(task, row))
         options.append(options_of(task, row))
         messages.append(renderer.messages(row, item_id))
-    return Prepared(task, items.ids, items.rows, golds, options, messages, renderer, items.source,
-                    items.n_total, items.data_hash(), items.ids_hash())
+    from .item_files import adversarial_traces, attach_labels
+
+    rows, extra, labels = attach_labels(task, items.ids, items.rows, cfg.data_dir, cfg.item_labels)
+    if extra:
+        task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
+    notes = {"item_labels": labels} if labels else {}
+    prefills = None
+    if cfg.adversarial:
+        prefills, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
+        if rec:
+            notes["adversarial_traces"] = rec
+    return Prepared(task, items.ids, rows, golds, options, messages, renderer, items.source,
+                    items.n_total, items.data_hash(), items.ids_hash(), prefills, notes)
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:
@@ -127,8 +140,8 @@ def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request
     g = p.task.generation
     base = dict(max_tokens=cfg.max_tokens or g.max_tokens, stop=tuple(g.stop), seed=cfg.seed)
     out = {}
-    for item_id, msgs, opts, gold in zip(p.ids, p.messages, p.options, p.golds):
-        prefill = _adversarial_prefill(opts, gold) if cfg.adversarial else ""
+    for k, (item_id, msgs, opts, gold) in enumerate(zip(p.ids, p.messages, p.options, p.golds)):
+        prefill = ((p.prefills and p.prefills[k]) or _adversarial_prefill(opts, gold)) if cfg.adversarial else ""
         for mode in modes_for(p.task, cfg):
             s = (Sampling(n=1, temperature=0.0, top_p=1.0, **base) if mode == "greedy" else
                  Sampling(n=cfg.self_consistency, temperature=cfg.temperature, top_p=cfg.top_p, **base))

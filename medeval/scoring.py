@@ -106,6 +106,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
+    result.update(getattr(p, "notes", None) or {})
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
@@ -116,14 +117,21 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
 
 def _recovery(p, preds, texts, modes) -> dict:
     """Adversarial mode: how often the final answer is right (recovered) or the pre-filled wrong one (misled)."""
-    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
     from .runner import adversarial_wrong
 
+    traces = getattr(p, "prefills", None)
     wrong = [adversarial_wrong(o, g) for o, g in zip(p.options, p.golds)]
+    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
+    if traces:
+        # the trace's own conclusion is the answer it pushes; items without a trace keep the short pre-fill
+        wrong = [extract(p.task, t, row, o) if t else w for t, row, o, w in zip(traces, p.rows, p.options, wrong)]
+        out = {"prefill": "a per-item wrong reasoning trace (see adversarial_traces); items without one: the "
+                          "first wrong option stated as the answer",
+               "trace_without_answer": sum(t is not None and w is None for t, w in zip(traces, wrong))}
     n = max(len(p.ids), 1)
     for m in modes:
         out[m] = {"recovery_rate": sum(x == g for x, g in zip(preds[m], p.golds)) / n,
-                  "misled_rate": sum(x == w for x, w in zip(preds[m], wrong)) / n}
+                  "misled_rate": sum(x is not None and x == w for x, w in zip(preds[m], wrong)) / n}
     return out
 
 
