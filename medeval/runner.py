@@ -109,6 +109,10 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
             metrics.get(m)
         except KeyError as e:
             raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
+    if task.answer.type == "rubric" and (cfg.judge or "none").strip().lower() == "none":
+        raise MedevalError(f"task {task.name!r} is graded by a model against physician rubrics: pass --judge MODEL "
+                           "(the II-Medical cards used gpt-4.1) and, for a server other than OpenAI's, "
+                           "--judge-base-url URL")
     items = load_items(task, cfg.data_dir, cfg.limit)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)

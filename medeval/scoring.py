@@ -49,6 +49,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
     hits = {m: [] for m in modes}          # per item: share of its samples that are correct (choice/label)
+    graded = {m: [] for m in modes}        # rubric tasks: the grader's record per item
     invalid = {m: [0, 0] for m in modes}   # [items with no answer, samples with no answer]
     skipped = defaultdict(int)
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
@@ -78,6 +79,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             if judge is not None:
                 pred, block["judge"] = judge(pred, gold, row)
                 block["pred"] = pred
+                graded[mode].append(block["judge"])
             if pred is None:
                 invalid[mode][0] += 1
             if task.answer.type in CORRECTNESS:
@@ -109,6 +111,10 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     result.update(getattr(p, "notes", None) or {})
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
+    if task.answer.type == "rubric":
+        from .rubric import breakdowns
+
+        result["rubric"] = {m: breakdowns(graded[m], p.rows) for m in modes}
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
         result["adversarial"] = _recovery(p, preds, texts, modes)
     result["timings"] = {"score_s": time.time() - t0}
@@ -190,6 +196,10 @@ def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dic
 
 
 def _judge_for(task, cfg):
+    if task.answer.type == "rubric":
+        from .rubric import make_grader
+
+        return make_grader(cfg)
     if task.answer.type != "diagnosis":
         return None
     from .judge import make_judge

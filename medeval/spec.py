@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import MedevalError
 
-AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis"]
+AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis", "rubric"]
 VOTABLE = {"choice", "yesno", "label", "multilabel"}
 
 
@@ -51,11 +51,19 @@ class Variant(Strict):
 
 
 class Prompt(Strict):
-    template: str                          # file in prompts/ or beside the task file
+    template: str | None = None            # file in prompts/ or beside the task file
+    messages: str | None = None            # or: a dotted field holding the chat itself, [{role, content}]
     system: str | None = None              # optional system prompt
     chat: bool = True                      # apply the model's chat template
     vars: dict[str, str] = {}              # template variable -> dotted dataset field
     variants: dict[str, Variant] = {}      # named alternatives (e.g. reasoning), chosen with --prompt-variant
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.template is None) == (self.messages is None):
+            raise ValueError("prompt needs exactly one of `template` (a Jinja file) or `messages` (a field "
+                             "holding the conversation)")
+        return self
 
 
 class Answer(Strict):

@@ -59,7 +59,7 @@ def names() -> list[str]:
 
 def _load_all() -> None:
     # Importing the modules registers their metrics.
-    from . import classification, diagnosis, ner, text  # noqa: F401
+    from . import classification, diagnosis, ner, rubric, text  # noqa: F401
 
 
 def compute(name: str, preds: Sequence, golds: Sequence, options: dict | None = None) -> float:
