@@ -135,6 +135,10 @@ def summary(results: dict) -> None:
             inv = " / ".join(f"{100 * r['invalid'][m]['rate']:.0f}%" for m in r["modes"]) if k == 0 else ""
             table.add_row(name if k == 0 else "", str(r["n"]) if k == 0 else "", metric, *cells, inv)
     out.print(table)
+    for name, r in results["tasks"].items():
+        b = r.get("bootstrap") or {}
+        if b.get("unit") == "cluster":
+            out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
         how = block["rule"] + (f"; {block['metric']}" if block.get("metric") else "")
@@ -178,8 +182,11 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
     groups.add_column("group")
     groups.add_column("tasks")
     groups.add_column("aggregate")
+    groups.add_column("defaults")
     for name, g in sorted(reg.groups.items()):
-        groups.add_row(name, ", ".join(g.tasks), g.aggregate)
+        d = g.defaults.model_dump(exclude_none=True) if g.defaults else {}
+        groups.add_row(name, ", ".join(g.tasks), g.aggregate + (f" of {g.metric}" if g.metric else ""),
+                       ", ".join(f"{k}={v}" for k, v in d.items()) or "-")
     out.print(groups)
 
 
