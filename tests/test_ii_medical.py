@@ -135,3 +135,21 @@ def test_card_protocol_runs_end_to_end(hf_backend, data_dir, tmp_path):
     assert group["sc"]["value"] == pytest.approx(want)
     sample = json.loads((tmp_path / "run" / "samples_medxpertqa.jsonl").read_text().splitlines()[0])
     assert "within \\boxed{}" in sample["prompt"] and len(sample["sc"]["outputs"]) == 2
+
+
+def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_path):
+    from medeval.scoring import _recovery
+    from medeval.spec import Adversarial
+
+    rows = [json.loads(line) for line in (data_dir / "medbullets_op4" / "test.jsonl").open()][:2]
+    rows[0]["wrong_trace"] = "Conduction is fastest in the AV node, so the answer is A."
+    (tmp_path / "medbullets_op4").mkdir()
+    (tmp_path / "medbullets_op4" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = REG.tasks["medbullets_op4"].model_copy(update={"adversarial": Adversarial(field="wrong_trace")})
+    cfg = RunConfig(tasks=[], data_dir=str(tmp_path), adversarial=True, self_consistency=0)
+    p = prepare(task, cfg)
+    assert p.prefills == [rows[0]["wrong_trace"], None]
+    assert p.notes["adversarial_traces"] == {"field": "wrong_trace", "items_with_trace": 1, "items_without_trace": 1}
+    gold0 = p.golds[0]
+    rec = _recovery(p, {"greedy": ["A", p.golds[1]]}, {}, ["greedy"])
+    assert rec["greedy"]["misled_rate"] == (0.5 if gold0 != "A" else 0.0) and rec["trace_without_answer"] == 0
