@@ -139,6 +139,10 @@ def summary(results: dict) -> None:
         b = r.get("bootstrap") or {}
         if b.get("unit") == "cluster":
             out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")
+        j = r.get("judge") or {}
+        if "criteria_graded" in j:
+            out.print(f"{name}: graded by {j['judge']} at {j['base_url']}; {j['unparseable']} of "
+                      f"{j['criteria_graded']} criterion verdicts unparseable (counted as not met)")
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc") if m in block)
         how = block["rule"] + (f"; {block['metric']}" if block.get("metric") else "")
