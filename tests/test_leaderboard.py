@@ -241,3 +241,15 @@ def test_ii_medical_preset_flags_printed_averages(app, runs, tmp_path):
     flagged = sorted(line.split(":")[0] for line in md.splitlines() if "the source prints Average" in line)
     assert flagged == ["II-Medical-8B", "II-Medical-8B-SFT", "Med-reason"]
     assert "Protocol: prompt asks to" in md and "(sc decoding, sample\\_accuracy)" in md
+
+
+def test_ii_medical_7b_preview_rows_match_its_card():
+    """That card prints one cell per line ('69.42 |'); its two own rows are in the reported file."""
+    text = (SEEDS / "ii-medical-7b-preview-card.md").read_text().splitlines()
+    lines = [l.strip()[:-1].strip() if l.strip().endswith("|") else None for l in text]   # table cells only
+    rep = yaml.safe_load((ROOT / "leaderboard" / "reported" / "ii_medical_7b_preview_card.yaml").read_text())
+    assert [m["name"] for m in rep["models"]] == ["II-Medical-7B-Preview-Wo-RL", "II-Medical-7B-Preview"]
+    for m in rep["models"]:
+        at = lines.index(m["name"])
+        cells = [float(c) for c in lines[at + 1:at + 12]]
+        assert [m["scores"][t] for t in II_COLS] == cells[:10] and m["average"] == cells[10]
