@@ -1,7 +1,8 @@
 """Who decides the rank of the final diagnosis in a model's differential (diagnosis tasks).
 
 `ChatGrader` is the OpenAI-compatible grading client, shared with HealthBench's rubric grader
-(`medeval.rubric`). `make_judge(cfg)` returns a callable `(differential, final_diagnosis, row) -> (rank | None, record)`:
+(`medeval.rubric`). `make_judge(cfg)` returns a callable
+`(differential, final_diagnosis, row) -> (rank | None, record)`:
 
 * `--judge none`: the lexical matcher of `medeval.metrics.diagnosis` (`lexical_rank`), labelled
   "lexical-fallback" in every record because it is not the LLM-judged metric of the papers.

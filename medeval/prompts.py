@@ -111,8 +111,8 @@ class Renderer:
             raise MedevalError(f"{self.task.source_file}: field 'prompt.messages': item {item_id} has no field "
                                f"{field!r}") from None
         ok = isinstance(conv, list) and conv and all(
-            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
-            for m in conv)
+            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+            and isinstance(m.get("content"), str) for m in conv)
         if not ok or conv[-1]["role"] != "user":
             raise MedevalError(f"{self.task.source_file}: field 'prompt.messages': item {item_id}: {field!r} must be "
                                "a non-empty list of {role: system|user|assistant, content: text} ending with a "
