@@ -90,3 +90,23 @@ def test_healthbench_end_to_end_with_a_loopback_grader(hf_backend, data_dir, tmp
         # a re-run asks the grader nothing: every verdict comes from the cache
         run(RunConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "b")}), backend=hf_backend, progress=False)
         assert len(server.entries(path="/v1/chat/completions")) == len(served) + 2
+
+
+def test_bad_conversations_and_prompt_specs_are_one_line_errors(tmp_path):
+    from medeval.prompts import Renderer
+    from medeval.spec import Registry, load_file
+
+    task = Registry().tasks["healthbench"]
+    r = Renderer(task)
+    ok = {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                     {"role": "user", "content": "I have a cough."}]}
+    assert r.messages(ok) == (("user", "Hi"), ("assistant", "Hello"), ("user", "I have a cough."))
+    for bad in ({"prompt": [{"role": "assistant", "content": "x"}]}, {"prompt": []}, {"prompt": "text"},
+                {"prompt": [{"role": "doctor", "content": "x"}]}, {}):
+        with pytest.raises(MedevalError, match="prompt.messages"):
+            r.messages(bad, "item-1")
+    f = tmp_path / "t.yaml"
+    f.write_text("name: t\nversion: 1\ndataset: {local: t/test.jsonl}\nprompt: {template: a.jinja, messages: prompt}\n"
+                 "answer: {type: rubric, gold: rubrics}\nmetrics: [rubric_score]\n")
+    with pytest.raises(MedevalError, match="exactly one of `template`"):
+        load_file(f)
