@@ -153,3 +153,15 @@ def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_pa
     gold0 = p.golds[0]
     rec = _recovery(p, {"greedy": ["A", p.golds[1]]}, {}, ["greedy"])
     assert rec["greedy"]["misled_rate"] == (0.5 if gold0 != "A" else 0.0) and rec["trace_without_answer"] == 0
+
+
+def test_lancet_reads_m1_rows_without_ids(data_dir, tmp_path):
+    """A file built as its how_to_get says (m1 rows: question, options, answer_idx, answer; no id).
+    Stand-in rows: MedBullets questions with their ids removed (the real Lancet set is hub-only)."""
+    rows = [json.loads(line) for line in (data_dir / "medbullets_op5" / "test.jsonl").open()][:3]
+    (tmp_path / "lancet").mkdir()
+    (tmp_path / "lancet" / "test.jsonl").write_text(
+        "".join(json.dumps({k: r[k] for k in ("question", "options", "answer_idx", "answer")}) + "\n" for r in rows))
+    p = prepare(REG.tasks["lancet"], RunConfig(tasks=[], data_dir=str(tmp_path), prompt_variant="ii_medical"))
+    assert p.ids == ["0", "1", "2"] and p.golds == [r["answer_idx"] for r in rows]
+    assert [len(o) for o in p.options] == [5, 5, 5]
