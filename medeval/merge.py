@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .errors import MedevalError
+from .loglikelihood import MODES as LL_MODES
 from .results import ResultsError, atomic_write, now_iso, read_results
 from .shard import RUN_FIELDS, read_generation
 
@@ -84,6 +85,7 @@ def _difference(a: dict, b: dict) -> str | None:
 def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dirs: list[str] | None = None,
           argv: list[str] | None = None) -> dict:
     """Merge shard directories into `out_dir`; returns the merged results."""
+    from .loglikelihood import protocol
     from .runner import RunConfig, group_scores, modes_for, prepare
     from .scoring import _judge_for, score_items
     from .spec import Registry
@@ -115,6 +117,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         texts = _collect(p, modes, shards)
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=_judge_for(task, cfg),
                                               bertscore_model=cfg.bertscore_model)
+        shots = task.fewshot.n if task.fewshot else 0
+        task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
     results = {k: r0[k] for k in ("schema_version", "medeval_version", "git_revision")}
     results.update({
@@ -173,9 +177,16 @@ def _collect(p, modes: list[str], shards) -> dict:
             for m in modes:
                 if m not in s or m not in gen[item_id]:
                     raise MedevalError(f"{samples_path}: line {n}: mode {m!r} is missing; re-run the shard")
-                texts[m][item_id] = {"prompt": s.get("prompt"), "texts": s[m]["outputs"],
-                                     "finish": gen[item_id][m]["finish"], "info": gen[item_id][m]["info"],
-                                     "prefill": s.get("adversarial_prefill", "")}
+                got = {"prompt": s.get("prompt"), "finish": gen[item_id][m]["finish"], "info": gen[item_id][m]["info"],
+                       "prefill": s.get("adversarial_prefill", "")}
+                if m in LL_MODES:   # loglikelihood tasks: the per-choice scores, not texts
+                    ll = s["loglikelihood"]
+                    got["scores"] = [{"logprob": lp, "tokens": n, "greedy": g}
+                                     for lp, n, g in zip(ll["logprobs"], ll["tokens"], ll["greedy"])]
+                else:
+                    got.update(texts=s[m]["outputs"], tokens=(s[m].get("tokens") or {}).get("per_sample"),
+                               n_path=s[m].get("n_path"))
+                texts[m][item_id] = got
     missing = [i for i in p.ids if i not in owner]
     if missing:
         raise MedevalError(f"task {p.task.name}: {len(missing)} item(s) in no shard (first: {missing[0]!r}); "

@@ -158,6 +158,12 @@ class Renderer:
                                    f"(has: {', '.join(task.prompt.variants) or 'none'})")
             name = task.prompt.variants[variant].template
         env = self.env = _env(task)
+        if name is None:   # prompt.messages: the row holds the conversation itself (HealthBench)
+            self.template, self.source = None, f"messages from field {task.prompt.messages}"
+            self.target = None
+            self.system = env.from_string(task.prompt.system) if task.prompt.system else None
+            self.template_name, self.fewshot_rows = "(conversation)", []
+            return
         try:
             self.template = env.get_template(name)
             self.source = env.loader.get_source(env, name)[0]
@@ -212,12 +218,30 @@ class Renderer:
         msgs: list[tuple[str, str]] = []
         if self.system:
             msgs.append(("system", self._render(self.system, {}, "system prompt")))
+        if self.template is None:
+            return tuple(msgs) + self._conversation(row, item_id)
         for ex in self._shots(item_id):
             ctx = self._context(ex)
             msgs.append(("user", self._render(self.template, ctx, "few-shot example")))
             msgs.append(("assistant", self._render(self.target, {**ctx, "gold": gold_of(self.task, ex)}, "few-shot target")))
         msgs.append(("user", self._render(self.template, self._context(row), f"item {item_id}")))
         return tuple(msgs)
+
+    def _conversation(self, row: dict, item_id: str) -> tuple[tuple[str, str], ...]:
+        field = self.task.prompt.messages
+        try:
+            conv = get_field(row, field)
+        except KeyError:
+            raise MedevalError(f"{self.task.source_file}: field 'prompt.messages': item {item_id} has no field "
+                               f"{field!r}") from None
+        ok = isinstance(conv, list) and conv and all(
+            isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+            and isinstance(m.get("content"), str) for m in conv)
+        if not ok or conv[-1]["role"] != "user":
+            raise MedevalError(f"{self.task.source_file}: field 'prompt.messages': item {item_id}: {field!r} must be "
+                               "a non-empty list of {role: system|user|assistant, content: text} ending with a "
+                               "user turn")
+        return tuple((m["role"], m["content"]) for m in conv)
 
     def _shots(self, item_id: str) -> list[dict]:
         fs = self.task.fewshot

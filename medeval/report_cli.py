@@ -113,10 +113,10 @@ def leaderboard(
                                                                 "Repeatable.")] = None,
     average: Annotated[Average, typer.Option(help="mean: unweighted mean of the columns; weighted: weighted by "
                                                   "each column's item count n.")] = Average.mean,
-    mode: Annotated[ModeChoice, typer.Option(help="Decoding to show: greedy, sc (self-consistency) or both "
+    mode: Annotated[Optional[ModeChoice], typer.Option(help="Decoding to show: greedy, sc (self-consistency) or both "
                                                   "(cells read 'greedy / sc'); loglikelihood or loglikelihood_norm "
-                                                  "for scoring: loglikelihood tasks (lm-eval's acc / acc_norm).")]
-    = ModeChoice.greedy,
+                                                  "for scoring: loglikelihood tasks (lm-eval's acc / acc_norm). "
+                                                  "Default: the preset's mode, else greedy.")] = None,
     ci: Annotated[bool, typer.Option("--ci", help="Show the 95% bootstrap interval after each score.")] = False,
     decimals: Annotated[int, typer.Option(min=1, max=2, help="Decimals of the percentages.")] = 2,
     html: Annotated[Optional[Path], typer.Option(help="HTML page to write (default: index.html next to the "
@@ -132,11 +132,13 @@ def leaderboard(
     evaluated on; the best value of each column is bold. The average rule and
     the treatment of missing cells are printed under the table.
     """
+    the_preset = L.load_preset(preset)
+    mode = mode or ModeChoice(the_preset.mode or "greedy")
     modes = ("greedy", "sc") if mode is ModeChoice.both else (mode.value,)
     runs = [L.load_run(p) for p in results]
     reps = [L.load_reported(p, L.MARKERS[i % len(L.MARKERS)] * (1 + i // len(L.MARKERS)))
             for i, p in enumerate(reported or [])]
-    board = L.build(runs, L.load_preset(preset), modes, average.value, reps)
+    board = L.build(runs, the_preset, modes, average.value, reps)
     charts = {}
     if not no_charts:
         written = L.write_charts(board, charts_dir or output.parent / "charts")

@@ -36,9 +36,9 @@ class RunConfig:
     model: str = "embedded"
     backend: str = "auto"
     limit: int | None = None
-    self_consistency: int = 0            # k samples; 0 = greedy only
-    temperature: float = 0.7
-    top_p: float = 0.9
+    self_consistency: int | None = None  # k samples; 0 = greedy only (None: group default, else 0)
+    temperature: float | None = None     # None: group default, else 0.7 (the Neeto card's SC setting)
+    top_p: float | None = None           # None: group default, else 0.9
     seed: int = 1234
     max_tokens: int | None = None        # overrides every task's default
     data_dir: str | None = None
@@ -49,6 +49,8 @@ class RunConfig:
     prompt_variant: str | None = None
     system_prompt: str | None = None
     adversarial: bool = False
+    adversarial_file: str | None = None  # JSONL {id, prefill}: per-item wrong traces for --adversarial
+    item_labels: str | None = None       # JSONL/JSON/CSV {id, label...}: extra strata for every task
     judge: str = "none"
     judge_base_url: str | None = None
     extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
@@ -60,6 +62,32 @@ class RunConfig:
     model_args: str | None = None                      # the --model-args string, same schema
     argv: list[str] = field(default_factory=list)
     shard: tuple[int, int] | None = None               # (I, N): evaluate only shard I of N (medeval/shard.py)
+    defaults_from: dict = field(default_factory=dict)   # option -> group whose default filled it
+
+
+FALLBACK = {"self_consistency": 0, "temperature": 0.7, "top_p": 0.9}
+
+
+def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
+    """Options the user left unset take the defaults of the groups named in --tasks (a model card's
+    decoding), then medeval's own (FALLBACK). Two named groups that disagree on an option are an error."""
+    from dataclasses import replace
+
+    chosen: dict = {}
+    for name in cfg.tasks:
+        g = registry.groups.get(name.strip())
+        if g is None or g.defaults is None:
+            continue
+        for opt, value in g.defaults.model_dump(exclude_none=True).items():
+            if getattr(cfg, opt) is not None:
+                continue
+            if opt in chosen and chosen[opt][1] != value:
+                raise MedevalError(f"groups {chosen[opt][0]} and {g.group} set different defaults for {opt} "
+                                   f"({chosen[opt][1]!r} vs {value!r}): give --{opt.replace('_', '-')} explicitly")
+            chosen[opt] = (g.group, value)
+    updates = {opt: v for opt, (_, v) in chosen.items()}
+    updates.update({k: v for k, v in FALLBACK.items() if getattr(cfg, k) is None and k not in updates})
+    return replace(cfg, **updates, defaults_from={opt: grp for opt, (grp, _) in chosen.items()})
 
 
 @dataclass
@@ -75,6 +103,8 @@ class Prepared:
     n_total: int
     data_hash: str
     ids_hash: str
+    prefills: list | None = None          # adversarial mode: per-item pre-filled wrong trace (None: default)
+    notes: dict = field(default_factory=dict)   # side files used (item labels, traces), for results.json
 
 
 def prepare(task: Task, cfg: RunConfig) -> Prepared:
@@ -93,6 +123,10 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
         except KeyError as e:
             raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
     check_metric_options(task)
+    if task.answer.type == "rubric" and (cfg.judge or "none").strip().lower() == "none":
+        raise MedevalError(f"task {task.name!r} is graded by a model against physician rubrics: pass --judge MODEL "
+                           "(the II-Medical cards used gpt-4.1) and, for a server other than OpenAI's, "
+                           "--judge-base-url URL")
     items = load_items(task, cfg.data_dir, cfg.limit)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)
@@ -104,8 +138,19 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
         except MedevalError as e:  # name the data file and line as well as the task field
             raise MedevalError(f"{items.where(k)}: {e}") from None
         messages.append(renderer.messages(row, item_id))
-    return Prepared(task, items.ids, items.rows, golds, options, messages, renderer, items.source,
-                    items.n_total, items.data_hash(), items.ids_hash())
+    from .item_files import adversarial_traces, attach_labels
+
+    rows, extra, labels = attach_labels(task, items.ids, items.rows, cfg.data_dir, cfg.item_labels)
+    if extra:
+        task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
+    notes = {"item_labels": labels} if labels else {}
+    prefills = None
+    if cfg.adversarial:
+        prefills, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
+        if rec:
+            notes["adversarial_traces"] = rec
+    return Prepared(task, items.ids, rows, golds, options, messages, renderer, items.source,
+                    items.n_total, items.data_hash(), items.ids_hash(), prefills, notes)
 
 
 def check_metric_options(task: Task) -> None:
@@ -143,8 +188,8 @@ def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request
             r = Request(f"{p.task.name}/{item_id}/loglikelihood", msgs, chat=p.task.prompt.chat, continuations=conts)
             out.update({(item_id, mode): r for mode in LL_MODES})
         return out
-    for item_id, msgs, opts, gold in zip(p.ids, p.messages, p.options, p.golds):
-        prefill = _adversarial_prefill(opts, gold) if cfg.adversarial else ""
+    for k, (item_id, msgs, opts, gold) in enumerate(zip(p.ids, p.messages, p.options, p.golds)):
+        prefill = ((p.prefills and p.prefills[k]) or _adversarial_prefill(opts, gold)) if cfg.adversarial else ""
         for mode in modes_for(p.task, cfg):
             s = (Sampling(n=1, temperature=0.0, top_p=1.0, **base) if mode == "greedy" else
                  Sampling(n=cfg.self_consistency, temperature=cfg.temperature, top_p=cfg.top_p, **base))
@@ -259,13 +304,14 @@ def writable_dir(path, option: str) -> Path:
 
 def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t0 = time.time()
+    registry = Registry([Path(d) for d in cfg.task_dirs])
+    cfg = apply_group_defaults(cfg, registry)   # decoding the user left unset: the named group's, else medeval's
     check_config(cfg)
     if backend is None:  # bad backend options fail here, before any data is read
         from .backends import options_for
 
         options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
     prices = _prices(cfg)   # bad price input fails before any generation
-    registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     prepared = full = [prepare(t, cfg) for t in tasks]
     if cfg.shard:
@@ -335,7 +381,13 @@ def decoding_block(cfg: RunConfig) -> dict:
     d = {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": cfg.max_tokens, "seed": cfg.seed}}
     if cfg.self_consistency:
         d["sc"] = {"k": cfg.self_consistency, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
-                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample"}
+                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample",
+                   "sample_accuracy": "choice/label tasks: mean over items of the share of the k samples that "
+                                      "are correct (the expected accuracy of one sampled answer)"}
+    if cfg.prompt_variant:
+        d["prompt_variant"] = cfg.prompt_variant
+    if cfg.defaults_from:
+        d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d
 
 
@@ -344,11 +396,15 @@ def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> d
     for g in registry.groups_for(tasks):
         members = [t.name for t in registry.resolve(g.tasks)]
         block = {"tasks": members, "rule": "mean of task scores" if g.aggregate == "mean" else "weighted by n"}
+        if g.metric:
+            block["metric"] = (f"{g.metric} where a task reports it in that mode (sc), else the task's primary "
+                               "metric (greedy: one sample, so the same quantity)")
         for mode in ("greedy", "sc", *LL_MODES):
             vals = []
             for name in members:
                 r = task_results[name]
-                m = r["metrics"].get(mode, {}).get(r["primary_metric"])
+                got = r["metrics"].get(mode, {})
+                m = got.get(g.metric) if g.metric and g.metric in got else got.get(r["primary_metric"])
                 if m is None:
                     break
                 vals.append((m["value"], r["n"]))

@@ -57,6 +57,8 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     task = p.task
     opts = metric_options(task, p.options, bertscore_model)
     preds = {m: [] for m in modes}
+    hits = {m: [] for m in modes}          # per item: share of its samples that are correct (choice/label)
+    graded = {m: [] for m in modes}        # rubric tasks: the grader's record per item
     invalid = {m: [0, 0, 0, 0] for m in modes}   # items, samples with no answer; of those, truncated ones
     ambiguous = {m: [0, 0] for m in modes}  # the same for hedges ("B or C"): counted apart from invalid
     tally = {m: Tally() for m in modes}
@@ -120,6 +122,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             if judge is not None:
                 pred, block["judge"] = judge(pred, gold, row)
                 block["pred"] = pred
+                graded[mode].append(block["judge"])
             if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
                 hedged = "ambiguous" in status
                 (ambiguous if hedged else invalid)[mode][0] += 1
@@ -127,6 +130,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 invalid[mode][2] += not hedged and is_truncated(finishes)
             if task.answer.type in CORRECTNESS:
                 block["correct"] = pred is not None and pred == gold
+                hits[mode].append(sum(e is not None and e == gold for e in ext) / max(len(ext), 1))
                 if "pred_with_extract_judge" in block:
                     pj = block["pred_with_extract_judge"]
                     block["correct_with_extract_judge"] = pj is not None and pj == gold
@@ -135,6 +139,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
         writer.write(sample)
     writer.close()
     golds = p.golds
+    clusters = _clusters(task, p.rows)
     result = {
         "task": task.name, "display_name": task.display_name or task.name, "version": task.version,
         "task_hash": task.spec_hash(), "prompt_hash": p.renderer.prompt_hash(), "template": p.renderer.template_name,
@@ -143,20 +148,26 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                     "source": p.source},
         "n": len(p.ids), "n_total": p.n_total, "answer_type": task.answer.type,
         "primary_metric": task.primary_metric, "metric_options": opts, "modes": modes,
-        "metrics": {m: {name: metrics.bootstrap_ci(name, preds[m], golds, opts[name]) for name in task.metrics}
-                    for m in modes},
+        "metrics": {m: {**{name: metrics.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
+                           for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
+        "bootstrap": _bootstrap_note(task, clusters),
         "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
                         "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
                     for m in modes},
         "usage": {m: tally[m].block() for m in modes},
         "ambiguous": {m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
                           "samples": ambiguous[m][1]} for m in modes},
-        "strata": _strata(task, p, preds, golds, opts, modes),
+        "strata": _strata(task, p, preds, golds, opts, modes, hits, clusters),
         "skipped": dict(skipped),
         "samples_file": writer.path.name,
     }
+    result.update(getattr(p, "notes", None) or {})
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
+    if task.answer.type == "rubric":
+        from .rubric import breakdowns
+
+        result["rubric"] = {m: breakdowns(graded[m], p.rows) for m in modes}
     if xj is not None:
         n = max(len(p.ids), 1)
         result["extract_judge"] = {
@@ -188,15 +199,50 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
 
 def _recovery(p, preds, texts, modes) -> dict:
     """Adversarial mode: how often the final answer is right (recovered) or the pre-filled wrong one (misled)."""
-    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
     from .runner import adversarial_wrong
 
+    traces = getattr(p, "prefills", None)
     wrong = [adversarial_wrong(o, g) for o, g in zip(p.options, p.golds)]
+    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
+    if traces:
+        # the trace's own conclusion is the answer it pushes; items without a trace keep the short pre-fill
+        wrong = [extract(p.task, t, row, o) if t else w for t, row, o, w in zip(traces, p.rows, p.options, wrong)]
+        out = {"prefill": "a per-item wrong reasoning trace (see adversarial_traces); items without one: the "
+                          "first wrong option stated as the answer",
+               "trace_without_answer": sum(t is not None and w is None for t, w in zip(traces, wrong))}
     n = max(len(p.ids), 1)
     for m in modes:
         out[m] = {"recovery_rate": sum(x == g for x, g in zip(preds[m], p.golds)) / n,
-                  "misled_rate": sum(x == w for x, w in zip(preds[m], wrong)) / n}
+                  "misled_rate": sum(x is not None and x == w for x, w in zip(preds[m], wrong)) / n}
     return out
+
+
+def _clusters(task, rows) -> list | None:
+    """The bootstrap unit of each item: its `bootstrap_cluster` value (None: every item is its own)."""
+    if not task.bootstrap_cluster:
+        return None
+    from .errors import MedevalError
+
+    try:
+        return [str(get_field(r, task.bootstrap_cluster)) for r in rows]
+    except KeyError:
+        raise MedevalError(f"{task.source_file}: field 'bootstrap_cluster': a row has no field "
+                           f"{task.bootstrap_cluster!r}; add it to the data or remove bootstrap_cluster") from None
+
+
+def _bootstrap_note(task, clusters) -> dict:
+    if clusters is None:
+        return {"unit": "item", "method": "percentile bootstrap, 1000 resamples of items"}
+    return {"unit": "cluster", "field": task.bootstrap_cluster, "clusters": len(set(clusters)),
+            "method": f"clustered percentile bootstrap: 1000 resamples of whole {task.bootstrap_cluster} groups "
+                      "(copies of one question are resampled together, so they do not narrow the interval)"}
+
+
+def _sample_accuracy(mode, hits, clusters) -> dict:
+    """sc mode: the mean share of correct samples per item (the accuracy of one sampled answer)."""
+    if mode != "sc" or not hits:
+        return {}
+    return {"sample_accuracy": metrics.bootstrap_mean(hits, clusters=clusters)}
 
 
 def _stratum(row, field):
@@ -207,21 +253,29 @@ def _stratum(row, field):
     return v if isinstance(v, (str, int, float, bool)) else str(v)
 
 
-def _strata(task, p, preds, golds, opts, modes) -> dict:
+def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dict:
     out = {}
+    pick = lambda xs, idx: None if xs is None else [xs[k] for k in idx]
     for field in task.strata:
         groups = defaultdict(list)
         for k, row in enumerate(p.rows):
             groups[str(_stratum(row, field))].append(k)
         out[field] = {
-            value: {"n": len(idx), **{m: {name: metrics.bootstrap_ci(name, [preds[m][k] for k in idx],
-                                                                     [golds[k] for k in idx], opts[name])
-                                          for name in task.metrics} for m in modes}}
+            value: {"n": len(idx), **{m: {**{name: metrics.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
+                                                                        opts[name], clusters=pick(clusters, idx))
+                                             for name in task.metrics},
+                                          **_sample_accuracy(m, pick((hits or {}).get(m) or None, idx),
+                                                             pick(clusters, idx))}
+                                      for m in modes}}
             for value, idx in sorted(groups.items())}
     return out
 
 
 def _judge_for(task, cfg):
+    if task.answer.type == "rubric":
+        from .rubric import make_grader
+
+        return make_grader(cfg)
     if task.answer.type != "diagnosis":
         return None
     from .judge import make_judge

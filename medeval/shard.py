@@ -80,7 +80,7 @@ def record(cfg, full: list, parts: list, reqs: dict, outputs: dict, out_dir: Pat
             row = {"id": item_id}
             for mode in modes:
                 got = outputs[reqs[p.task.name][(item_id, mode)].id]
-                row[mode] = {"finish": got["finish"], "info": got.get("info") or {}}
+                row[mode] = {"finish": got.get("finish"), "info": got.get("info") or {}}
             writer.write(row)
         writer.close()
         tasks[p.task.name] = {"n": len(p.ids), "item_ids_hash": p.ids_hash, "data_hash": p.data_hash,

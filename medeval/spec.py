@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import MedevalError
 
-AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis"]
+AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis", "rubric"]
 VOTABLE = {"choice", "yesno", "label", "multilabel"}
 # gold formats each answer type accepts; the first is the default when a file gives none
 GOLD_FORMATS = {"choice": ("letter", "index0", "index1", "text"), "yesno": ("label",), "label": ("label",),
@@ -55,11 +55,19 @@ class Variant(Strict):
 
 
 class Prompt(Strict):
-    template: str                          # file in prompts/ or beside the task file
+    template: str | None = None            # file in prompts/ or beside the task file
+    messages: str | None = None            # or: a dotted field holding the chat itself, [{role, content}]
     system: str | None = None              # optional system prompt
     chat: bool = True                      # apply the model's chat template
     vars: dict[str, str] = {}              # template variable -> dotted dataset field
     variants: dict[str, Variant] = {}      # named alternatives (e.g. reasoning), chosen with --prompt-variant
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.template is None) == (self.messages is None):
+            raise ValueError("prompt needs exactly one of `template` (a Jinja file) or `messages` (a field "
+                             "holding the conversation)")
+        return self
 
 
 class Answer(Strict):
@@ -122,6 +130,18 @@ class FewShot(Strict):
     target: str = "{{ gold }}"             # assistant turn for each example (Jinja)
 
 
+class ItemLabels(Strict):
+    file: str                              # JSONL/JSON/CSV; relative paths are under --data-dir
+    id_field: str = "id"                   # the column holding the task's item id
+    fields: list[str] = []                 # columns to read (default: all but id); each is a stratum
+                                           # named item_labels.<column>
+
+
+class Adversarial(Strict):
+    field: str | None = None               # dotted row field holding a wrong reasoning trace to pre-fill
+    file: str | None = None                # or a file {id, prefill} keyed by item id (under --data-dir)
+
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"   # also keeps samples_<name>.jsonl inside the output directory
 
 
@@ -142,6 +162,9 @@ class Task(Strict):
     loglikelihood: Loglikelihood = Loglikelihood()
     fewshot: FewShot | None = None
     strata: list[str] = []                 # dotted fields to report metrics by
+    item_labels: ItemLabels | None = None  # per-item labels (strata) from a separate file keyed by item id
+    adversarial: Adversarial | None = None # --adversarial: pre-fill a per-item wrong reasoning trace
+    bootstrap_cluster: str | None = None   # dotted field: items sharing its value are resampled together
     self_consistency: bool | None = None   # default: on for votable answer types
     source_file: str | None = None
 
@@ -175,12 +198,24 @@ class Task(Strict):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+class GroupDefaults(Strict):
+    """Run options a group's protocol fixes (e.g. a model card's decoding). They apply when the group
+    is named in --tasks and the option is not given on the command line (runner.apply_group_defaults)."""
+    prompt_variant: str | None = None
+    self_consistency: int | None = Field(None, ge=0)   # samples per item (-k)
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+
+
 class Group(Strict):
     group: str = Field(pattern=NAME)
     display_name: str | None = None
     description: str = ""
     tasks: list[str]
     aggregate: Literal["mean", "weighted"] = "mean"
+    metric: str | None = None              # metric averaged per mode where a task reports it (else primary)
+    defaults: GroupDefaults | None = None
     source_file: str | None = None
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from medeval import leaderboard as L
 from conftest import dump_dom, invoke, needs_chromium
@@ -69,10 +70,18 @@ def test_markdown_table_with_reported_rows(app, runs, tmp_path):
     assert full[2] == "60.00" and full[1] == f"{np.mean([60, 50, 70, 65, 70, 60, 62, 70, 60]):.2f}"
     # missing cell is '-', partial Average is over the 8 available columns and marked
     assert evil[4] == "-" and evil[1] == f"{np.mean([95, 40, 50, 50, 50, 50, 50, 50]):.2f}\\*"
-    # bold best per column (measured MedQA 95 beats the card's 85.80; the card wins MedMCQA)
-    assert evil[2] == "**95.00**" and neeto[2] == "85.80" and neeto[3] == "**66.20**"
-    assert neeto[1] == "**80.69**" and by_name["Internist-7B †"][9] == "-"
-    assert by_name["Internist-7B †"][1] == "67.77\\*"  # the card's own Internist average, same rule
+    # bold best per column (measured MedQA 95 beats the card's 87.8; the card wins MedMCQA)
+    assert evil[2] == "**95.00**" and neeto[2] == "87.80" and neeto[3] == "**66.20**"
+    # the card's cells as printed (shared/seeds/neeto-1.0-8b-card.md); the Average is recomputed
+    assert [c.strip("*") for c in neeto[2:]] == ["87.80", "66.20", "79.00", "79.40", "90.10", "79.10", "95.60",
+                                                 "81.40", "78.60"]
+    assert neeto[1] == "**81.91**" and by_name["Internist-7B †"][9] == "-"
+    assert by_name["Internist-7B †"][1] == "67.79\\*"  # the card's own Internist average, same rule
+    # the printed Average that its cells cannot explain is flagged, with the computation; no other row is
+    flagged = [line for line in md.splitlines() if "the source prints Average" in line]
+    assert len(flagged) == 1 and flagged[0].startswith("Neeto-1.0-8b: the source prints Average 87.87; this "
+                                                       "table recomputes 81.91")
+    assert "= 737.20, / 9 = 81.91" in flagged[0]
     # sorted by Average, descending
     avgs = [float(r[1].strip("*\\")) for r in table[1:]]
     assert avgs == sorted(avgs, reverse=True)
@@ -173,3 +182,67 @@ def test_html_sorts_in_headless_chromium(app, runs, tmp_path):
     assert len(names) == 10 and medqa == sorted(medqa, reverse=True)  # sorted by MedQA after the click
     assert names[0] == "evil|&lt;script&gt;alert(1)&lt;/script&gt;" and names[1] == "Neeto-1.0-8b"
     assert 'aria-sort="descending"' in dom and dom.count("<script") == 2  # ours + the click; none injected
+
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+II_COLS = ["medmcqa", "medqa", "pubmedqa_pqal1000", "mmlu_pro_medical", "gpqa_medical", "lancet", "medbullets_op4",
+           "medbullets_op5", "medxpertqa", "nejm"]
+NEETO_COLS = ["medqa", "medmcqa", "pubmedqa", "mmlu_clinical_knowledge", "mmlu_medical_genetics", "mmlu_anatomy",
+              "mmlu_professional_medicine", "mmlu_college_biology", "mmlu_college_medicine"]
+
+
+def _card_rows(text: str, first_col: int, n: int) -> dict:
+    """{model: its n number cells} from the markdown table rows of a seed card."""
+    out = {}
+    for line in text.replace("| |", "|\n|").splitlines():
+        cells = [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        nums = cells[first_col + 1:first_col + 1 + n]
+        if len(nums) == n and all(re.fullmatch(r"\d+(\.\d+)?|-", c) for c in nums):
+            out[re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", cells[first_col]).strip("* ")] = nums
+    return out
+
+
+def test_reported_rows_match_the_seed_cards():
+    """Every reported cell and printed Average equals the seed card's, as printed."""
+    ii = _card_rows((SEEDS / "ii-medical-8b-card.md").read_text(), 0, 11)
+    rep = yaml.safe_load((ROOT / "leaderboard" / "reported" / "ii_medical_8b_card.yaml").read_text())
+    assert [m["name"] for m in rep["models"]] == list(ii) and len(ii) == 8
+    for m in rep["models"]:
+        cells = ii[m["name"]]   # ten columns then Avg
+        assert [m["scores"][t] for t in II_COLS] == [float(c) for c in cells[:10]], m["name"]
+        assert m["average"] == float(cells[10])
+    neeto = _card_rows((SEEDS / "neeto-1.0-8b-card.md").read_text(), 1, 10)   # Released Date | Model | Average | ...
+    rep = yaml.safe_load(CARD.read_text())
+    assert [m["name"] for m in rep["models"]] == list(neeto) and len(neeto) == 8
+    for m in rep["models"]:
+        avg, *cells = neeto[m["name"]]
+        assert m["average"] == float(avg)
+        assert [m["scores"][t] for t in NEETO_COLS] == [None if c == "-" else float(c) for c in cells], m["name"]
+
+
+def test_ii_medical_preset_flags_printed_averages(app, runs, tmp_path):
+    """The preset lays out the card's ten columns in sc mode; three printed Averages are flagged."""
+    out = tmp_path / "README.md"
+    res = invoke(app, "leaderboard", *runs, "-o", out, "--preset", "ii_medical", "--no-charts", "--no-html",
+                 "--reported", ROOT / "leaderboard" / "reported" / "ii_medical_8b_card.yaml")
+    assert res.exit_code == 0, res.output
+    md = out.read_text()
+    table = rows_of(md)
+    assert table[0] == ["Model", "Average", "MedMC", "MedQA", "PubMed", "MMLU-P", "GPQA", "Lancet", "MedB-4",
+                        "MedB-5", "MedX", "NEJM"]
+    assert [r[0] for r in table[1:4]] == ["HuatuoGPT-o1-72B †", "QWQ 32B †", "II-Medical-8B †"]
+    flagged = sorted(line.split(":")[0] for line in md.splitlines() if "the source prints Average" in line)
+    assert flagged == ["II-Medical-8B", "II-Medical-8B-SFT", "Med-reason"]
+    assert "Protocol: prompt asks to" in md and "(sc decoding, sample\\_accuracy)" in md
+
+
+def test_ii_medical_7b_preview_rows_match_its_card():
+    """That card prints one cell per line ('69.42 |'); its two own rows are in the reported file."""
+    text = (SEEDS / "ii-medical-7b-preview-card.md").read_text().splitlines()
+    lines = [l.strip()[:-1].strip() if l.strip().endswith("|") else None for l in text]   # table cells only
+    rep = yaml.safe_load((ROOT / "leaderboard" / "reported" / "ii_medical_7b_preview_card.yaml").read_text())
+    assert [m["name"] for m in rep["models"]] == ["II-Medical-7B-Preview-Wo-RL", "II-Medical-7B-Preview"]
+    for m in rep["models"]:
+        at = lines.index(m["name"])
+        cells = [float(c) for c in lines[at + 1:at + 12]]
+        assert [m["scores"][t] for t in II_COLS] == cells[:10] and m["average"] == cells[10]

@@ -98,7 +98,7 @@ def test_gate_and_leaderboard_read_loglikelihood_runs(ll_runs, report_app):
     preset = out / "preset.yaml"
     preset.write_text("name: ll\ncolumns:\n  - {name: MedQA, task: openllm_medqa}\n  - {name: MMLU.an, task: openllm_mmlu_anatomy}\n")
     reported = out / "reported.yaml"
-    reported.write_text("source: {title: a card}\nmode: loglikelihood\nprotocol: loglikelihood-5shot\nmodels:\n"
+    reported.write_text("source: {title: a card}\nmode: loglikelihood\nprotocol_label: loglikelihood-5shot\nmodels:\n"
                         "  - {name: Some model, scores: {openllm_medqa: 60.0}}\n")
     res = invoke(report_app, "leaderboard", out / "a", "--preset", preset, "--mode", "loglikelihood",
                  "--reported", reported, "--mode", "loglikelihood", "-o", out / "board.md", "--no-html", "--no-charts")
