@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import MedevalError
-from .runner import RunConfig, build_requests, prepare
+from .runner import RunConfig, apply_group_defaults, build_requests, prepare
 from .spec import Task
 
 
@@ -19,6 +19,7 @@ def render_items(cfg: RunConfig, chat_model: str | None = None, chat_template_kw
     from .spec import Registry
 
     registry = Registry([Path(d) for d in cfg.task_dirs])
+    cfg = apply_group_defaults(cfg, registry)   # the decoding a run would use (a named group's defaults)
     tok_render = _tokenizer_render(chat_model, chat_template_kwargs) if chat_model else None
     out = []
     for task in registry.resolve(cfg.tasks):

@@ -24,7 +24,7 @@ VOTABLE = {"choice", "yesno", "label", "multilabel"}
 # gold formats each answer type accepts; the first is the default when a file gives none
 GOLD_FORMATS = {"choice": ("letter", "index0", "index1", "text"), "yesno": ("label",), "label": ("label",),
                 "multilabel": ("labels",), "entities": ("entities",), "span": ("texts", "text"),
-                "text": ("text", "texts"), "diagnosis": ("text",)}
+                "text": ("text", "texts"), "diagnosis": ("text",), "rubric": ("rubric",)}
 
 
 class Strict(BaseModel):
@@ -73,7 +73,7 @@ class Prompt(Strict):
 class Answer(Strict):
     type: AnswerType
     gold: str                              # field (dotted path) holding the gold answer
-    gold_format: Literal["letter", "index0", "index1", "label", "labels", "text", "texts", "entities"] = "label"
+    gold_format: Literal["letter", "index0", "index1", "label", "labels", "text", "texts", "entities", "rubric"] = "label"
     options: str | list[str] | None = None # choice: a field holding a dict/list, or a list of fields
     labels: list[str] = []                 # yesno / label / multilabel / entities types
     aliases: dict[str, list[str]] = {}     # label -> other spellings the model may use
@@ -397,7 +397,7 @@ def check(item: Task | Group, registry: Registry) -> list[str]:
     out = []
     dirs = [Path(src).parent] if src else []
     dirs.append(package_dir("prompts"))
-    templates = [("prompt.template", item.prompt.template)]
+    templates = [("prompt.template", item.prompt.template)] if item.prompt.template else []  # None: prompt.messages
     templates += [(f"prompt.variants.{k}.template", v.template) for k, v in item.prompt.variants.items()]
     for field_name, tmpl in templates:
         if not any((d / tmpl).is_file() for d in dirs):
