@@ -396,12 +396,14 @@ def loglikelihood(md, r):
            "the same rows of the offline mirror with the Open Medical-LLM Leaderboard protocol (zero-shot "
            "loglikelihood, no chat template), the embedded model, float32, CPU, one torch thread, one run each "
            f"(load at the end {r['load_at_end']}).", "",
-           table(["task", "items", "same prompt", "acc: same choice", "acc_norm: same choice", "max |Δ log p|"],
+           table(["task", "items", "same prompt", "acc: same choice", "acc_norm: same choice",
+                  "largest difference in summed log p"],
                  [[t, x["n"], x["same_prompt"], x["acc_agree"], x["acc_norm_agree"], f"{x['max_abs_logprob_diff']:.1e}"]
                   for t, x in r["agreement"].items()]), "",
            f"Wall time, whole command (start-up and model load included): medeval {f(r['wall_s']['medeval'], 1)} s, "
-           f"lm-eval {f(r['wall_s']['lmeval'], 1)} s (ratio {f(r['ratio_medeval_over_lmeval'])}). "
-           "The machine was shared with other work while this ran; see the load figures.", ""]
+           f"lm-eval {f(r['wall_s']['lmeval'], 1)} s (ratio {f(r['ratio_medeval_over_lmeval'])}); 1-minute load "
+           f"before and after: lm-eval {r['runs']['lmeval']['load_before']} -> {r['runs']['lmeval']['load_after']}, "
+           f"medeval {r['runs']['medeval']['load_before']} -> {r['runs']['medeval']['load_after']}.", ""]
 
 
 def extraction(md, r):
