@@ -306,11 +306,11 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t0 = time.time()
     registry = Registry([Path(d) for d in cfg.task_dirs])
     cfg = apply_group_defaults(cfg, registry)   # decoding the user left unset: the named group's, else medeval's
-    check_config(cfg)
-    if backend is None:  # bad backend options fail here, before any data is read
+    if backend is None:  # bad backend options fail here, before any data is read or directory made
         from .backends import options_for
 
         options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+    check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
     tasks = registry.resolve(cfg.tasks)
     prepared = full = [prepare(t, cfg) for t in tasks]
