@@ -182,3 +182,19 @@ def test_ray_reports_shards_that_still_fail_in_one_line(ray_cluster, tmp_path, d
         assert len(srv.log) == 2 * (MAX_RETRIES + 1)          # each attempt of each shard: one failed request
     assert "\n" not in str(e.value)
     assert not (tmp_path / "ray" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_loglikelihood_task_shards_merge_to_one_run(tmp_path, data_dir, hf_backend):
+    """Shards of a `scoring: loglikelihood` task carry per-choice scores; merged == one run."""
+    cfg = dict(tasks=["openllm_medqa"], limit=4, data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"))
+    for i in range(2):
+        run(RunConfig(**cfg, output_dir=str(tmp_path / f"s{i}"), shard=(i, 2)), backend=hf_backend, progress=False)
+    merged = merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    single = run(RunConfig(**cfg, output_dir=str(tmp_path / "one")), backend=hf_backend, progress=False)
+    assert single["cache"]["misses"] == 0
+    a, b = dict(merged["tasks"]["openllm_medqa"]), dict(single["tasks"]["openllm_medqa"])
+    a.pop("timings"), b.pop("timings")
+    assert a == b and a["modes"] == ["loglikelihood", "loglikelihood_norm"]
+    one = (tmp_path / "one" / "samples_openllm_medqa.jsonl").read_bytes()
+    assert (tmp_path / "merged" / "samples_openllm_medqa.jsonl").read_bytes() == one
