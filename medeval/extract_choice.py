@@ -184,6 +184,8 @@ def choice_outcome(text: str, options: list[dict]) -> Outcome:
     for _, _, span, strict in [x for x in spans if x[0] == 2][::-1] + [x for x in spans if x[0] == 3][::-1]:
         if (found := read_span(span, options, strict, lower=not strict)):   # explicit ones before weaker ones
             return _decide(found, letters, "answer-phrase")
+    if _NON_ANSWER.match(t):      # "No idea", "Not sure": no option's text, even when an option reads "no"
+        return INVALID
     listing = _is_option_list(t, letters)
     if not listing and (found := read_span(t, options)):          # 3. the start of the output
         return _decide(found, letters, "start")
@@ -199,6 +201,11 @@ def choice_outcome(text: str, options: list[dict]) -> Outcome:
     if len(hits) > 1 and re.search(r"\bor\b|/", t) and len(t) < 200:
         return Outcome(None, "ambiguous", "option-text")
     return INVALID
+
+
+_NON_ANSWER = re.compile(r"[\W_]*(?:no\s+(?:idea|clue|answer|way\s+to\s+(?:tell|know))|not\s+sure|unsure|"
+                         r"i\s+(?:do\s*n[o']t|cannot|can't)\s+(?:know|tell|say)|cannot\s+(?:tell|say|determine))\b",
+                         re.I)
 
 
 def _whole(line: str, options: list[dict]) -> set[str]:
