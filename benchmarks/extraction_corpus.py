@@ -14,7 +14,6 @@ section of RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import time

@@ -8,7 +8,7 @@ import pytest
 
 from medeval.extract import INVALID, Outcome, norm
 from medeval.testing import extraction_corpus as corpus
-from medeval.testing.extraction_corpus import (LABEL_SETS, OPTION_SETS, _options, all_cases, holdout_cases,
+from medeval.testing.extraction_corpus import (LABEL_SETS, all_cases, holdout_cases,
                                                real_cases, score_corpus)
 
 SETS = {"corpus": all_cases(), "held-out": holdout_cases(), "embedded-model": real_cases()}

@@ -6,15 +6,7 @@ import shutil
 
 import pytest
 
-from medeval.backends.base import Request, Sampling
 from medeval.backends.identity import Identity, fingerprint_dir
-from medeval.cache import Cache
-from medeval.runner import generate_all
-
-
-def reqs(n=2):
-    return [Request(f"q{i}", (("user", f"Name a bone of the {part}."),), Sampling(max_tokens=2))
-            for i, part in enumerate(["arm", "leg", "skull"][:n])]
 
 
 # ------------------------------------------------------------------ the fingerprint
