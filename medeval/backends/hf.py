@@ -315,9 +315,10 @@ class HFBackend:
     def loglikelihood(self, requests: Sequence[Request]) -> Iterator[tuple[int, Scored]]:
         """Summed log-probabilities of each request's continuations after its rendered prompt.
 
-        Each context is computed once: contexts are batched (right-padded) and the first token of every
-        continuation is read from the context's last position; longer continuations reuse the context's
-        KV cache, repeated once per choice. Batches follow context length, then id (resumes batch alike).
+        Each context is computed once. Where every choice is one token (the leaderboard's letters and
+        labels), contexts are batched (right-padded) and the choices read from the last position; an item
+        with longer choices gets its own context forward, whose KV cache is repeated once per choice.
+        Batches follow context length, then id (resumes batch alike).
         """
         plans = []
         for r in requests:
@@ -334,49 +335,59 @@ class HFBackend:
 
         limit = self.max_context - max((len(c) for _, conts in plans for c in conts), default=0)
         ctxs = [ctx[-limit:] for ctx, _ in plans]
-        width = max(len(c) for c in ctxs)
-        pad = self.tok.pad_token_id
-        ids = torch.tensor([c + [pad] * (width - len(c)) for c in ctxs], device=self.model.device)
-        mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in ctxs], device=self.model.device)
+        one_token = [b for b, (_, conts) in enumerate(plans) if all(len(c) <= 1 for c in conts)]
+        first, rest = {}, {}
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, use_cache=False)
-            first = torch.log_softmax(out.logits[torch.arange(len(ctxs)), mask.sum(1) - 1].float(), dim=-1)
+            if one_token:  # every choice is one token: the contexts' last positions, in one batched forward
+                width = max(len(ctxs[b]) for b in one_token)
+                pad = self.tok.pad_token_id
+                ids = torch.tensor([ctxs[b] + [pad] * (width - len(ctxs[b])) for b in one_token],
+                                   device=self.model.device)
+                mask = torch.tensor([[1] * len(ctxs[b]) + [0] * (width - len(ctxs[b])) for b in one_token],
+                                    device=self.model.device)
+                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+                last = torch.log_softmax(logits[torch.arange(len(one_token)), mask.sum(1) - 1].float(), dim=-1)
+                first.update(zip(one_token, last))
+            for b, (_, conts) in enumerate(plans):
+                if b not in first:
+                    first[b], rest[b] = self._context_and_rest(ctxs[b], conts)
             scored = []
             for b, (ctx, conts) in enumerate(plans):
                 lps, greedy = [], []
-                rest = self._continuation_rest(ctxs[b], conts) if any(len(c) > 1 for c in conts) else None
                 for j, cont in enumerate(conts):
                     if not cont:  # an empty choice: probability 1
                         lps.append(0.0)
                         greedy.append(True)
                         continue
-                    lp = first[b, cont[0]].item()
+                    lp = first[b][cont[0]].item()
                     ok = int(first[b].argmax()) == cont[0]
                     if len(cont) > 1:
-                        tail = rest[j, :len(cont) - 1]
-                        picked = tail.gather(-1, torch.tensor(cont[1:], device=tail.device)[:, None])
-                        lp += picked.sum().item()
-                        ok = ok and bool((tail.argmax(-1) == torch.tensor(cont[1:], device=tail.device)).all())
+                        tail = rest[b][j, :len(cont) - 1]
+                        want = torch.tensor(cont[1:], device=tail.device)
+                        lp += tail.gather(-1, want[:, None]).sum().item()
+                        ok = ok and bool((tail.argmax(-1) == want).all())
                     lps.append(lp)
                     greedy.append(ok)
                 scored.append(Scored(lps, [len(c) for c in conts], greedy,
                                      {"prompt_tokens": len(ctx), "truncated": len(ctxs[b]) < len(ctx)}))
         return scored
 
-    def _continuation_rest(self, ctx: list[int], conts: list[list[int]]):
-        """Log-probabilities for tokens 2.. of each continuation: the context's KV cache, computed once and
-        repeated per choice, then one forward over the continuations (right-padded)."""
+    def _context_and_rest(self, ctx: list[int], conts: list[list[int]]):
+        """For choices longer than one token: one forward over the context (its last position scores every
+        choice's first token) whose KV cache is repeated per choice, then one forward over the
+        continuations (right-padded) for their tokens 2.. . Returns both as log-probabilities."""
         import torch
 
-        ids = torch.tensor([ctx], device=self.model.device)
-        cache = self.model(ids, use_cache=True).past_key_values
+        out = self.model(torch.tensor([ctx], device=self.model.device), use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        cache = out.past_key_values
         cache.batch_repeat_interleave(len(conts))
         width = max(len(c) - 1 for c in conts)
         pad = self.tok.pad_token_id
         rows = torch.tensor([c[:-1] + [pad] * (width - len(c) + 1) if c else [pad] * width for c in conts],
                             device=self.model.device)
         logits = self.model(input_ids=rows, past_key_values=cache, use_cache=True).logits
-        return torch.log_softmax(logits.float(), dim=-1)
+        return first, torch.log_softmax(logits.float(), dim=-1)
 
     def _generate_split(self, batch, requests, ids, budget):
         """Generate `batch`, halving it on out-of-memory; the smaller size is kept for the rest of the run.
