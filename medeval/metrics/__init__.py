@@ -10,71 +10,13 @@ as wrong rather than dropping them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import stats
 
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    fn: Callable[..., float]                  # (preds, golds, **options) -> float
-    item: Callable[..., float] | None = None  # (pred, gold, **options) -> float
-    doc: str = ""
-    batch_item: Callable | None = None        # (preds, golds, **options) -> per-item scores, in one pass
-    # F1-style metrics: per-item sufficient statistics (n x d counts) and the value
-    # computed from their sums, vectorised over bootstrap resamples (..., d) -> (...)
-    stats: Callable | None = None
-    from_stats: Callable | None = None
-
-
-REGISTRY: dict[str, Metric] = {}
-
-
-def metric(name: str, item: Callable | None = None, batch_item: Callable | None = None,
-           stats: Callable | None = None, from_stats: Callable | None = None):
-    """Decorator: register a corpus-level metric under `name`."""
-
-    def wrap(fn):
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        REGISTRY[name] = Metric(name, fn, item, doc, batch_item, stats, from_stats)
-        return fn
-
-    return wrap
-
-
-def get(name: str) -> Metric:
-    _load_all()
-    if name not in REGISTRY:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
-
-
-def names() -> list[str]:
-    _load_all()
-    return sorted(REGISTRY)
-
-
-def _load_all() -> None:
-    # Importing the modules registers their metrics.
-    from . import classification, diagnosis, ner, rubric, text  # noqa: F401
-
-
-def compute(name: str, preds: Sequence, golds: Sequence, options: dict | None = None) -> float:
-    m = get(name)
-    return float(m.fn(list(preds), list(golds), **(options or {})))
-
-
-def item_scores(name: str, preds: Sequence, golds: Sequence, options: dict | None = None):
-    """Per-item scores for mean-decomposable metrics, else None."""
-    m = get(name)
-    if m.batch_item is not None:
-        return np.asarray(m.batch_item(list(preds), list(golds), **(options or {})), dtype=float)
-    if m.item is None:
-        return None
-    return np.array([m.item(p, g, **(options or {})) for p, g in zip(preds, golds)], dtype=float)
+from . import classification, diagnosis, ner, rubric, text  # noqa: F401  (importing a metric module registers it)
+from .base import REGISTRY, Metric, compute, get, item_scores, metric, names  # noqa: F401  (the registry's API)
 
 
 def _cluster_index(clusters: Sequence | None, n: int):

@@ -5,7 +5,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from . import metric
+from .base import metric
 
 INVALID = "<invalid>"
 

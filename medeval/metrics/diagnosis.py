@@ -12,7 +12,7 @@ import unicodedata
 
 import numpy as np
 
-from . import metric
+from .base import metric
 
 MAX_DIFFERENTIAL = 5
 MATCH_THRESHOLD = 0.6  # Dice overlap of content-token sets needed for a lexical match

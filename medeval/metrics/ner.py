@@ -12,7 +12,7 @@ import json
 import re
 from collections import Counter, defaultdict
 
-from . import metric
+from .base import metric
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # the data's tokenisation: word runs, each punctuation mark alone
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)

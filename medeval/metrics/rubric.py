@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import metric
+from .base import metric
 
 
 def _item(pred, gold, **_):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metric
+from .base import metric
 
 log = logging.getLogger(__name__)
 
