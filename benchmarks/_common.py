@@ -100,3 +100,18 @@ def save(name: str, payload: dict) -> Path:
 def medeval_cmd(*args: str) -> list[str]:
     """The medeval console script of the interpreter running the benchmarks."""
     return [str(Path(PY).parent / "medeval"), *args]
+
+
+LMEVAL_PY = BENCH / ".venv-lmeval" / "bin" / "python"   # lm-evaluation-harness in its own venv (setup_lmeval.sh)
+
+
+def lmeval_workspace(prefix: str) -> tuple[str, dict, Path]:
+    """(the embedded model's directory, a one-thread environment, a fresh work directory) for a run
+    against lm-eval; exits with a hint when lm-eval's venv is missing."""
+    import tempfile
+
+    if not LMEVAL_PY.exists():
+        raise SystemExit(f"{LMEVAL_PY} is missing: run benchmarks/setup_lmeval.sh first")
+    from medeval.backends.hf import embedded_model_dir
+
+    return str(embedded_model_dir()), thread_env(1), Path(tempfile.mkdtemp(prefix=prefix))

@@ -13,12 +13,10 @@ import glob
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from _common import BENCH, DATA, ROOT, load_str, medeval_cmd, median, save, thread_env, timed, versions, wait_quiet
+from _common import BENCH, LMEVAL_PY, DATA, ROOT, lmeval_workspace, load_str, medeval_cmd, median, save, timed, versions, wait_quiet
 
-LMEVAL_PY = BENCH / ".venv-lmeval" / "bin" / "python"
 
 
 def lmeval_cmd(model_dir: str, out: Path, a) -> list[str]:
@@ -91,13 +89,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quiet-wait", type=float, default=0)
     a = ap.parse_args()
-    if not LMEVAL_PY.exists():
-        raise SystemExit(f"{LMEVAL_PY} is missing: run benchmarks/setup_lmeval.sh first")
-    from medeval.backends.hf import embedded_model_dir
-
-    model_dir = str(embedded_model_dir())
-    env = thread_env(1)
-    work = Path(tempfile.mkdtemp(prefix="medeval-bench-lmeval-"))
+    model_dir, env, work = lmeval_workspace("medeval-bench-lmeval-")
     runs, cmp = [], None
     for r in range(a.repeats):
         me_out, lm_out = work / f"medeval{r}", work / f"lmeval{r}"

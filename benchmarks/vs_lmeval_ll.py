@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import tempfile
 from pathlib import Path
 
-from _common import BENCH, ROOT, load_str, medeval_cmd, save, thread_env, timed, versions
+from _common import BENCH, LMEVAL_PY, ROOT, lmeval_workspace, load_str, medeval_cmd, save, timed, versions
 
-LMEVAL_PY = BENCH / ".venv-lmeval" / "bin" / "python"
 TASKS = {"openllm_medqa": "openllm_medqa_local", "openllm_mmlu_anatomy": "openllm_mmlu_anatomy_local",
          "openllm_pubmedqa": "openllm_pubmedqa_local"}
 
@@ -75,13 +73,7 @@ def main():
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--batch-size", type=int, default=16)
     a = ap.parse_args()
-    if not LMEVAL_PY.exists():
-        raise SystemExit(f"{LMEVAL_PY} is missing: run benchmarks/setup_lmeval.sh first")
-    from medeval.backends.hf import embedded_model_dir
-
-    model_dir = str(embedded_model_dir())
-    env = thread_env(1)
-    work = Path(tempfile.mkdtemp(prefix="medeval-bench-ll-"))
+    model_dir, env, work = lmeval_workspace("medeval-bench-ll-")
     runs = {}
     for who in ("lmeval", "medeval"):
         cmd = medeval_cmd(*medeval_args(work / who, a)) if who == "medeval" else lmeval_cmd(model_dir, work / who, a)
