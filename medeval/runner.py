@@ -18,6 +18,7 @@ from .cache import Cache, NullCache
 from .caching import CachingBackend
 from .data import load_items, load_rows
 from .errors import MedevalError
+from .graders import Graders
 from .loglikelihood import MODES as LL_MODES
 from .loglikelihood import score_all
 from .paths import default_cache_dir
@@ -272,9 +273,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
-    from .extract_judge import make_extract_judge
-
-    xj = make_extract_judge(cfg)   # before generating: a missing key or bad URL fails now, not after
+    graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -288,10 +287,11 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     out_dir = Path(cfg.output_dir)
     task_results = {}
     for p in prepared:
-        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
-                                               out_dir, cfg, backend, extract_judge=xj)
-    if xj is not None:
-        xj.close()
+        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
+                                               judge=graders.for_task(p.task), extract_judge=graders.extract,
+                                               bertscore_model=cfg.bertscore_model,
+                                               self_consistency=cfg.self_consistency)
+    graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
     results = {
