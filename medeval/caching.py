@@ -63,6 +63,8 @@ class CachingBackend:
         self.backend, self.cache, self.progress = backend, cache, progress
 
     def __getattr__(self, name):
+        if name == "backend":   # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
     def sample_keys(self, request: Request, ident: dict | None = None) -> tuple[str, str, list[str]]:
