@@ -9,9 +9,10 @@ reply with its token counts for results.json. The diagnosis judge (judge.py), He
 grader (rubric.py) and the extraction judge (extract_judge.py) are subclasses; graders.py builds
 them once per run.
 
-Adding a grader: one module with a ChatGrader subclass (its TEMPLATE in prompts/, `render`, a
-parse function and `summary`), then one line in graders.py to build it; docs/extraction.md and
-docs/suite.md describe the existing ones.
+Adding a grader for an answer type: one module with a ChatGrader subclass (TEMPLATE, a template in
+prompts/, `render`, a parse function, `prefetch(items)` that calls `ask_all`, `__call__(pred, gold,
+row) -> (pred, record)` as scoring calls it, and `summary`), plus one entry in graders._JUDGES;
+docs/backends.md ("Graders are ordinary models") has the steps.
 """
 from __future__ import annotations
 
