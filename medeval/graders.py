@@ -42,7 +42,7 @@ class Graders:
         if name and name.lower() != "none":
             self.extract = ExtractJudge(self._model("--extract-judge", name,
                                                     getattr(cfg, "extract_judge_base_url", None), ""))
-        for t in {t.answer.type for t in tasks}:
+        for t in sorted({t.answer.type for t in tasks}):
             if self._judge_name() and t in _JUDGES:
                 self.judge(t)   # builds the grader's model now: a missing key fails before generating
 
