@@ -5,6 +5,9 @@ resolved revision or weights fingerprint, dtype, quantization, context, tokenize
 chat template, endpoint: backends/identity.py), the hash of the exact prompt
 text, every decoding parameter and the sample index, so k self-consistency samples are k rows. Rows are committed as soon
 as a request completes; an interrupted run re-asks only for what is missing.
+
+This module is the storage only. Who reads and writes it is `caching.CachingBackend`, the wrapper that
+puts any backend (the model under test, or a grader's model) behind the cache.
 """
 from __future__ import annotations
 

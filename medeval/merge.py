@@ -87,7 +87,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     """Merge shard directories into `out_dir`; returns the merged results."""
     from .loglikelihood import protocol
     from .runner import RunConfig, group_scores, modes_for, prepare
-    from .scoring import _judge_for, score_items
+    from .graders import Graders
+    from .scoring import score_items
     from .spec import Registry
 
     t0 = time.time()
@@ -110,15 +111,17 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
+    graders = Graders(dataclasses.replace(cfg, extract_judge=None), tasks)   # merge re-scores without it, as before
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
         texts = _collect(p, modes, shards)
-        task_results[task.name] = score_items(p, modes, texts, out_dir, judge=_judge_for(task, cfg),
+        task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
                                               bertscore_model=cfg.bertscore_model)
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
+    graders.close()
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
     results = {k: r0[k] for k in ("schema_version", "medeval_version", "git_revision")}
     results.update({

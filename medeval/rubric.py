@@ -3,9 +3,9 @@ a response meets it; the item score is the points met over the total positive po
 
 The grader is any OpenAI-compatible chat model (`--judge MODEL`, `--judge-base-url URL`; the
 II-Medical cards used gpt-4.1). It reads `prompts/healthbench_grader.jinja` once per criterion and
-answers {"explanation": ..., "criteria_met": true|false}. Calls go through `judge.ChatGrader`: cached
-under the grader's identity and the rendered prompt's hash, `concurrency` in flight, retried by the
-openai client. A reply that gives no verdict is counted as unparseable and the criterion as not met
+answers {"explanation": ..., "criteria_met": true|false}. The grader is a ChatGrader (chat_grader.py):
+the OpenAI backend behind the generation cache, built once per run by graders.py, `concurrency` in
+flight, retried by the openai client. A reply that gives no verdict is counted as unparseable and the criterion as not met
 (no points, no penalty); the counts are in results.json, never dropped silently.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ import re
 from collections import defaultdict
 
 from .backends.base import prompt_hash
-from .errors import MedevalError
-from .judge import ChatGrader, _THINK
+from .chat_grader import ChatGrader, after_thinking
 
 TEMPLATE = "healthbench_grader.jinja"
 _MET = re.compile(r'"?criteria_met"?\s*[:=]\s*"?(true|false)\b', re.I)
@@ -24,7 +23,7 @@ _MET = re.compile(r'"?criteria_met"?\s*[:=]\s*"?(true|false)\b', re.I)
 
 def parse_met(text: str | None) -> bool | None:
     """criteria_met from a grader reply: the last JSON object that has it, else `criteria_met: true`."""
-    text = _THINK.sub(" ", text or "").rsplit("</think>", 1)[-1]
+    text = after_thinking(text)
     for m in reversed(list(re.finditer(r"\{[^{}]*\}", text))):
         try:
             obj = json.loads(m.group(0))
@@ -45,11 +44,10 @@ def item_score(criteria: list[dict], met: list[bool | None]) -> float | None:
 
 
 class RubricGrader(ChatGrader):
-    api = "rubric-grader"
-    hint = " (HealthBench needs a grader model)"
+    """The grader model deciding, criterion by criterion, whether a response meets it."""
 
-    def __init__(self, model: str, base_url: str | None = None, cache_dir=None, **kw):
-        super().__init__(model, base_url, cache_dir, template=TEMPLATE, **{"max_tokens": 512, **kw})
+    TEMPLATE = TEMPLATE
+    max_tokens = 512
 
     def render(self, conversation, response: str, criterion: dict) -> str:
         return self.template.render(conversation=list(conversation), response=response,
@@ -94,19 +92,6 @@ class RubricGrader(ChatGrader):
                 "items_with_unparseable": self.counts["items_with_unparseable"],
                 "empty_responses": self.counts["empty_response"],
                 "unparseable_rule": "a criterion whose grader reply gives no verdict counts as not met"}
-
-
-def make_grader(cfg) -> RubricGrader:
-    name = (getattr(cfg, "judge", None) or "none").strip()
-    if name.lower() == "none":
-        raise MedevalError("HealthBench tasks are graded by a model: pass --judge MODEL (the II-Medical cards used "
-                           "gpt-4.1) and --judge-base-url URL for any OpenAI-compatible server")
-    cache_dir = None
-    if not getattr(cfg, "no_cache", False):
-        from .runner import default_cache_dir
-
-        cache_dir = getattr(cfg, "cache_dir", None) or default_cache_dir()
-    return RubricGrader(name, getattr(cfg, "judge_base_url", None), cache_dir)
 
 
 def breakdowns(records: list[dict], rows: list[dict]) -> dict:

@@ -10,15 +10,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from . import RESULTS_SCHEMA_VERSION, __version__
-from .accounting import SAMPLE_KEY, cached_sample_tokens, load_price_table, parse_price, run_usage, sample_info
+from .accounting import load_price_table, parse_price, run_usage
 from .answers import gold_of, loglikelihood_choices, options_of
-from .backends.base import BackendError, Request, Sampling, prompt_hash
-from .cache import Cache, NullCache, sample_key
+from .backends.base import Request, Sampling
+from .cache import Cache, NullCache
+from .caching import CachingBackend
 from .data import load_items, load_rows
 from .errors import MedevalError
+from .graders import Graders
 from .loglikelihood import MODES as LL_MODES
 from .loglikelihood import score_all
 from .paths import default_cache_dir
@@ -209,54 +209,9 @@ def _adversarial_prefill(options: list[dict], gold) -> str:
 
 
 def generate_all(backend, cache: Cache, requests: list[Request], progress: bool = True) -> dict[str, dict]:
-    """Outputs for every request: from the cache where present, else from one backend call."""
-    ident = backend.identity().as_dict()
-    prompts = [backend.render(r) for r in requests]
-    plan = []  # (request, prompt, prompt hash, keys)
-    for r, text in zip(requests, prompts):
-        ph = prompt_hash(text)
-        plan.append((r, text, ph, [sample_key(ident, backend.name, ph, r.sampling, i) for i in range(r.sampling.n)]))
-    cached = cache.get([k for *_, keys in plan for k in keys])
-    results, todo = {}, []
-    for r, text, ph, keys in plan:
-        have = [cached.get(k) for k in keys]
-        results[r.id] = {"prompt": text, "texts": [h[0] if h else None for h in have],
-                         "finish": [h[1] if h else None for h in have], "cached": sum(h is not None for h in have),
-                         "info": next((h[2] for h in have if h), {}),
-                         "tokens": [cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)],
-                         "n_path": [(h[2] or {}).get("n_path") if h else None for h in have]}
-        missing = [i for i, h in enumerate(have) if h is None]
-        cache.hits += len(keys) - len(missing)
-        cache.misses += len(missing)
-        if missing:  # ask for exactly the missing sample indices: each sample's seed is f(seed, prompt, index)
-            sub = r if len(missing) == r.sampling.n else replace(
-                r, sampling=replace(r.sampling, n=len(missing)), sample_indices=tuple(missing))
-            todo.append((sub, r, ph, keys, missing))
-    if not todo:
-        return results
-    columns = [TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task_bar = bar.add_task("gen", total=len(todo))
-        failure = None  # a bad reply is reported after every other reply is stored
-        for idx, out in backend.generate([t[0] for t in todo]):
-            _, req, ph, keys, missing = todo[idx]
-            if len(out.texts) != len(missing):
-                failure = failure or BackendError(
-                    f"backend returned {len(out.texts)} samples for {req.id}, expected {len(missing)}")
-                continue
-            finishes = out.finish_reasons or [None] * len(out.texts)
-            model = json.dumps(ident, sort_keys=True, default=str)
-            cache.put([(keys[i], model, backend.name, ph, req.sampling, i, t, f, sample_info(out.info, j))
-                       for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes))])
-            res = results[req.id]
-            for j, (i, t, f) in enumerate(zip(missing, out.texts, finishes)):
-                res["texts"][i], res["finish"][i], res["n_path"][i] = t, f, out.info.get("n_path")
-                res["tokens"][i] = sample_info(out.info, j)[SAMPLE_KEY]
-            res["info"] = out.info
-            bar.advance(task_bar)
-    if failure is not None:
-        raise failure
-    return results
+    """Outputs for every request: from the cache where present, else from one backend call (caching.py)."""
+    got = dict(CachingBackend(backend, cache, progress).generate(requests))
+    return {r.id: got[k].as_dict() for k, r in enumerate(requests)}
 
 
 def make_backend(cfg: RunConfig):
@@ -318,9 +273,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
-    from .extract_judge import make_extract_judge
-
-    xj = make_extract_judge(cfg)   # before generating: a missing key or bad URL fails now, not after
+    graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -334,10 +287,11 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     out_dir = Path(cfg.output_dir)
     task_results = {}
     for p in prepared:
-        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
-                                               out_dir, cfg, backend, extract_judge=xj)
-    if xj is not None:
-        xj.close()
+        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
+                                               judge=graders.for_task(p.task), extract_judge=graders.extract,
+                                               bertscore_model=cfg.bertscore_model,
+                                               self_consistency=cfg.self_consistency)
+    graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
     results = {

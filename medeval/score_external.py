@@ -65,12 +65,11 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     if "sc" in modes:
         texts["sc"] = {i: {"prompt": None, "texts": preds[i]} for i in p.ids}
     output_dir = Path(output_dir)
-    from .extract_judge import make_extract_judge
+    from .graders import Graders
 
-    xj = make_extract_judge(cfg)
-    block = score_items(p, modes, texts, output_dir, extract_judge=xj)
-    if xj is not None:
-        xj.close()
+    graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks
+    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract)
+    graders.close()
     block["missing_predictions"] = p.n_total - len(p.ids)
     if block["missing_predictions"]:
         block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "

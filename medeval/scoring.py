@@ -38,14 +38,16 @@ def metric_options(task, options_per_item, bertscore_model: str | None = None) -
     return out
 
 
-def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None, extract_judge=None) -> dict:
-    """Score one task from the generation results of `runner.generate_all`."""
+def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_judge=None,
+               bertscore_model: str | None = None, self_consistency: int = 0) -> dict:
+    """Score one task from the generation results of `runner.generate_all`. The run's choices are passed
+    in: its graders (graders.py; `judge` for this task, the run's `extract_judge`), the BERTScore model and k."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
-    result = score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
-                         bertscore_model=cfg.bertscore_model, extract_judge=extract_judge)
+    result = score_items(p, modes, texts, out_dir, judge=judge, bertscore_model=bertscore_model,
+                         extract_judge=extract_judge)
     shots = p.task.fewshot.n if p.task.fewshot else 0
-    result["protocols"] = {m: ll.protocol(m, shots, cfg.self_consistency) for m in modes}
+    result["protocols"] = {m: ll.protocol(m, shots, self_consistency) for m in modes}
     return result
 
 
@@ -270,14 +272,3 @@ def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dic
             for value, idx in sorted(groups.items())}
     return out
 
-
-def _judge_for(task, cfg):
-    if task.answer.type == "rubric":
-        from .rubric import make_grader
-
-        return make_grader(cfg)
-    if task.answer.type != "diagnosis":
-        return None
-    from .judge import make_judge
-
-    return make_judge(cfg)

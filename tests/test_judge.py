@@ -10,7 +10,8 @@ import re
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.judge import LexicalJudge, LLMJudge, make_judge, parse_verdict
+from medeval.graders import Graders
+from medeval.judge import LexicalJudge, LLMJudge, parse_verdict
 from medeval.runner import RunConfig, run
 from medeval.testing.openai_server import OpenAITestServer
 
@@ -46,6 +47,11 @@ def server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeJudgeServer(model_name=SERVED, api_key=SECRET) as s:
         yield s
+
+
+def make_judge(cfg, **options):
+    """The diagnosis judge the runner builds for a run with `cfg` (graders.py)."""
+    return Graders(cfg, **options).judge("diagnosis")
 
 
 def posts(server) -> int:
@@ -105,12 +111,13 @@ def test_llm_judge_ranks_records_and_never_leaks_the_key(server, tmp_path):
 
 def test_verdicts_are_cached_across_runs(server, tmp_path):
     cfg = RunConfig(tasks=[], judge=SERVED, judge_base_url=server.url, cache_dir=str(tmp_path))
-    first = make_judge(cfg)
+    graders = Graders(cfg)
+    first = graders.judge("diagnosis")
     first.prefetch([(d, g, {}) for d, g, _ in CASES] + [(None, "x", {})])   # concurrent
     assert posts(server) == 3
     assert [first(d, g, {})[0] for d, g, _ in CASES] == [w for *_, w in CASES]
     assert posts(server) == 3 and first.summary()["calls"] == 3
-    first.close()
+    graders.close()
     again = make_judge(cfg)   # a new process would see the same SQLite file
     out = [again(d, g, {}) for d, g, _ in CASES]
     assert posts(server) == 3, "a re-run must not ask the judge again"
@@ -122,7 +129,7 @@ def test_verdicts_are_cached_across_runs(server, tmp_path):
     assert again.summary()["usage"] == used
     # another judge model or a changed differential is a different question
     assert make_judge(RunConfig(tasks=[], judge="other", judge_base_url=server.url, cache_dir=str(tmp_path))
-                      )._key("x") != again._key("x")
+                      ).cache_keys("x") != again.cache_keys("x")
     again(["Tuberculosis"], "Tuberculosis", {})
     assert posts(server) == 4
 
@@ -130,7 +137,8 @@ def test_verdicts_are_cached_across_runs(server, tmp_path):
 def test_transient_errors_are_retried(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeJudgeServer(model_name=SERVED, faults=["500", "429"], api_key=SECRET) as s:
-        judge = LLMJudge(SERVED, s.url, tmp_path, max_retries=2)
+        judge = make_judge(RunConfig(tasks=[], judge=SERVED, judge_base_url=s.url, cache_dir=str(tmp_path)),
+                           max_retries=2)
         assert judge(["Tuberculosis"], "Tuberculosis", {})[0] == 1
         assert [e["status"] for e in s.log] == [500, 429, 200]
 
@@ -138,7 +146,8 @@ def test_transient_errors_are_retried(monkeypatch, tmp_path):
 def test_judge_failure_is_a_clear_error_without_the_key(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeJudgeServer(model_name=SERVED, faults=["500"] * 3, api_key=SECRET) as s:
-        judge = LLMJudge(SERVED, s.url, tmp_path, max_retries=1)
+        judge = make_judge(RunConfig(tasks=[], judge=SERVED, judge_base_url=s.url, cache_dir=str(tmp_path)),
+                           max_retries=1)
         with pytest.raises(MedevalError, match="judge fake-judge-FAKE at http://127.0.0.1") as err:
             judge(["Tuberculosis"], "Tuberculosis", {})
         assert SECRET not in str(err.value) and "re-run" in str(err.value)
