@@ -15,12 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
 from . import metrics as M
 from .data import iter_jsonl
 from .leaderboard import ResultsError, Run, _read_yaml, load_run
+from .stats import paired_test
 
 PASS, REGRESSION, CANNOT_COMPARE = 0, 1, 2
 MODES = ("greedy", "sc", "loglikelihood", "loglikelihood_norm")
@@ -121,78 +119,6 @@ def _options(task: dict, metric: str) -> dict:
     if isinstance(opts.get(metric), dict):
         return opts[metric]
     return {k: v for k, v in opts.items() if k not in M.names()}
-
-
-def paired_test(metric: str, base: list, cand: list, golds: list, options: dict | None = None,
-                sided: str = "one", n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Baseline/candidate values, delta, paired-bootstrap 95% CI of the delta, p-value and the test used.
-
-    sided="one": H1 is "candidate worse than baseline"; sided="two": any difference.
-    """
-    b_val, c_val = M.compute(metric, base, golds, options), M.compute(metric, cand, golds, options)
-    delta = c_val - b_val
-    out = {"baseline": b_val, "candidate": c_val, "delta": delta, "n": len(golds),
-           "ci_low": None, "ci_high": None, "p_value": 1.0}
-    sb, sc = M.item_scores(metric, base, golds, options), M.item_scores(metric, cand, golds, options)
-    binary = sb is not None and np.isin(sb, (0, 1)).all() and np.isin(sc, (0, 1)).all()
-    if binary:
-        worse = int(np.sum((sb == 1) & (sc == 0)))   # baseline right, candidate wrong
-        better = int(np.sum((sb == 0) & (sc == 1)))
-        out.update(test="mcnemar_exact", discordant_worse=worse, discordant_better=better)
-        if worse + better:
-            alt = "greater" if sided == "one" else "two-sided"
-            out["p_value"] = float(stats.binomtest(worse, worse + better, 0.5, alternative=alt).pvalue)
-    else:
-        out["test"] = "paired_bootstrap"
-    if len(golds) < 2:
-        return out
-    if all(b == c for b, c in zip(base, cand)):  # identical predictions: every resampled delta is 0
-        out.update(ci_low=0.0, ci_high=0.0, p_value=1.0)
-        return out
-    rng = np.random.default_rng(seed)
-    if sb is not None:  # mean-decomposable: resample per-item score pairs
-        res = stats.bootstrap((sb, sc), lambda a, b, axis=-1: b.mean(axis=axis) - a.mean(axis=axis),
-                              paired=True, vectorized=True, n_resamples=n_resamples, method="percentile",
-                              confidence_level=0.95, random_state=rng)
-    else:
-        res = _bootstrap_recomputed(metric, base, cand, golds, options, b_val, c_val, n_resamples, rng)
-    dist = np.asarray(res.bootstrap_distribution)
-    lo, hi = res.confidence_interval
-    out["ci_low"] = float(lo) if np.isfinite(lo) else float(np.min(dist))
-    out["ci_high"] = float(hi) if np.isfinite(hi) else float(np.max(dist))
-    if not binary:  # bootstrap p-value: the resampled deltas, shifted to be centred on H0 (delta = 0)
-        shifted = dist - delta
-        hits = np.sum(shifted <= delta) if sided == "one" else np.sum(np.abs(shifted) >= abs(delta))
-        out["p_value"] = float((1 + hits) / (1 + len(dist)))
-    return out
-
-
-def _bootstrap_recomputed(metric, base, cand, golds, options, b_val, c_val, n_resamples, rng):
-    """Paired bootstrap of a metric without per-item scores: both sides recomputed on the same resampled items.
-
-    Uses the metric's per-item sufficient statistics (F1 counts) when it has them and they reproduce
-    `compute` on the full sample; otherwise calls `compute` on every resample (about 5 ms each).
-    """
-    m, opts, n = M.get(metric), options or {}, len(golds)
-    if getattr(m, "stats", None) is not None and getattr(m, "from_stats", None) is not None:
-        cb = np.asarray(m.stats(list(base), list(golds), **opts), dtype=float)
-        cc = np.asarray(m.stats(list(cand), list(golds), **opts), dtype=float)
-        if np.isclose(m.from_stats(cb.sum(axis=0)), b_val) and np.isclose(m.from_stats(cc.sum(axis=0)), c_val):
-            def fast(idx, axis=-1):  # idx: (batch, n) resampled item indices
-                i = idx.astype(int)
-                return m.from_stats(cc[i].sum(axis=-2)) - m.from_stats(cb[i].sum(axis=-2))
-
-            return stats.bootstrap((np.arange(n),), fast, vectorized=True, batch=100, n_resamples=n_resamples,
-                                   method="percentile", confidence_level=0.95, random_state=rng)
-
-    def slow(idx):
-        s = idx.astype(int)
-        g = [golds[i] for i in s]
-        return (M.compute(metric, [cand[i] for i in s], g, options)
-                - M.compute(metric, [base[i] for i in s], g, options))
-
-    return stats.bootstrap((np.arange(n),), slow, vectorized=False, n_resamples=n_resamples,
-                           method="percentile", confidence_level=0.95, random_state=rng)
 
 
 # ---------------------------------------------------------------- the gate
