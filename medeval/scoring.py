@@ -12,7 +12,7 @@ from .answers import loglikelihood_choices
 from .data import get_field
 from .extract import extract, outcome, vote
 from .extract_judge import JUDGED_TYPES
-from .results import SamplesWriter, safe_child
+from .results import SamplesWriter, safe_child, task_results
 
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
 
@@ -140,27 +140,27 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     writer.close()
     golds = p.golds
     clusters = _clusters(task, p.rows)
-    result = {
-        "task": task.name, "display_name": task.display_name or task.name, "version": task.version,
-        "task_hash": task.spec_hash(), "prompt_hash": p.renderer.prompt_hash(), "template": p.renderer.template_name,
-        "data_hash": p.data_hash, "item_ids_hash": p.ids_hash,
-        "dataset": {"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
-                    "source": p.source},
-        "n": len(p.ids), "n_total": p.n_total, "answer_type": task.answer.type,
-        "primary_metric": task.primary_metric, "metric_options": opts, "modes": modes,
-        "metrics": {m: {**{name: stats.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
-                           for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
-        "bootstrap": _bootstrap_note(task, clusters),
-        "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
-                        "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
-                    for m in modes},
-        "usage": {m: tally[m].block() for m in modes},
-        "ambiguous": {m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
-                          "samples": ambiguous[m][1]} for m in modes},
-        "strata": _strata(task, p, preds, golds, opts, modes, hits, clusters),
-        "skipped": dict(skipped),
-        "samples_file": writer.path.name,
-    }
+    result = task_results(
+        task=task.name, display_name=task.display_name or task.name, version=task.version,
+        task_hash=task.spec_hash(), prompt_hash=p.renderer.prompt_hash(), template=p.renderer.template_name,
+        data_hash=p.data_hash, item_ids_hash=p.ids_hash,
+        dataset={"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
+                 "source": p.source},
+        n=len(p.ids), n_total=p.n_total, answer_type=task.answer.type,
+        primary_metric=task.primary_metric, metric_options=opts, modes=modes,
+        metrics={m: {**{name: stats.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
+                        for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
+        bootstrap=_bootstrap_note(task, clusters),
+        invalid={m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
+                     "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
+                 for m in modes},
+        usage={m: tally[m].block() for m in modes},
+        ambiguous={m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
+                       "samples": ambiguous[m][1]} for m in modes},
+        strata=_strata(task, p, preds, golds, opts, modes, hits, clusters),
+        skipped=dict(skipped),
+        samples_file=writer.path.name,
+    )
     result.update(getattr(p, "notes", None) or {})
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()

@@ -146,10 +146,11 @@ def bootstrap_mean(scores: Sequence[float], confidence: float = 0.95, n_resample
 
 
 # ---------------------------------------------------------------- paired tests (the regression gate)
-def _mcnemar(sb, sc, sided: str) -> dict:
+def _mcnemar(sb, sc, sided: str, higher_is_better: bool = True) -> dict:
     """McNemar's exact test on 0/1 item scores: a binomial test on the discordant pairs."""
-    worse = int(np.sum((sb == 1) & (sc == 0)))   # baseline right, candidate wrong
-    better = int(np.sum((sb == 0) & (sc == 1)))
+    good_b, good_c = (sb, sc) if higher_is_better else (1 - sb, 1 - sc)
+    worse = int(np.sum((good_b == 1) & (good_c == 0)))   # baseline right, candidate wrong
+    better = int(np.sum((good_b == 0) & (good_c == 1)))
     out = {"test": "mcnemar_exact", "discordant_worse": worse, "discordant_better": better}
     if worse + better:
         alt = "greater" if sided == "one" else "two-sided"
@@ -168,19 +169,23 @@ def _paired_difference(metric, base, cand, golds, options, sb, sc, b_val, c_val)
 
 
 def paired_test(metric: str, base: list, cand: list, golds: list, options: dict | None = None,
-                sided: str = "one", n_resamples: int = 1000, seed: int = 0) -> dict:
+                sided: str = "one", n_resamples: int = 1000, seed: int = 0,
+                higher_is_better: bool | None = None) -> dict:
     """Baseline/candidate values, delta, paired-bootstrap 95% CI of the delta, p-value and the test used.
 
     The p-value is McNemar's exact test where both runs' per-item scores are 0/1, else from the paired
     bootstrap (the resampled deltas shifted to be centred on H0: delta = 0).
-    sided="one": H1 is "candidate worse than baseline"; sided="two": any difference."""
+    sided="one": H1 is "candidate worse than baseline"; sided="two": any difference. Worse is lower for
+    a metric where higher is better, higher for one where lower is better (`higher_is_better`, default:
+    the metric's declaration)."""
+    higher = get(metric).higher_is_better if higher_is_better is None else higher_is_better
     b_val, c_val = compute(metric, base, golds, options), compute(metric, cand, golds, options)
     delta = c_val - b_val
     out = {"baseline": b_val, "candidate": c_val, "delta": delta, "n": len(golds),
            "ci_low": None, "ci_high": None, "p_value": 1.0}
     sb, sc = item_scores(metric, base, golds, options), item_scores(metric, cand, golds, options)
     binary = sb is not None and np.isin(sb, (0, 1)).all() and np.isin(sc, (0, 1)).all()
-    out.update(_mcnemar(sb, sc, sided) if binary else {"test": "paired_bootstrap"})
+    out.update(_mcnemar(sb, sc, sided, higher) if binary else {"test": "paired_bootstrap"})
     if len(golds) < 2:
         return out
     if all(b == c for b, c in zip(base, cand)):  # identical predictions: every resampled delta is 0
@@ -194,6 +199,9 @@ def paired_test(metric: str, base: list, cand: list, golds: list, options: dict 
     out["ci_high"] = float(hi) if np.isfinite(hi) else float(np.max(dist))
     if not binary:
         shifted = dist - delta
-        hits = np.sum(shifted <= delta) if sided == "one" else np.sum(np.abs(shifted) >= abs(delta))
+        if sided == "two":
+            hits = np.sum(np.abs(shifted) >= abs(delta))
+        else:   # one-sided: resampled deltas at least as far in the worse direction
+            hits = np.sum(shifted <= delta) if higher else np.sum(shifted >= delta)
         out["p_value"] = float((1 + hits) / (1 + len(dist)))
     return out
