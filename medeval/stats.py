@@ -7,8 +7,9 @@ on the drawn units. How a metric is recomputed is chosen in ONE place, `statisti
   `from_stats` of the summed counts, vectorised over all resamples at once;
 - otherwise: `metrics.compute` on every resample (about 5 ms each).
 `bootstrap_ci` (one run), `bootstrap_mean` (scores that are no registered metric) and `paired_test`
-(the regression gate: McNemar's exact test or a paired bootstrap) are built on it. Intervals are
-scipy.stats.bootstrap percentile intervals with a fixed seed, so the same input gives the same numbers.
+(the regression gate: McNemar's exact test or a paired bootstrap; "worse" follows the metric's
+declared `higher_is_better`) are built on it. Intervals are scipy.stats.bootstrap percentile
+intervals with a fixed seed, so the same input gives the same numbers.
 """
 from __future__ import annotations
 
@@ -198,10 +199,15 @@ def paired_test(metric: str, base: list, cand: list, golds: list, options: dict 
     out["ci_low"] = float(lo) if np.isfinite(lo) else float(np.min(dist))
     out["ci_high"] = float(hi) if np.isfinite(hi) else float(np.max(dist))
     if not binary:
-        shifted = dist - delta
-        if sided == "two":
-            hits = np.sum(np.abs(shifted) >= abs(delta))
-        else:   # one-sided: resampled deltas at least as far in the worse direction
-            hits = np.sum(shifted <= delta) if higher else np.sum(shifted >= delta)
-        out["p_value"] = float((1 + hits) / (1 + len(dist)))
+        out["p_value"] = _bootstrap_p(dist, delta, sided, higher)
     return out
+
+
+def _bootstrap_p(dist, delta: float, sided: str, higher_is_better: bool) -> float:
+    """p-value from the resampled deltas shifted to be centred on H0 (delta = 0)."""
+    shifted = dist - delta
+    if sided == "two":
+        hits = np.sum(np.abs(shifted) >= abs(delta))
+    else:   # one-sided: shifted deltas at least as far as delta in the worse direction
+        hits = np.sum(shifted <= delta) if higher_is_better else np.sum(shifted >= delta)
+    return float((1 + hits) / (1 + len(dist)))
