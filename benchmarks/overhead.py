@@ -51,10 +51,10 @@ PROFILE_ROWS = [
     ("  chat template render", lambda f, n: f.endswith("backends/hf.py") and n == "render"),
     ("score_task (all tasks)", lambda f, n: f.endswith("medeval/scoring.py") and n == "score_task"),
     ("  extraction", lambda f, n: f.endswith("medeval/extract.py") and n == "extract"),
-    ("  bootstrap CIs (all metrics, overall)", lambda f, n: f.endswith("metrics/__init__.py") and n == "bootstrap_ci"),
+    ("  bootstrap CIs (all metrics, overall)", lambda f, n: f.endswith("medeval/stats.py") and n == "bootstrap_ci"),
     ("  strata CIs", lambda f, n: f.endswith("medeval/scoring.py") and n == "_strata"),
-    ("  samples_<task>.jsonl writes", lambda f, n: f.endswith("medeval/results.py") and n in ("write", "close")),
-    ("results.json write", lambda f, n: f.endswith("medeval/results.py") and n == "atomic_write"),
+    ("  samples_<task>.jsonl writes", lambda f, n: f.endswith("medeval/results/files.py") and n in ("write", "close")),
+    ("results.json write", lambda f, n: f.endswith("medeval/results/files.py") and n == "atomic_write"),
     ("runner.run total", lambda f, n: f.endswith("medeval/runner.py") and n == "run"),
 ]
 

@@ -72,7 +72,7 @@ def main():
     import torch
 
     torch.set_num_threads(1)
-    from medeval import metrics
+    from medeval import stats
     from medeval.metrics.text import bertscore_default_model, bertscore_prf
 
     res = {"load": {}}
@@ -88,7 +88,7 @@ def main():
     res["rouge_long"] = rouge_bench(long_, a.repeats)
     # medeval's own metric path: bootstrap_ci computes the corpus value and the per-item scores
     preds, golds = [p for _, p in short], [g for g, _ in short]
-    t, _ = best_of(lambda: metrics.bootstrap_ci("rougeL", preds, golds, {"use_stemmer": True}), 1)
+    t, _ = best_of(lambda: stats.bootstrap_ci("rougeL", preds, golds, {"use_stemmer": True}), 1)
     res["medeval_bootstrap_ci_rougeL_short_s"] = t
     res["load"]["rouge_after"] = load_str()
 
@@ -116,7 +116,7 @@ def main():
     boot = {}
     for name in ("accuracy", "macro_f1"):
         opts = {"labels": list("ABCD")} if name == "macro_f1" else {}
-        t, ts = best_of(lambda: metrics.bootstrap_ci(name, preds, golds, opts), a.repeats)
+        t, ts = best_of(lambda: stats.bootstrap_ci(name, preds, golds, opts), a.repeats)
         boot[name] = {"items": a.bootstrap_items, "resamples": 1000, "seconds": t, "runs_s": ts}
         print(f"bootstrap {name} ({a.bootstrap_items} items): {t:.2f}s", flush=True)
     res["bootstrap_ci"] = boot

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_factory import synthetic_run  # noqa: E402
 
-from medeval.view import run_page  # noqa: E402
+from medeval.reporting.view import run_page  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]

@@ -357,7 +357,7 @@ def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
 
 def _register_reports() -> None:
     try:
-        from .report_cli import register
+        from .reporting.cli import register
     except ImportError:
         return
     register(app)

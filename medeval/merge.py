@@ -11,13 +11,12 @@ the samples, exactly as an unsharded run computes them. Shard metrics are never 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 from .errors import MedevalError
 from .loglikelihood import MODES as LL_MODES
-from .results import ResultsError, atomic_write, now_iso, read_results
+from .results import ResultsError, read_results, run_results, write_results
 from .shard import RUN_FIELDS, read_generation
 
 TASK_FIELDS = ("version", "task_hash", "prompt_hash", "template", "modes")
@@ -26,11 +25,11 @@ TASK_FIELDS = ("version", "task_hash", "prompt_hash", "template", "modes")
 def load_shards(dirs: list[Path]) -> list[tuple[Path, dict]]:
     shards = []
     for d in dirs:
-        file, data = read_results(d)
-        if not isinstance(data.get("shard"), dict):
-            raise ResultsError(f"{file}: not a shard (no 'shard' block); merge takes the output directories of "
+        run = read_results(d)
+        if not isinstance(run.data.get("shard"), dict):
+            raise ResultsError(f"{run.file}: not a shard (no 'shard' block); merge takes the output directories of "
                                "`medeval run --shard I/N`")
-        shards.append((file.parent, data))
+        shards.append((run.dir, run.data))
     return shards
 
 
@@ -123,20 +122,15 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
-    results = {k: r0[k] for k in ("schema_version", "medeval_version", "git_revision")}
-    results.update({
-        "created": now_iso(), "command": argv or [], "model": r0["model"], "decoding": r0["decoding"],
-        "seed": r0["seed"], "packages": r0["packages"],
-        "cache": {"hits": sum(r["cache"]["hits"] for _, r in shards),
-                  "misses": sum(r["cache"]["misses"] for _, r in shards), "dir": r0["cache"].get("dir")},
-        "timings": {"shards_total_s": [r["timings"].get("total_s") for _, r in ordered],
-                    "merge_s": time.time() - t0},
-        "tasks": task_results,
-        "groups": group_scores(registry, tasks, task_results),
-        "merged": {"count": len(shards), "partition": r0["shard"]["partition"],
-                   "shards": [str(d) for d, _ in ordered]},
-    })
-    atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    results = run_results(
+        **{k: r0[k] for k in ("schema_version", "medeval_version", "git_revision", "packages")},
+        command=argv or [], model=r0["model"], decoding=r0["decoding"], seed=r0["seed"],
+        cache={"hits": sum(r["cache"]["hits"] for _, r in shards),
+               "misses": sum(r["cache"]["misses"] for _, r in shards), "dir": r0["cache"].get("dir")},
+        timings={"shards_total_s": [r["timings"].get("total_s") for _, r in ordered], "merge_s": time.time() - t0},
+        tasks=task_results, groups=group_scores(registry, tasks, task_results),
+        merged={"count": len(shards), "partition": r0["shard"]["partition"], "shards": [str(d) for d, _ in ordered]})
+    write_results(out_dir, results)
     return results
 
 

@@ -97,7 +97,7 @@ class RubricGrader(ChatGrader):
 def breakdowns(records: list[dict], rows: list[dict]) -> dict:
     """Scores by axis (criteria tagged axis:X, scored like an item over those criteria only) and by
     theme (items tagged theme:X), each the mean over items with a bootstrap interval."""
-    from .metrics import bootstrap_mean
+    from .stats import bootstrap_mean
 
     by_axis, by_theme = defaultdict(list), defaultdict(list)
     for rec, row in zip(records, rows):

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import RESULTS_SCHEMA_VERSION, __version__
 from .accounting import load_price_table, parse_price, run_usage
 from .answers import gold_of, loglikelihood_choices, options_of
 from .backends.base import Request, Sampling
@@ -23,7 +21,7 @@ from .loglikelihood import MODES as LL_MODES
 from .loglikelihood import score_all
 from .paths import default_cache_dir
 from .prompts import Renderer
-from .results import atomic_write, git_revision, now_iso, package_versions
+from .results import run_results, write_results
 from .scoring import score_task
 from .spec import Registry, Task
 
@@ -294,23 +292,19 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
-    results = {
-        "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
-        "git_revision": git_revision(), "command": cfg.argv,
-        "model": model_block(backend, cfg),
-        "decoding": decoding_block(cfg), "seed": cfg.seed, "packages": package_versions(),
-        "cache": {"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
-        "timings": {"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
-                    "score_s": t_score - t_gen, "total_s": time.time() - t0},
-        "tasks": task_results,
-        "groups": group_scores(registry, tasks, task_results),
-        "usage": run_usage(task_results, *prices[:2], model_id, prices[2]),
-    }
+    shard = {}
     if cfg.shard:
         from .shard import record
 
-        results["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
-    atomic_write(out_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
+        shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
+    results = run_results(
+        command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
+        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
+        timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
+                 "score_s": t_score - t_gen, "total_s": time.time() - t0},
+        tasks=task_results, groups=group_scores(registry, tasks, task_results),
+        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), **shard)
+    write_results(out_dir, results)
     cache.close()
     return results
 

@@ -5,14 +5,12 @@ The predictions file is JSONL, one item per line: {"id": ..., "output": text} or
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from . import RESULTS_SCHEMA_VERSION, __version__
 from .data import data_hash, ids_hash, iter_jsonl
 from .errors import MedevalError
-from .results import atomic_write, git_revision, now_iso, package_versions
+from .results import run_results, write_results
 from .runner import RunConfig, prepare
 from .scoring import score_items
 from .spec import Registry
@@ -75,13 +73,10 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
         block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "
                              f"{task.name!r}; {block['missing_predictions']} items are missing and not scored, "
                              f"so the metrics cover only the {len(p.ids)} predicted items"]
-    results = {
-        "schema_version": RESULTS_SCHEMA_VERSION, "medeval_version": __version__, "created": now_iso(),
-        "git_revision": git_revision(), "command": list(argv),
-        "model": {"id": model_name, "backend": "external", "predictions": str(Path(predictions).resolve())},
-        "decoding": {"external": True}, "seed": None, "packages": package_versions(),
-        "cache": {"hits": 0, "misses": 0, "dir": None}, "timings": {"total_s": time.time() - t0},
-        "tasks": {task.name: block}, "groups": {},
-    }
-    atomic_write(output_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    results = run_results(
+        command=list(argv),
+        model={"id": model_name, "backend": "external", "predictions": str(Path(predictions).resolve())},
+        decoding={"external": True}, seed=None, cache={"hits": 0, "misses": 0, "dir": None},
+        timings={"total_s": time.time() - t0}, tasks={task.name: block}, groups={})
+    write_results(output_dir, results)
     return results

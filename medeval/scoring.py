@@ -6,13 +6,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import loglikelihood as ll
-from . import metrics
+from . import stats
 from .accounting import Tally, is_truncated, tokens_of
 from .answers import loglikelihood_choices
 from .data import get_field
 from .extract import extract, outcome, vote
 from .extract_judge import JUDGED_TYPES
-from .results import SamplesWriter, safe_child
+from .results import SamplesWriter, safe_child, task_results
 
 CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
 
@@ -142,27 +142,27 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     writer.close()
     golds = p.golds
     clusters = _clusters(task, p.rows)
-    result = {
-        "task": task.name, "display_name": task.display_name or task.name, "version": task.version,
-        "task_hash": task.spec_hash(), "prompt_hash": p.renderer.prompt_hash(), "template": p.renderer.template_name,
-        "data_hash": p.data_hash, "item_ids_hash": p.ids_hash,
-        "dataset": {"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
-                    "source": p.source},
-        "n": len(p.ids), "n_total": p.n_total, "answer_type": task.answer.type,
-        "primary_metric": task.primary_metric, "metric_options": opts, "modes": modes,
-        "metrics": {m: {**{name: metrics.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
-                           for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
-        "bootstrap": _bootstrap_note(task, clusters),
-        "invalid": {m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
-                        "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
-                    for m in modes},
-        "usage": {m: tally[m].block() for m in modes},
-        "ambiguous": {m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
-                          "samples": ambiguous[m][1]} for m in modes},
-        "strata": _strata(task, p, preds, golds, opts, modes, hits, clusters),
-        "skipped": dict(skipped),
-        "samples_file": writer.path.name,
-    }
+    result = task_results(
+        task=task.name, display_name=task.display_name or task.name, version=task.version,
+        task_hash=task.spec_hash(), prompt_hash=p.renderer.prompt_hash(), template=p.renderer.template_name,
+        data_hash=p.data_hash, item_ids_hash=p.ids_hash,
+        dataset={"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
+                 "source": p.source},
+        n=len(p.ids), n_total=p.n_total, answer_type=task.answer.type,
+        primary_metric=task.primary_metric, metric_options=opts, modes=modes,
+        metrics={m: {**{name: stats.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
+                        for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
+        bootstrap=_bootstrap_note(task, clusters),
+        invalid={m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
+                     "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
+                 for m in modes},
+        usage={m: tally[m].block() for m in modes},
+        ambiguous={m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
+                       "samples": ambiguous[m][1]} for m in modes},
+        strata=_strata(task, p, preds, golds, opts, modes, hits, clusters),
+        skipped=dict(skipped),
+        samples_file=writer.path.name,
+    )
     result.update(getattr(p, "notes", None) or {})
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
@@ -174,7 +174,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
         n = max(len(p.ids), 1)
         result["extract_judge"] = {
             **xj.summary(), "outputs": xcounts,
-            "metrics": {m: {name: metrics.bootstrap_ci(name, judged[m], golds, opts[name]) for name in task.metrics}
+            "metrics": {m: {name: stats.bootstrap_ci(name, judged[m], golds, opts[name]) for name in task.metrics}
                         for m in gen},
             "invalid": {m: {"count": xinvalid[m], "rate": xinvalid[m] / n} for m in gen}}
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
@@ -244,7 +244,7 @@ def _sample_accuracy(mode, hits, clusters) -> dict:
     """sc mode: the mean share of correct samples per item (the accuracy of one sampled answer)."""
     if mode != "sc" or not hits:
         return {}
-    return {"sample_accuracy": metrics.bootstrap_mean(hits, clusters=clusters)}
+    return {"sample_accuracy": stats.bootstrap_mean(hits, clusters=clusters)}
 
 
 def _stratum(row, field):
@@ -263,7 +263,7 @@ def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dic
         for k, row in enumerate(p.rows):
             groups[str(_stratum(row, field))].append(k)
         out[field] = {
-            value: {"n": len(idx), **{m: {**{name: metrics.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
+            value: {"n": len(idx), **{m: {**{name: stats.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
                                                                         opts[name], clusters=pick(clusters, idx))
                                              for name in task.metrics},
                                           **_sample_accuracy(m, pick((hits or {}).get(m) or None, idx),

@@ -45,7 +45,7 @@ def report_app():
     """A typer app with the leaderboard/gate/compare commands registered."""
     import typer
 
-    from medeval.report_cli import register
+    from medeval.reporting.cli import register
 
     app = typer.Typer()
     register(app)

@@ -3,7 +3,7 @@
 Gold answers are the real MedQA test answers (`answer_idx`) with the row index
 as id, read from ../shared/data; predictions are planted by the test, so the
 number of right and wrong items is known exactly. Metric blocks are computed
-with the real `medeval.metrics.bootstrap_ci`.
+with the real `medeval.stats.bootstrap_ci`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medeval import metrics as M
+from medeval import stats as S
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LETTERS = "ABCD"
@@ -73,7 +73,7 @@ def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: st
         ids = spec.ids or [str(i) for i in range(len(spec.golds))]
         modes = {"greedy": spec.preds} | ({"sc": spec.sc_preds} if spec.sc_preds is not None else {})
         opts = spec.metric_options or {}
-        metric_blocks = {m: {k: M.bootstrap_ci(k, p, spec.golds, opts.get(k, opts), n_resamples=100)
+        metric_blocks = {m: {k: S.bootstrap_ci(k, p, spec.golds, opts.get(k, opts), n_resamples=100)
                              for k in spec.metrics} for m, p in modes.items()}
         rows = []
         for i, gold in enumerate(spec.golds):

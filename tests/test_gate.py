@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from medeval import gate as G
 from medeval import metrics as M
+from medeval import stats as S
+from medeval.reporting import gate as G
+from medeval.reporting import gate_report as GR
+from medeval.reporting.paired import metric_options
+from medeval.results import normalise_metric_options
 from conftest import invoke
 from results_factory import DATA, TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
@@ -221,20 +225,22 @@ def test_macro_f1_paired_bootstrap(app, tmp_path):
 
 def test_metric_options_shapes():
     labels = ["yes", "no", "maybe"]
-    assert G._options({"metric_options": {"labels": labels}}, "macro_f1") == {"labels": labels}
-    assert G._options({"metric_options": {"macro_f1": {"labels": labels}}}, "macro_f1") == {"labels": labels}
-    assert G._options({"metric_options": {"macro_f1": {"labels": labels}}}, "accuracy") == {}
-    assert G._options({}, "accuracy") == {}
+    read = lambda opts: {"metric_options": normalise_metric_options(     # as medeval.results.read_results does
+        {"metrics": {"greedy": {"macro_f1": {}}}, "primary_metric": "macro_f1", "metric_options": opts})}
+    assert metric_options(read({"labels": labels}), "macro_f1") == {"labels": labels}
+    assert metric_options(read({"macro_f1": {"labels": labels}}), "macro_f1") == {"labels": labels}
+    assert metric_options(read({"macro_f1": {"labels": labels}}), "accuracy") == {}
+    assert metric_options({}, "accuracy") == {}
 
 
 def test_bootstrap_pvalue_sidedness():
     golds = pubmedqa_golds(100)
     worse = [g if i % 3 else "maybe" for i, g in enumerate(golds)]
     opts = {"labels": ["yes", "no", "maybe"]}
-    down = G.paired_test("macro_f1", golds, worse, golds, opts, "one", 100, 0)
-    up = G.paired_test("macro_f1", worse, golds, golds, opts, "one", 100, 0)
-    two = G.paired_test("macro_f1", worse, golds, golds, opts, "two", 100, 0)
-    same = G.paired_test("macro_f1", worse, worse, golds, opts, "one", 100, 0)
+    down = S.paired_test("macro_f1", golds, worse, golds, opts, "one", 100, 0)
+    up = S.paired_test("macro_f1", worse, golds, golds, opts, "one", 100, 0)
+    two = S.paired_test("macro_f1", worse, golds, golds, opts, "two", 100, 0)
+    same = S.paired_test("macro_f1", worse, worse, golds, opts, "one", 100, 0)
     assert down["p_value"] < 0.01 and up["p_value"] > 0.99 and two["p_value"] < 0.01
     assert same["delta"] == 0 and same["p_value"] == 1.0 and same["ci_low"] == same["ci_high"] == 0
 
@@ -258,12 +264,12 @@ def test_fast_f1_bootstrap_matches_recomputing_every_resample(monkeypatch):
     golds = pubmedqa_golds(120)
     cand = [g if i % 3 else ("maybe" if i % 2 else None) for i, g in enumerate(golds)]
     opts = {"labels": ["yes", "no", "maybe"]}
-    fast = G.paired_test("macro_f1", golds, cand, golds, opts, "two", 100, 3)
+    fast = S.paired_test("macro_f1", golds, cand, golds, opts, "two", 100, 3)
     m = M.get("macro_f1")
     if m.stats is None:
         pytest.skip("macro_f1 has no sufficient statistics in this version of medeval.metrics")
     monkeypatch.setitem(M.REGISTRY, "macro_f1", dataclasses.replace(m, stats=None, from_stats=None))
-    slow = G.paired_test("macro_f1", golds, cand, golds, opts, "two", 100, 3)
+    slow = S.paired_test("macro_f1", golds, cand, golds, opts, "two", 100, 3)
     assert fast.pop("test") == slow.pop("test") == "paired_bootstrap"
     assert fast == pytest.approx(slow, rel=1e-12)
 
@@ -286,7 +292,7 @@ def test_gate_refuses_to_compare_a_model_with_itself(app, tmp_path, golds, base_
     assert invoke(app, "gate", "--baseline", base, "--candidate", same, "--allow-same-model").exit_code == 0
     assert invoke(app, "gate", "--baseline", base, "--candidate", other).exit_code == 0
     report = G.run_gate(base, same)
-    assert G.to_json(report)["same_model"] is True and "same model" in G.to_markdown(report)
+    assert GR.to_json(report)["same_model"] is True and "same model" in GR.to_markdown(report)
     assert G.run_gate(base, same, kind="compare").exit_code == 0          # compare only notes it
 
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from medeval import metrics
+from medeval import stats
 from medeval.errors import MedevalError
 from medeval.prompts import Renderer
 from medeval.runner import RunConfig, apply_group_defaults, build_requests, prepare, run
@@ -64,17 +64,17 @@ def test_clustered_bootstrap_does_not_count_copies_as_evidence():
     five = np.tile(once, 5)                           # the GPQA layout: 5 copies, row i is question i % 78
     groups = np.tile(np.arange(78), 5)
     letters = lambda a: ["A" if x else "B" for x in a]
-    naive = metrics.bootstrap_ci("accuracy", letters(five), ["A"] * 390)
-    clustered = metrics.bootstrap_ci("accuracy", letters(five), ["A"] * 390, clusters=groups)
-    unique = metrics.bootstrap_ci("accuracy", letters(once), ["A"] * 78)
+    naive = stats.bootstrap_ci("accuracy", letters(five), ["A"] * 390)
+    clustered = stats.bootstrap_ci("accuracy", letters(five), ["A"] * 390, clusters=groups)
+    unique = stats.bootstrap_ci("accuracy", letters(once), ["A"] * 78)
     width = lambda b: b["ci_high"] - b["ci_low"]
     assert clustered["value"] == naive["value"] == unique["value"] and clustered["clusters"] == 78
     assert width(clustered) > 1.8 * width(naive)      # ~sqrt(5) wider than treating copies as items
     assert abs(width(clustered) - width(unique)) < 0.03
-    f1 = metrics.bootstrap_ci("macro_f1", letters(five), letters(np.tile(rng.integers(0, 2, 78), 5)),
+    f1 = stats.bootstrap_ci("macro_f1", letters(five), letters(np.tile(rng.integers(0, 2, 78), 5)),
                               {"labels": ["A", "B"]}, clusters=groups)
     assert f1["ci_low"] < f1["value"] < f1["ci_high"] and f1["clusters"] == 78
-    assert metrics.bootstrap_mean(five, clusters=groups)["ci_high"] == pytest.approx(clustered["ci_high"])
+    assert stats.bootstrap_mean(five, clusters=groups)["ci_high"] == pytest.approx(clustered["ci_high"])
 
 
 def test_lancet_and_nejm_explain_how_to_get_the_data(data_dir):

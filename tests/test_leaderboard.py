@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from medeval import leaderboard as L
+from medeval.reporting import board as L
+from medeval.reporting.presets import load_preset
+from medeval.results import read_results
 from conftest import dump_dom, invoke, needs_chromium
 from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
@@ -107,9 +109,9 @@ def test_modes_ci_and_weighted_average(app, runs, tmp_path):
     note = next(line for line in md.splitlines() if line.startswith("Not shown (no score for these columns in sc"))
     assert "Neeto-1.0-8b †" in note and note.count("†") == 8
     # weighted by n: give one column more items and check against a direct computation
-    runs_w = [L.load_run(r) for r in runs]
+    runs_w = [read_results(r) for r in runs]
     runs_w[0].tasks["medqa"]["metrics"]["greedy"]["accuracy"]["n"] = 300
-    board = L.build(runs_w, L.load_preset("neeto"), ("greedy",), "weighted")
+    board = L.build(runs_w, load_preset("neeto"), ("greedy",), "weighted")
     got = next(r for r in board.rows if r.label == "org/full-model").averages["greedy"]
     vals, ns = [.60, .50, .70, .65, .70, .60, .62, .70, .60], [300] + [100] * 8
     assert got[0] == pytest.approx(np.average(vals, weights=ns)) and got[1] == 9

@@ -120,7 +120,7 @@ def test_view_page_of_the_real_run(core_run, tmp_path):
     import re
 
     from conftest import CHROMIUM, dump_dom
-    from medeval.view import run_data, run_page
+    from medeval.reporting.view import run_data, run_page
 
     cfg, res, out = core_run
     data = run_data(out / "run")

@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
-from medeval import view as V
+from medeval.reporting import view as V
 from conftest import chromium, dump_dom, invoke, needs_chromium
 from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, synthetic_run, write_run
 

@@ -2,6 +2,7 @@
 
 `register(app)` adds them to the main typer app (medeval/cli.py). Bad input
 ends with a one-line `error: ...` on stderr and exit code 2, never a traceback.
+The modules behind them (scipy, matplotlib) are imported only when a command runs.
 """
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import importlib
+
 import typer
 
-import importlib
+from ..results import ResultsError, read_results
 
 
 class _Lazy:
-    """Import gate/leaderboard (scipy, matplotlib) only when one of these commands runs."""
+    """Import a reporting module (scipy, matplotlib) only when one of these commands runs."""
 
     def __init__(self, name: str):
         self._name = name
@@ -28,9 +31,13 @@ class _Lazy:
         return getattr(importlib.import_module(self._name, __package__), attr)
 
 
+B = _Lazy(".board")
+P = _Lazy(".presets")
 G = _Lazy(".gate")
-L = _Lazy(".leaderboard")
+GR = _Lazy(".gate_report")
+POL = _Lazy(".policy")
 V = _Lazy(".view")
+OUT = {"markdown": _Lazy(".markdown"), "html": _Lazy(".html_page"), "charts": _Lazy(".charts")}
 
 
 class Average(str, Enum):
@@ -64,7 +71,7 @@ def _guard(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except L.ResultsError as e:
+        except ResultsError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(G.CANNOT_COMPARE) from None
         except OSError as e:
@@ -87,7 +94,7 @@ def _print_table(report: G.GateReport, title: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    rows = G.table_rows(report)
+    rows = GR.table_rows(report)
     table = Table(title=f"{title}: {report.baseline.model_id} -> {report.candidate.model_id}")
     for h in (rows[0] if rows else ["Task"]):
         table.add_column(h, justify="left" if h in ("Task", "Metric", "Verdict") else "right")
@@ -95,7 +102,7 @@ def _print_table(report: G.GateReport, title: str) -> None:
         table.add_row(*(Text(v) for v in r.values()))
     console = Console(width=None if sys.stdout.isatty() else 160)  # CI logs: do not squeeze to 80 columns
     console.print(table)
-    console.print(Text(G.method_text(report), style="dim"))
+    console.print(Text(GR.method_text(report), style="dim"))
     for r in report.results:
         show_reason = r.verdict != "pass" and (report.kind == "gate" or not r.stats)
         for line in ([r.reason] if show_reason else []) + r.notes:
@@ -132,22 +139,22 @@ def leaderboard(
     evaluated on; the best value of each column is bold. The average rule and
     the treatment of missing cells are printed under the table.
     """
-    the_preset = L.load_preset(preset)
+    the_preset = P.load_preset(preset)
     mode = mode or ModeChoice(the_preset.mode or "greedy")
     modes = ("greedy", "sc") if mode is ModeChoice.both else (mode.value,)
-    runs = [L.load_run(p) for p in results]
-    reps = [L.load_reported(p, L.MARKERS[i % len(L.MARKERS)] * (1 + i // len(L.MARKERS)))
+    runs = [read_results(p) for p in results]
+    reps = [P.load_reported(p, P.MARKERS[i % len(P.MARKERS)] * (1 + i // len(P.MARKERS)))
             for i, p in enumerate(reported or [])]
-    board = L.build(runs, the_preset, modes, average.value, reps)
+    board = B.build(runs, the_preset, modes, average.value, reps)
     charts = {}
     if not no_charts:
-        written = L.write_charts(board, charts_dir or output.parent / "charts")
+        written = OUT["charts"].write_charts(board, charts_dir or output.parent / "charts")
         charts = {name: Path(os.path.relpath(p, output.parent)).as_posix() for name, p in written.items()}
-    _write(output, L.to_markdown(board, decimals, ci, charts))
+    _write(output, OUT["markdown"].to_markdown(board, decimals, ci, charts))
     typer.echo(f"wrote {output}")
     if not no_html:
         page = html or output.parent / "index.html"
-        _write(page, L.to_html(board, decimals, ci))
+        _write(page, OUT["html"].to_html(board, decimals, ci))
         typer.echo(f"wrote {page}")
     if charts:
         typer.echo(f"wrote {len(charts)} chart(s) to {charts_dir or output.parent / 'charts'}")
@@ -184,17 +191,17 @@ def gate(
     without --allow-mismatch, or both runs from the same model identity
     without --allow-same-model).
     """
-    report = G.run_gate(baseline, candidate, G.load_policy(policy), alpha, allow_mismatch, resamples, seed,
+    report = G.run_gate(baseline, candidate, POL.load_policy(policy), alpha, allow_mismatch, resamples, seed,
                         sided.value if sided else None, allow_same_model=allow_same_model)
     if report_md:
-        _write(report_md, G.to_markdown(report))
+        _write(report_md, GR.to_markdown(report))
     if report_json:
-        _write(report_json, json.dumps(G.to_json(report), indent=2) + "\n")
+        _write(report_json, json.dumps(GR.to_json(report), indent=2) + "\n")
     if html:
         _write(html, V.compare_page(report))
     _print_table(report, "medeval gate")
     if report.same_model:
-        typer.echo(G.same_model_text(report))
+        typer.echo(GR.same_model_text(report))
     if html:
         typer.echo(f"wrote {html}")
     typer.echo(f"gate: {report.status} (exit {report.exit_code})")
@@ -219,15 +226,15 @@ def compare(
     task can be compared.
     """
     if len(runs) < 2:
-        raise L.ResultsError("compare needs at least two result directories")
-    pol = G.load_policy(policy)
+        raise ResultsError("compare needs at least two result directories")
+    pol = POL.load_policy(policy)
     reports = [G.run_gate(runs[0], other, pol, alpha, True, resamples, seed, sided.value, kind="compare")
                for other in runs[1:]]
     if format is Format.json:
-        typer.echo(json.dumps([G.to_json(r) for r in reports], indent=2))
+        typer.echo(json.dumps([GR.to_json(r) for r in reports], indent=2))
     for r in reports:
         if format is Format.markdown:
-            typer.echo(G.to_markdown(r, title="medeval compare"))
+            typer.echo(GR.to_markdown(r, title="medeval compare"))
         elif format is Format.rich:
             _print_table(r, "medeval compare")
     if any(r.exit_code == G.CANNOT_COMPARE for r in reports):
@@ -259,14 +266,14 @@ def view(
     items that flipped shown side by side. The URL hash holds the filters (e.g. #task=medqa&status=wrong).
     """
     if run is not None and (baseline or candidate):
-        raise L.ResultsError("pass either RUN or --baseline and --candidate, not both")
+        raise ResultsError("pass either RUN or --baseline and --candidate, not both")
     if run is not None:
         page, out = V.run_page(run, max_prompt_chars, max_output_chars), output or run / "view.html"
     elif baseline and candidate:
-        report = G.run_gate(baseline, candidate, G.load_policy(policy), alpha, allow_mismatch)
+        report = G.run_gate(baseline, candidate, POL.load_policy(policy), alpha, allow_mismatch)
         page, out = V.compare_page(report, max_prompt_chars, max_output_chars), output or Path("compare.html")
     else:
-        raise L.ResultsError("nothing to show: pass a result directory (medeval view RUN -o page.html) or two "
+        raise ResultsError("nothing to show: pass a result directory (medeval view RUN -o page.html) or two "
                              "(medeval view --baseline A --candidate B -o page.html)")
     _write(out, page)
     typer.echo(f"wrote {out} ({len(page.encode()) / 1e6:.1f} MB)")

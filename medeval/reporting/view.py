@@ -8,7 +8,7 @@ JSON. Every string from result files reaches the page only through that JSON blo
 * `run_page(dir)`: the task table (metrics with intervals, invalid and truncation rates, tokens,
   cost) and, per task, every item (prompt, raw outputs, extracted answers, votes, gold, finish
   reasons, tokens), filterable and paginated in the browser.
-* `compare_page(report)`: a `medeval gate` report (gate.run_gate) as a page: per task the paired
+* `compare_page(report)`: a `medeval gate` report (reporting.gate.run_gate) as a page: per task the paired
   counts, the test's values and verdict, and the items whose correctness flipped, side by side.
 Very long prompts (and, on request, outputs) are cut in the middle to keep the file small.
 """
@@ -18,11 +18,12 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from . import gate as G
-from . import metrics as M
-from .data import iter_jsonl
-from .leaderboard import load_run
-from .results import ResultsError
+from .. import metrics as M
+from ..data import iter_jsonl
+from ..results import ResultsError, read_results
+from .gate import GateReport, TaskResult
+from .gate_report import method_text, table_rows, to_json
+from .paired import load_samples, metric_options, mismatches, predictions
 
 TEMPLATE = "view.html"
 PLACEHOLDER = "/*MEDEVAL_DATA*/null"
@@ -71,7 +72,7 @@ def _task_summary(name: str, t: dict) -> dict:
 
 
 def run_data(path: str | Path, prompt_chars: int = 4000, output_chars: int = 0) -> dict:
-    run = load_run(path)
+    run = read_results(path)
     tasks = []
     for name, t in run.tasks.items():
         modes = t.get("modes") or list(t.get("metrics", {}))
@@ -87,17 +88,17 @@ def run_data(path: str | Path, prompt_chars: int = 4000, output_chars: int = 0) 
 
 
 # ---------------------------------------------------------------- comparison
-def _paired(report: G.GateReport, r: G.TaskResult):
+def _paired(report: GateReport, r: TaskResult):
     """The items the gate compared for task r, and each side's 0/1 per-item outcome with its basis:
     the gated metric's per-item scores where they are 0/1 (accuracy: the McNemar pairs), else the
     samples' `correct` field (e.g. a label task gated on macro-F1), else none."""
     base, cand = report.baseline, report.candidate
-    b_rows, c_rows = G.load_samples(base, r.task), G.load_samples(cand, r.task)
-    _, ids, _ = G._mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
+    b_rows, c_rows = load_samples(base, r.task), load_samples(cand, r.task)
+    _, ids, _ = mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
     golds = [b_rows[i]["gold"] for i in ids]
-    opts = G._options(base.tasks[r.task], r.metric)
-    sb = M.item_scores(r.metric, G._preds(b_rows, ids, r.mode, str(base.dir)), golds, opts)
-    sc = M.item_scores(r.metric, G._preds(c_rows, ids, r.mode, str(cand.dir)), golds, opts)
+    opts = metric_options(base.tasks[r.task], r.metric)
+    sb = M.item_scores(r.metric, predictions(b_rows, ids, r.mode, str(base.dir)), golds, opts)
+    sc = M.item_scores(r.metric, predictions(c_rows, ids, r.mode, str(cand.dir)), golds, opts)
     if sb is not None and all(v in (0, 1) for v in list(sb) + list(sc)):
         return ids, b_rows, c_rows, [int(v) for v in sb], [int(v) for v in sc], r.metric
     flags = [[(rows[i].get(r.mode) or {}).get("correct") for i in ids] for rows in (b_rows, c_rows)]
@@ -110,9 +111,9 @@ def _side(row: dict, mode: str, output_chars: int) -> dict:
     return _clip_block(row.get(mode) or {}, output_chars)
 
 
-def compare_data(report: G.GateReport, prompt_chars: int = 4000, output_chars: int = 0) -> dict:
-    summary = G.to_json(report)
-    display = {row["Task"]: row for row in G.table_rows(report)}
+def compare_data(report: GateReport, prompt_chars: int = 4000, output_chars: int = 0) -> dict:
+    summary = to_json(report)
+    display = {row["Task"]: row for row in table_rows(report)}
     tasks = []
     for r, js in zip(report.results, summary["tasks"]):
         entry = {"task": r.task, "verdict": r.verdict, "display_verdict": js["display_verdict"], "reason": r.reason,
@@ -140,7 +141,7 @@ def compare_data(report: G.GateReport, prompt_chars: int = 4000, output_chars: i
         tasks.append(entry)
     return {"kind": "compare", "title": f"medeval {report.kind}: {report.status}" if report.kind == "gate"
             else "medeval compare", "status": report.status, "gate_kind": report.kind,
-            "method": G.method_text(report), "alpha": report.alpha, "sided": report.sided,
+            "method": method_text(report), "alpha": report.alpha, "sided": report.sided,
             "baseline": summary["baseline"], "candidate": summary["candidate"], "tasks": tasks,
             "limits": {"prompt_chars": prompt_chars, "output_chars": output_chars}}
 
@@ -174,5 +175,5 @@ def run_page(path: str | Path, prompt_chars: int = 4000, output_chars: int = 0) 
     return render(run_data(path, prompt_chars, output_chars))
 
 
-def compare_page(report: G.GateReport, prompt_chars: int = 4000, output_chars: int = 0) -> str:
+def compare_page(report: GateReport, prompt_chars: int = 4000, output_chars: int = 0) -> str:
     return render(compare_data(report, prompt_chars, output_chars))
