@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from . import metrics
 from .errors import MedevalError
 from .loglikelihood import MODES as LL_MODES
 from .results import ResultsError, atomic_write, now_iso, read_results
@@ -110,13 +111,14 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
+    run_options = metrics.RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
         texts = _collect(p, modes, shards)
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=_judge_for(task, cfg),
-                                              bertscore_model=cfg.bertscore_model)
+                                              run_options=run_options)
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
