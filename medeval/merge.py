@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from . import metrics
 from .errors import MedevalError
 from .loglikelihood import MODES as LL_MODES
+from .metrics.base import RunOptions
 from .results import ResultsError, atomic_write, now_iso, read_results
 from .shard import RUN_FIELDS, read_generation
 
@@ -111,7 +111,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
-    run_options = metrics.RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
+    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)

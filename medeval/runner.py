@@ -21,6 +21,7 @@ from .data import data_hash, ids_hash, load_items, load_rows
 from .errors import MedevalError
 from .loglikelihood import MODES as LL_MODES
 from .loglikelihood import score_all
+from .metrics.base import RunOptions
 from .paths import default_cache_dir
 from .prompts import Renderer
 from .results import atomic_write, git_revision, now_iso, package_versions
@@ -103,6 +104,7 @@ class Item:
 
 @dataclass
 class Prepared:
+    """A task ready to run: its items, each read once, and where they came from (hashes for results.json)."""
     task: Task
     items: list[Item]
     renderer: Renderer
@@ -344,7 +346,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t_gen = time.time()
     out_dir = Path(cfg.output_dir)
     task_results = {}
-    run_options = metrics.RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
+    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg),
                                                out_dir, cfg, backend, extract_judge=xj, run_options=run_options)

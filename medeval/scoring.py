@@ -14,15 +14,16 @@ from .errors import MedevalError
 from .extract import vote
 from .extract_judge import JUDGED_TYPES
 from .fields import get_field
+from .metrics.base import RunOptions
 from .results import SamplesWriter, safe_child
 
 
-def metric_options(task, items, run: metrics.RunOptions | None = None) -> dict:
+def metric_options(task, items, run: RunOptions | None = None) -> dict:
     """Per-metric keyword options: the task's own, plus the answer type's label set for the metrics
     that declare `needs_labels`, plus the run-wide choices a metric declares (`run_option`: the
     BERTScore model and layer, pinned by the task or chosen once per run)."""
     labels = answer_types.of(task).metric_labels(task, [it.options for it in items])
-    run = run if run is not None else metrics.RunOptions()
+    run = run if run is not None else RunOptions()
     out = {}
     for name in task.metrics:
         m = metrics.get(name)
@@ -35,12 +36,12 @@ def metric_options(task, items, run: metrics.RunOptions | None = None) -> dict:
 
 
 def score_task(p, reqs, outputs, modes, out_dir: Path, cfg, backend=None, judge=None, extract_judge=None,
-               run_options: metrics.RunOptions | None = None) -> dict:
+               run_options: RunOptions | None = None) -> dict:
     """Score one task from the generation results of `runner.generate_all`. `run_options`: the run's
     metric choices, made once per run (default: from cfg, for this task alone)."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
-    run_options = run_options if run_options is not None else metrics.RunOptions(bertscore_model=cfg.bertscore_model)
+    run_options = run_options if run_options is not None else RunOptions(bertscore_model=cfg.bertscore_model)
     result = score_items(p, modes, texts, out_dir, judge=judge or _judge_for(p.task, cfg),
                          run_options=run_options, extract_judge=extract_judge)
     shots = p.task.fewshot.n if p.task.fewshot else 0
@@ -52,7 +53,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
     """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
     `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
     its metrics are reported beside the rules-only ones, which stay `metrics`. `run_options`: the
-    run's metric choices (metrics.RunOptions), made once per run."""
+    run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
     task, kind = p.task, answer_types.of(p.task)
     opts = metric_options(task, p.items, run_options)
@@ -130,11 +131,10 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
                 block["pred_status"] = "ambiguous" if hedged else "invalid"
                 invalid[mode][2] += not hedged and is_truncated(finishes)
             if kind.correctness:
-                block["correct"] = pred is not None and pred == gold
-                hits[mode].append(sum(e is not None and e == gold for e in ext) / max(len(ext), 1))
+                block["correct"] = kind.is_correct(pred, gold)
+                hits[mode].append(sum(kind.is_correct(e, gold) for e in ext) / max(len(ext), 1))
                 if "pred_with_extract_judge" in block:
-                    pj = block["pred_with_extract_judge"]
-                    block["correct_with_extract_judge"] = pj is not None and pj == gold
+                    block["correct_with_extract_judge"] = kind.is_correct(block["pred_with_extract_judge"], gold)
             preds[mode].append(pred)
             sample[mode] = block
         writer.write(sample)

@@ -16,7 +16,7 @@ import pytest
 from medeval import answer_types, metrics, spec
 from medeval.data import data_hash, ids_hash
 from medeval.errors import MedevalError
-from medeval.metrics.base import RUN_OPTIONS, RunOption
+from medeval.metrics.base import RUN_OPTIONS, RunOption, RunOptions
 from medeval.runner import RunConfig, prepare
 from medeval.scoring import metric_options
 from medeval.spec import Registry
@@ -83,12 +83,12 @@ def test_labels_go_to_the_metrics_that_declare_them_and_a_run_choice_is_made_onc
     assert ddi["macro_f1_positive"]["negative"] == "false"
     assert "labels" not in metric_options(REG.tasks["ncbi_disease"], [])["entity_macro_f1"]   # types, not labels
     summ = REG.tasks["pubmed_summ"]
-    run = metrics.RunOptions(bertscore_model="x")
+    run = RunOptions(bertscore_model="x")
     for _ in range(3):     # three tasks of one run: one choice
         assert metric_options(summ, [], run)["bertscore_f1"] == {"model_type": "m-x", "num_layers": 3}
     assert chosen == ["x"] and metric_options(summ, [], run)["rougeL"] == {}
     pinned = summ.model_copy(update={"metric_options": {"bertscore_f1": {"model_type": "mine", "num_layers": 2}}})
-    assert metric_options(pinned, [], metrics.RunOptions())["bertscore_f1"] == {"model_type": "mine", "num_layers": 2}
+    assert metric_options(pinned, [], RunOptions())["bertscore_f1"] == {"model_type": "mine", "num_layers": 2}
     assert chosen == ["x"]   # pinned by the task and no --bertscore-model: nothing chosen
 
 

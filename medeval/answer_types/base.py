@@ -24,7 +24,7 @@ class AnswerType:
     name: ClassVar[str]
     gold_formats: ClassVar[tuple[str, ...]] = ("text",)   # answer.gold_format values; the first is the default
     votable: ClassVar[bool] = False       # self-consistency on by default: a majority over answers makes sense
-    correctness: ClassVar[bool] = False   # an answer is right iff it equals the gold (sample `correct`, sample_accuracy)
+    correctness: ClassVar[bool] = False   # samples get `correct` (is_correct) and sc mode sample_accuracy
     needs_labels: ClassVar[bool] = False  # the task must give answer.labels
     default_labels: ClassVar[tuple[str, ...]] = ()   # answer.labels when the task gives none
     loglikelihood: ClassVar[tuple[str, ...]] = ()    # the loglikelihood.choices kinds it can be scored with
@@ -50,6 +50,10 @@ class AnswerType:
         return Outcome(t, "answer") if t else INVALID
 
     # -- scoring --------------------------------------------------------------------------------------
+    def is_correct(self, answer, gold) -> bool:
+        """Whether an extracted answer is right (read only when `correctness` is set): equal to the gold."""
+        return answer is not None and answer == gold
+
     def metric_labels(self, task, options_per_item: list[list[dict]]) -> list | None:
         """The label set given to metrics that declare `needs_labels` (per-class F1s); None: none."""
         return list(task.answer.labels) or None

@@ -16,8 +16,7 @@ import numpy as np
 from scipy import stats
 
 from . import classification, diagnosis, ner, rubric, text  # noqa: F401  (importing a metric module registers it)
-from .base import (REGISTRY, Metric, RunOption, RunOptions, compute, get, item_scores, metric,  # noqa: F401
-                   names)  # (the registry's API)
+from .base import REGISTRY, Metric, compute, get, item_scores, metric, names  # noqa: F401  (the registry's API)
 
 
 def _cluster_index(clusters: Sequence | None, n: int):

@@ -11,6 +11,11 @@ guesses from its name:
 - `item` / `batch_item`: a per-item score whose mean is the corpus value (accuracy, ROUGE, exact match);
 - `stats` / `from_stats`: per-item sufficient statistics (n x d counts) and the value computed from
   their sums, so bootstrap resamples of F1-style metrics are vectorised (medeval/stats.py).
+
+Adding a new metric: one function in a module of medeval/metrics/, decorated with
+`@metric(name, answer_types=..., higher_is_better=..., needs_labels=...)`; a new module also goes on
+the import line of metrics/__init__.py. Then a row in docs/metrics.md. Task files can name it at
+once, and spec refuses it on an answer type it does not declare.
 """
 from __future__ import annotations
 
