@@ -10,8 +10,9 @@ Adding a new answer type (a numeric dose, say):
 1. One class in a module of this package: a subclass of `base.AnswerType` with `name`,
    `gold_formats` and the methods that differ from free text (`gold`, `outcome`, ...), decorated
    with `@register`. A new module also goes into the import line below (one line).
-2. docs/tasks.md (the `answer.type` table) and, if it has its own extraction rules, docs/extraction.md.
-3. Tests: gold parsing and extraction on real rows, like tests/test_answer_types.py.
+2. Docs: a row in docs/answer_types.md and in the `answer.type` row of docs/tasks.md; its rules in
+   docs/extraction.md if it has its own.
+3. Tests: gold parsing and extraction on real rows; tests/test_answer_types.py adds a type this way.
 Metrics say which types they apply to (`answer_types=` in `@metric`); a metric for the new type
 names it there.
 """
