@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MedevalError
+from .fields import get_field
 from .spec import Task
 
 DATA_ENV = "MEDEVAL_DATA_DIR"
@@ -44,17 +45,6 @@ def data_hash(ids: list[str], rows: list[dict]) -> str:
 
 def ids_hash(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
-
-
-def get_field(row: dict, path: str):
-    """Dotted lookup: get_field(row, 'context.reasoning_required_pred')."""
-    cur = row
-    for part in path.split("."):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        else:
-            raise KeyError(path)
-    return cur
 
 
 def _local_file(task: Task, data_dir: Path, split: str | None) -> Path:

@@ -1,11 +1,14 @@
-"""Answer extraction: raw model text -> canonical answer, invalid, or ambiguous.
+"""Answer extraction rules: raw model text -> canonical answer, invalid, or ambiguous.
 
-`outcome(task, text, row, options)` returns an `Outcome(answer, status, rule)` where status is
-"answer", "invalid" (nothing readable) or "ambiguous" (two different answers in the final-answer
-position: a hedge such as "B or C"). `extract()` returns only the answer (None unless "answer").
-The rules and their precedence are documented in docs/extraction.md; the multiple-choice rules
-live in medeval/extract_choice.py. Nothing is ever guessed: an output that matches no rule is
-invalid, never a crash or a default. Reasoning blocks (<think>...</think>) are removed first.
+This module holds the shared text helpers (`clean`, `norm`, `boxed_contents`, `Outcome`), the
+label rules (`label_outcome`, `extract_labels`) and the majority `vote`; the multiple-choice rules
+live in medeval/extract_choice.py, which builds on the helpers here. Each answer type
+(medeval/answer_types/) picks its rules: `answer_types.outcome(task, text, row, options)` returns an
+`Outcome(answer, status, rule)` where status is "answer", "invalid" (nothing readable) or
+"ambiguous" (two different answers in the final-answer position: a hedge such as "B or C");
+`answer_types.extract()` returns only the answer (None unless "answer"). The rules and their
+precedence are documented in docs/extraction.md. Nothing is ever guessed: an output that matches
+no rule is invalid, never a crash or a default. Reasoning blocks (<think>...</think>) are removed first.
 """
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ import json
 import re
 from collections import Counter
 from typing import NamedTuple
-
-from .spec import Task
 
 MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are read
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
@@ -169,51 +170,7 @@ def extract_labels(text: str, labels: list[str], aliases: dict | None = None, no
     return None
 
 
-# -- dispatch ----------------------------------------------------------------
-def outcome(task: Task, text: str, row: dict | None = None, options: list[dict] | None = None) -> Outcome:
-    """The answer read from `text` for `task`, with its status and the rule that decided."""
-    a = task.answer
-    if a.type == "choice":
-        from .extract_choice import choice_outcome
-
-        return choice_outcome(text, options or [])
-    if a.type in ("yesno", "label"):
-        return label_outcome(text, a.labels, a.aliases)
-    ans = _other(task, text, row)
-    return Outcome(ans, "answer") if ans is not None else INVALID
-
-
-def extract(task: Task, text: str, row: dict | None = None, options: list[dict] | None = None):
-    return outcome(task, text, row, options).answer
-
-
-def _other(task: Task, text: str, row: dict | None):
-    a = task.answer
-    if a.type == "multilabel":
-        return extract_labels(text, a.labels, a.aliases, a.none_label)
-    if a.type == "entities":
-        from .metrics.ner import align_mentions, parse_entities
-
-        mentions = parse_entities(text)
-        if mentions is None:
-            return None
-        return sorted(list(e) for e in align_mentions(mentions, (row or {}).get("tokens", []), a.labels))
-    if a.type == "diagnosis":
-        from .metrics.diagnosis import parse_differential
-
-        return parse_differential(text) or None
-    t = clean(text)
-    if a.type == "span":
-        t = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*", "", t, flags=re.I).strip().strip('"').strip()
-    return t or None
-
-
-def extract_choice(text: str, options: list[dict]) -> str | None:
-    from .extract_choice import choice_outcome
-
-    return choice_outcome(text, options).answer
-
-
+# -- votes ---------------------------------------------------------------------
 def vote(answers: list):
     """Majority over extracted answers, ignoring invalid ones.
 

@@ -203,6 +203,11 @@ def choice_outcome(text: str, options: list[dict]) -> Outcome:
     return INVALID
 
 
+def extract_choice(text: str, options: list[dict]) -> str | None:
+    """The option letter `text` answers, or None (invalid or ambiguous)."""
+    return choice_outcome(text, options).answer
+
+
 _NON_ANSWER = re.compile(r"[\W_]*(?:no\s+(?:idea|clue|answer|way\s+to\s+(?:tell|know))|not\s+sure|unsure|"
                          r"i\s+(?:do\s*n[o']t|cannot|can't)\s+(?:know|tell|say)|cannot\s+(?:tell|say|determine))\b",
                          re.I)

@@ -17,8 +17,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from .data import get_field, iter_jsonl
+from .data import iter_jsonl
 from .errors import MedevalError
+from .fields import get_field
 
 
 def resolve(path: str, data_dir: str | None, where: str) -> Path:

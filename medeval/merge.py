@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import MedevalError
 from .loglikelihood import MODES as LL_MODES
+from .metrics.base import RunOptions
 from .results import ResultsError, read_results, run_results, write_results
 from .shard import RUN_FIELDS, read_generation
 
@@ -111,13 +112,14 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
     graders = Graders(dataclasses.replace(cfg, extract_judge=None), tasks)   # merge re-scores without it, as before
+    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
         texts = _collect(p, modes, shards)
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
-                                              bertscore_model=cfg.bertscore_model)
+                                              run_options=run_options)
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()

@@ -16,8 +16,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from .answers import gold_of, options_of
-from .data import get_field
+from . import answer_types
+from .fields import get_field
 from .errors import MedevalError
 from .spec import Task, package_dir
 
@@ -188,8 +188,8 @@ class Renderer:
         parts += [f"{n}\x00{src}" for n, src in sorted(self.env.loader.loaded.items()) if n != self.template_name]
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
-    def _context(self, row: dict) -> dict:
-        options = options_of(self.task, row)
+    def _context(self, row: dict, options: list[dict] | None = None) -> dict:
+        options = answer_types.of(self.task).options(self.task, row) if options is None else options
         ctx = {"doc": row, "options": options, "letters": [o["letter"] for o in options],
                "labels": self.task.answer.labels, "task": {"name": self.task.name}}
         for var, path in self.task.prompt.vars.items():
@@ -214,7 +214,8 @@ class Renderer:
         except jinja2.TemplateError as e:
             raise MedevalError(f"template {self.template_name!r} ({what}): {e}") from None
 
-    def messages(self, row: dict, item_id: str = "?") -> tuple[tuple[str, str], ...]:
+    def messages(self, row: dict, item_id: str = "?", options: list[dict] | None = None) -> tuple[tuple[str, str], ...]:
+        """The chat for one row (`options`: the row's options when already read)."""
         msgs: list[tuple[str, str]] = []
         if self.system:
             msgs.append(("system", self._render(self.system, {}, "system prompt")))
@@ -223,8 +224,9 @@ class Renderer:
         for ex in self._shots(item_id):
             ctx = self._context(ex)
             msgs.append(("user", self._render(self.template, ctx, "few-shot example")))
-            msgs.append(("assistant", self._render(self.target, {**ctx, "gold": gold_of(self.task, ex)}, "few-shot target")))
-        msgs.append(("user", self._render(self.template, self._context(row), f"item {item_id}")))
+            gold = answer_types.read(self.task, ex)[0]
+            msgs.append(("assistant", self._render(self.target, {**ctx, "gold": gold}, "few-shot target")))
+        msgs.append(("user", self._render(self.template, self._context(row, options), f"item {item_id}")))
         return tuple(msgs)
 
     def _conversation(self, row: dict, item_id: str) -> tuple[tuple[str, str], ...]:

@@ -25,13 +25,13 @@ def render_items(cfg: RunConfig, chat_model: str | None = None, chat_template_kw
     for task in registry.resolve(cfg.tasks):
         p = prepare(task, cfg)
         reqs = build_requests(p, cfg)
-        for item_id, gold, options in zip(p.ids, p.golds, p.options):
-            req = reqs[(item_id, "greedy")]
-            item = {"task": task.name, "id": item_id, "n_total": p.n_total, "gold": gold, "options": options,
+        for it in p.items:
+            req = reqs[(it.id, "greedy")]
+            item = {"task": task.name, "id": it.id, "n_total": p.n_total, "gold": it.gold, "options": it.options,
                     "messages": [{"role": r, "content": c} for r, c in req.messages], "chat": req.chat,
                     "prefill": req.prefill or None,
                     "generation": {"max_tokens": req.sampling.max_tokens, "stop": list(req.sampling.stop)},
-                    "template": p.renderer.template_name, "warnings": repeated_options(req.messages, options)}
+                    "template": p.renderer.template_name, "warnings": repeated_options(req.messages, it.options)}
             if tok_render is not None:
                 item["prompt"] = tok_render(req)
             out.append(item)

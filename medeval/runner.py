@@ -6,24 +6,25 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import answer_types, metrics
 from .accounting import load_price_table, parse_price, run_usage
-from .answers import gold_of, loglikelihood_choices, options_of
 from .backends.base import Request, Sampling
 from .cache import Cache, NullCache
 from .caching import CachingBackend
-from .data import load_items, load_rows
+from .data import data_hash, ids_hash, load_items, load_rows
 from .errors import MedevalError
 from .graders import Graders
 from .loglikelihood import MODES as LL_MODES
 from .loglikelihood import score_all
+from .metrics.base import RunOptions
 from .paths import default_cache_dir
 from .prompts import Renderer
 from .results import run_results, write_results
 from .scoring import score_task
-from .spec import Registry, Task
+from .spec import Registry, Task, metric_problems
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ FALLBACK = {"self_consistency": 0, "temperature": 0.7, "top_p": 0.9}
 def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
     """Options the user left unset take the defaults of the groups named in --tasks (a model card's
     decoding), then medeval's own (FALLBACK). Two named groups that disagree on an option are an error."""
-    from dataclasses import replace
-
     chosen: dict = {}
     for name in cfg.tasks:
         g = registry.groups.get(name.strip())
@@ -88,24 +87,71 @@ def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
     return replace(cfg, **updates, defaults_from={opt: grp for opt, (grp, _) in chosen.items()})
 
 
+@dataclass(frozen=True)
+class Item:
+    """One evaluated item, normalised once from its dataset row."""
+    id: str
+    row: dict                      # the dataset row (with `item_labels` when a labels file names the item)
+    gold: object                   # canonical gold answer (answer_types)
+    options: list[dict]            # [{letter, text}] for choice tasks, else []
+    messages: tuple                # the rendered prompt: ((role, content), ...)
+    trace: str | None = None       # --adversarial: this item's wrong reasoning trace (None: the short pre-fill)
+
+
 @dataclass
 class Prepared:
+    """A task ready to run: its items, each read once, and where they came from (hashes for results.json)."""
     task: Task
-    ids: list[str]
-    rows: list[dict]
-    golds: list
-    options: list[list[dict]]
-    messages: list[tuple]
+    items: list[Item]
     renderer: Renderer
     source: str
     n_total: int
     data_hash: str
     ids_hash: str
-    prefills: list | None = None          # adversarial mode: per-item pre-filled wrong trace (None: default)
     notes: dict = field(default_factory=dict)   # side files used (item labels, traces), for results.json
+
+    @property
+    def ids(self) -> list[str]:
+        return [it.id for it in self.items]
+
+    def select(self, keep) -> Prepared:
+        """The same task restricted to the items whose id is in `keep`, with the hashes of those items."""
+        items = [it for it in self.items if it.id in keep]
+        ids = [it.id for it in items]
+        return replace(self, items=items, data_hash=data_hash(ids, [it.row for it in items]), ids_hash=ids_hash(ids))
 
 
 def prepare(task: Task, cfg: RunConfig) -> Prepared:
+    """Load a task's items and read each row once: gold, options, prompt, side files."""
+    task = _configured(task, cfg)
+    items = load_items(task, cfg.data_dir, cfg.limit)
+    shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
+    renderer = Renderer(task, cfg.prompt_variant, shots)
+    read = []   # (gold, options, messages) per row
+    for k, (row, item_id) in enumerate(zip(items.rows, items.ids)):
+        try:
+            gold, options = answer_types.read(task, row)
+        except MedevalError as e:  # name the data file and line as well as the task field
+            raise MedevalError(f"{items.where(k)}: {e}") from None
+        read.append((gold, options, renderer.messages(row, item_id, options)))
+    from .item_files import adversarial_traces, attach_labels
+
+    rows, extra, labels = attach_labels(task, items.ids, items.rows, cfg.data_dir, cfg.item_labels)
+    if extra:
+        task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
+    notes = {"item_labels": labels} if labels else {}
+    traces = [None] * len(rows)
+    if cfg.adversarial:
+        found, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
+        traces = found or traces
+        if rec:
+            notes["adversarial_traces"] = rec
+    built = [Item(i, row, *r, trace) for i, row, r, trace in zip(items.ids, rows, read, traces)]
+    return Prepared(task, built, renderer, items.source, items.n_total, items.data_hash(), items.ids_hash(), notes)
+
+
+def _configured(task: Task, cfg: RunConfig) -> Task:
+    """The task as this run uses it (prompt variant, system prompt), its metrics checked."""
     variant = task.prompt.variants.get(cfg.prompt_variant) if cfg.prompt_variant else None
     if variant is not None:
         gen = task.generation.model_copy(update={k: v for k, v in (("max_tokens", variant.max_tokens),
@@ -113,48 +159,23 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
         task = task.model_copy(update={"generation": gen})
     if cfg.system_prompt is not None:
         task = task.model_copy(update={"prompt": task.prompt.model_copy(update={"system": cfg.system_prompt})})
-    from . import metrics
-
     for m in task.metrics:
         try:
             metrics.get(m)
         except KeyError as e:
             raise MedevalError(f"{task.source_file}: field 'metrics': {e.args[0]}") from None
+    for problem in metric_problems(task)[:1]:   # a metric that does not fit the answer type
+        raise MedevalError(problem)
     check_metric_options(task)
     if task.answer.type == "rubric" and (cfg.judge or "none").strip().lower() == "none":
         raise MedevalError(f"task {task.name!r} is graded by a model against physician rubrics: pass --judge MODEL "
                            "(the II-Medical cards used gpt-4.1) and, for a server other than OpenAI's, "
                            "--judge-base-url URL")
-    items = load_items(task, cfg.data_dir, cfg.limit)
-    shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
-    renderer = Renderer(task, cfg.prompt_variant, shots)
-    golds, options, messages = [], [], []
-    for k, (row, item_id) in enumerate(zip(items.rows, items.ids)):
-        try:
-            golds.append(gold_of(task, row))
-            options.append(options_of(task, row))
-        except MedevalError as e:  # name the data file and line as well as the task field
-            raise MedevalError(f"{items.where(k)}: {e}") from None
-        messages.append(renderer.messages(row, item_id))
-    from .item_files import adversarial_traces, attach_labels
-
-    rows, extra, labels = attach_labels(task, items.ids, items.rows, cfg.data_dir, cfg.item_labels)
-    if extra:
-        task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
-    notes = {"item_labels": labels} if labels else {}
-    prefills = None
-    if cfg.adversarial:
-        prefills, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
-        if rec:
-            notes["adversarial_traces"] = rec
-    return Prepared(task, items.ids, rows, golds, options, messages, renderer, items.source,
-                    items.n_total, items.data_hash(), items.ids_hash(), prefills, notes)
+    return task
 
 
 def check_metric_options(task: Task) -> None:
     """metric_options: a metric the task computes -> keyword options that metric takes."""
-    from . import metrics
-
     for name, opts in task.metric_options.items():
         if name not in task.metrics:
             raise MedevalError(f"{task.source_file}: field 'metric_options.{name}': not one of the task's metrics "
@@ -176,34 +197,24 @@ def modes_for(task: Task, cfg: RunConfig) -> list[str]:
 
 
 def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request]:
-    g = p.task.generation
+    g, kind = p.task.generation, answer_types.of(p.task)
     base = dict(max_tokens=cfg.max_tokens or g.max_tokens, stop=tuple(g.stop), seed=cfg.seed)
     out = {}
     if p.task.scoring == "loglikelihood":  # one request per item; both modes read its scores
         delim = p.task.loglikelihood.target_delimiter
-        for item_id, msgs, opts in zip(p.ids, p.messages, p.options):
-            conts = tuple(delim + text for _, text in loglikelihood_choices(p.task, opts))
-            r = Request(f"{p.task.name}/{item_id}/loglikelihood", msgs, chat=p.task.prompt.chat, continuations=conts)
-            out.update({(item_id, mode): r for mode in LL_MODES})
+        for it in p.items:
+            conts = tuple(delim + text for _, text in kind.loglikelihood_choices(p.task, it.options))
+            r = Request(f"{p.task.name}/{it.id}/loglikelihood", it.messages, chat=p.task.prompt.chat,
+                        continuations=conts)
+            out.update({(it.id, mode): r for mode in LL_MODES})
         return out
-    for k, (item_id, msgs, opts, gold) in enumerate(zip(p.ids, p.messages, p.options, p.golds)):
-        prefill = ((p.prefills and p.prefills[k]) or _adversarial_prefill(opts, gold)) if cfg.adversarial else ""
+    for it in p.items:
+        prefill = (it.trace or kind.adversarial_prefill(it.options, it.gold)) if cfg.adversarial else ""
         for mode in modes_for(p.task, cfg):
             s = (Sampling(n=1, temperature=0.0, top_p=1.0, **base) if mode == "greedy" else
                  Sampling(n=cfg.self_consistency, temperature=cfg.temperature, top_p=cfg.top_p, **base))
-            out[(item_id, mode)] = Request(f"{p.task.name}/{item_id}/{mode}", msgs, s, prefill, p.task.prompt.chat)
+            out[(it.id, mode)] = Request(f"{p.task.name}/{it.id}/{mode}", it.messages, s, prefill, p.task.prompt.chat)
     return out
-
-
-def adversarial_wrong(options: list[dict], gold) -> str | None:
-    """The misleading answer of the adversarial mode: the first wrong option (choice tasks only)."""
-    return next((o["letter"] for o in options if o["letter"] != gold), None)
-
-
-def _adversarial_prefill(options: list[dict], gold) -> str:
-    """The start of the assistant turn in adversarial mode: the wrong option stated as the answer."""
-    wrong = adversarial_wrong(options, gold)
-    return f"The answer is {wrong}. " if wrong else ""
 
 
 def generate_all(backend, cache: Cache, requests: list[Request], progress: bool = True) -> dict[str, dict]:
@@ -284,11 +295,11 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t_gen = time.time()
     out_dir = Path(cfg.output_dir)
     task_results = {}
+    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
                                                judge=graders.for_task(p.task), extract_judge=graders.extract,
-                                               bertscore_model=cfg.bertscore_model,
-                                               self_consistency=cfg.self_consistency)
+                                               run_options=run_options, self_consistency=cfg.self_consistency)
     graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .data import data_hash, ids_hash, iter_jsonl
+from .data import iter_jsonl
 from .errors import MedevalError
 from .results import run_results, write_results
 from .runner import RunConfig, prepare
@@ -54,10 +54,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                 f"the row index as a string, \"0\" to \"{p.n_total - 1}\"")
         raise MedevalError(f"{predictions}: {len(unknown)} ids are not items of task {task.name!r} "
                            f"(first: {unknown[:3]}); ids are {what} (see docs/score.md)")
-    keep = [k for k, i in enumerate(p.ids) if i in preds]
-    for attr in ("ids", "rows", "golds", "options", "messages"):
-        setattr(p, attr, [getattr(p, attr)[k] for k in keep])
-    p.data_hash, p.ids_hash = data_hash(p.ids, p.rows), ids_hash(p.ids)   # the items scored, as `run` hashes them
+    p = p.select(set(preds))   # the items scored, hashed as `run` hashes them
     modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
     texts = {"greedy": {i: {"prompt": None, "texts": preds[i][:1]} for i in p.ids}}
     if "sc" in modes:

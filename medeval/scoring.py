@@ -5,59 +5,58 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from . import answer_types
 from . import loglikelihood as ll
-from . import stats
+from . import metrics, stats
 from .accounting import Tally, is_truncated, tokens_of
-from .answers import loglikelihood_choices
-from .data import get_field
-from .extract import extract, outcome, vote
+from .answer_types import extract, outcome
+from .errors import MedevalError
+from .extract import vote
 from .extract_judge import JUDGED_TYPES
+from .fields import get_field
+from .metrics.base import RunOptions
 from .results import SamplesWriter, safe_child, task_results
 
-CORRECTNESS = {"choice", "yesno", "label", "multilabel"}
 
-
-def metric_options(task, options_per_item, bertscore_model: str | None = None) -> dict:
-    """Per-metric keyword options: the task's own, plus the label set for classification metrics,
-    plus the BERTScore model and layer (pinned by the task, else chosen once per run)."""
-    labels = task.answer.labels
-    if task.answer.type == "choice":
-        labels = sorted({o["letter"] for opts in options_per_item for o in opts})
+def metric_options(task, items, run: RunOptions | None = None) -> dict:
+    """Per-metric keyword options: the task's own, plus the answer type's label set for the metrics
+    that declare `needs_labels`, plus the run-wide choices a metric declares (`run_option`: the
+    BERTScore model and layer, pinned by the task or chosen once per run)."""
+    labels = answer_types.of(task).metric_labels(task, [it.options for it in items])
+    run = run if run is not None else RunOptions()
     out = {}
-    for m in task.metrics:
-        opts = dict(task.metric_options.get(m, {}))
-        if labels and ("f1" in m and task.answer.type != "entities"):
+    for name in task.metrics:
+        m = metrics.get(name)
+        opts = dict(task.metric_options.get(name, {}))
+        if m.needs_labels and labels:
             opts.setdefault("labels", labels)
-        if m.startswith("bertscore") and (bertscore_model or "model_type" not in opts):
-            from .metrics.text import choose_bertscore
-
-            chosen = choose_bertscore(bertscore_model)
-            opts.update(model_type=chosen["model_type"], num_layers=chosen["num_layers"])
-            opts["model_source"] = chosen["source"]
-        out[m] = opts
+        opts.update(run.options_for(m, opts))
+        out[name] = opts
     return out
 
 
 def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_judge=None,
-               bertscore_model: str | None = None, self_consistency: int = 0) -> dict:
+               run_options: RunOptions | None = None, self_consistency: int = 0) -> dict:
     """Score one task from the generation results of `runner.generate_all`. The run's choices are passed
-    in: its graders (graders.py; `judge` for this task, the run's `extract_judge`), the BERTScore model and k."""
+    in: its graders (graders.py; `judge` for this task, the run's `extract_judge`), its metric choices
+    (`run_options`, made once per run) and k."""
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
              for mode in modes}
-    result = score_items(p, modes, texts, out_dir, judge=judge, bertscore_model=bertscore_model,
+    result = score_items(p, modes, texts, out_dir, judge=judge, run_options=run_options,
                          extract_judge=extract_judge)
     shots = p.task.fewshot.n if p.task.fewshot else 0
     result["protocols"] = {m: ll.protocol(m, shots, self_consistency) for m in modes}
     return result
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None, extract_judge=None) -> dict:
+def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, extract_judge=None) -> dict:
     """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
     `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
-    its metrics are reported beside the rules-only ones, which stay `metrics`."""
+    its metrics are reported beside the rules-only ones, which stay `metrics`. `run_options`: the
+    run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
-    task = p.task
-    opts = metric_options(task, p.options, bertscore_model)
+    task, kind = p.task, answer_types.of(p.task)
+    opts = metric_options(task, p.items, run_options)
     preds = {m: [] for m in modes}
     hits = {m: [] for m in modes}          # per item: share of its samples that are correct (choice/label)
     graded = {m: [] for m in modes}        # rubric tasks: the grader's record per item
@@ -67,21 +66,22 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     skipped = defaultdict(int)
     gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
     if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
-        judge.prefetch([(extract(task, (texts[m][i]["texts"] or [""])[0] or "", row, options), gold, row)
-                        for m in gen for i, row, gold, options in zip(p.ids, p.rows, p.golds, p.options)])
-    outcomes = {m: {i: [outcome(task, (texts[m][i].get("prefill") or "") + (t or ""), row, options)
-                        for t in texts[m][i]["texts"]] for i, row, options in zip(p.ids, p.rows, p.options)}
+        judge.prefetch([(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
+                         it.row) for m in gen for it in p.items])
+    outcomes = {m: {it.id: [outcome(task, (texts[m][it.id].get("prefill") or "") + (t or ""), it.row, it.options)
+                            for t in texts[m][it.id]["texts"]] for it in p.items}
                 for m in gen}
     xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
     if xj is not None:
-        xj.prefetch_outputs([(task, (texts[m][i].get("prefill") or "") + (t or ""), options)
-                             for m in gen for i, options in zip(p.ids, p.options)
-                             for t, o in zip(texts[m][i]["texts"], outcomes[m][i]) if o.status == "invalid"])
+        xj.prefetch_outputs([(task, (texts[m][it.id].get("prefill") or "") + (t or ""), it.options)
+                             for m in gen for it in p.items
+                             for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
     judged = {m: [] for m in modes}
     xcounts = {m: {"answered": 0, "none": 0, "unparseable": 0} for m in modes}
     xinvalid = {m: 0 for m in modes}
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
-    for k, (item_id, row, gold, options) in enumerate(zip(p.ids, p.rows, p.golds, p.options)):
+    for it in p.items:
+        item_id, row, gold, options = it.id, it.row, it.gold, it.options
         sample = {"id": item_id, "prompt": None, "gold": gold,
                   "meta": {s: _stratum(row, s) for s in task.strata}}
         for mode in modes:
@@ -93,7 +93,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
             if mode in ll.MODES:  # no text: the choice with the highest (normalised) log-probability
-                pred, block = ll.pick(mode, got["scores"], loglikelihood_choices(task, options))
+                pred, block = ll.pick(mode, got["scores"], kind.loglikelihood_choices(task, options))
                 block.update(pred=pred, correct=pred == gold)
                 preds[mode].append(pred)
                 sample[mode] = block
@@ -130,18 +130,17 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
                 (ambiguous if hedged else invalid)[mode][0] += 1
                 block["pred_status"] = "ambiguous" if hedged else "invalid"
                 invalid[mode][2] += not hedged and is_truncated(finishes)
-            if task.answer.type in CORRECTNESS:
-                block["correct"] = pred is not None and pred == gold
-                hits[mode].append(sum(e is not None and e == gold for e in ext) / max(len(ext), 1))
+            if kind.correctness:
+                block["correct"] = kind.is_correct(pred, gold)
+                hits[mode].append(sum(kind.is_correct(e, gold) for e in ext) / max(len(ext), 1))
                 if "pred_with_extract_judge" in block:
-                    pj = block["pred_with_extract_judge"]
-                    block["correct_with_extract_judge"] = pj is not None and pj == gold
+                    block["correct_with_extract_judge"] = kind.is_correct(block["pred_with_extract_judge"], gold)
             preds[mode].append(pred)
             sample[mode] = block
         writer.write(sample)
     writer.close()
-    golds = p.golds
-    clusters = _clusters(task, p.rows)
+    golds = [it.gold for it in p.items]
+    clusters = _clusters(task, p.items)
     result = task_results(
         task=task.name, display_name=task.display_name or task.name, version=task.version,
         task_hash=task.spec_hash(), prompt_hash=p.renderer.prompt_hash(), template=p.renderer.template_name,
@@ -169,7 +168,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, bertscore_model=None
     if task.answer.type == "rubric":
         from .rubric import breakdowns
 
-        result["rubric"] = {m: breakdowns(graded[m], p.rows) for m in modes}
+        result["rubric"] = {m: breakdowns(graded[m], [it.row for it in p.items]) for m in modes}
     if xj is not None:
         n = max(len(p.ids), 1)
         result["extract_judge"] = {
@@ -201,32 +200,28 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
 
 def _recovery(p, preds, texts, modes) -> dict:
     """Adversarial mode: how often the final answer is right (recovered) or the pre-filled wrong one (misled)."""
-    from .runner import adversarial_wrong
-
-    traces = getattr(p, "prefills", None)
-    wrong = [adversarial_wrong(o, g) for o, g in zip(p.options, p.golds)]
+    kind = answer_types.of(p.task)
+    wrong = [kind.adversarial_wrong(it.options, it.gold) for it in p.items]
     out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
-    if traces:
+    if "adversarial_traces" in p.notes:   # a trace file or field was read (some items may have none)
         # the trace's own conclusion is the answer it pushes; items without a trace keep the short pre-fill
-        wrong = [extract(p.task, t, row, o) if t else w for t, row, o, w in zip(traces, p.rows, p.options, wrong)]
+        wrong = [extract(p.task, it.trace, it.row, it.options) if it.trace else w for it, w in zip(p.items, wrong)]
         out = {"prefill": "a per-item wrong reasoning trace (see adversarial_traces); items without one: the "
                           "first wrong option stated as the answer",
-               "trace_without_answer": sum(t is not None and w is None for t, w in zip(traces, wrong))}
-    n = max(len(p.ids), 1)
+               "trace_without_answer": sum(it.trace is not None and w is None for it, w in zip(p.items, wrong))}
+    n = max(len(p.items), 1)
     for m in modes:
-        out[m] = {"recovery_rate": sum(x == g for x, g in zip(preds[m], p.golds)) / n,
+        out[m] = {"recovery_rate": sum(x == it.gold for x, it in zip(preds[m], p.items)) / n,
                   "misled_rate": sum(x is not None and x == w for x, w in zip(preds[m], wrong)) / n}
     return out
 
 
-def _clusters(task, rows) -> list | None:
+def _clusters(task, items) -> list | None:
     """The bootstrap unit of each item: its `bootstrap_cluster` value (None: every item is its own)."""
     if not task.bootstrap_cluster:
         return None
-    from .errors import MedevalError
-
     try:
-        return [str(get_field(r, task.bootstrap_cluster)) for r in rows]
+        return [str(get_field(it.row, task.bootstrap_cluster)) for it in items]
     except KeyError:
         raise MedevalError(f"{task.source_file}: field 'bootstrap_cluster': a row has no field "
                            f"{task.bootstrap_cluster!r}; add it to the data or remove bootstrap_cluster") from None
@@ -260,8 +255,8 @@ def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dic
     pick = lambda xs, idx: None if xs is None else [xs[k] for k in idx]
     for field in task.strata:
         groups = defaultdict(list)
-        for k, row in enumerate(p.rows):
-            groups[str(_stratum(row, field))].append(k)
+        for k, it in enumerate(p.items):
+            groups[str(_stratum(it.row, field))].append(k)
         out[field] = {
             value: {"n": len(idx), **{m: {**{name: stats.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
                                                                         opts[name], clusters=pick(clusters, idx))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .data import Items
 from .errors import MedevalError
 from .results import SamplesWriter, safe_child
 
@@ -49,11 +48,7 @@ def take(p, index: int, count: int):
         raise MedevalError(f"--shard {index}/{count}: task {p.task.name!r} has only {len(p.ids)} items; "
                            f"use at most {len(p.ids)} shards")
     owner = assign(p.ids, count)
-    keep = [k for k, item_id in enumerate(p.ids) if owner[item_id] == index]
-    items = Items([p.rows[k] for k in keep], [p.ids[k] for k in keep], p.source, p.n_total)
-    return dataclasses.replace(p, ids=items.ids, rows=items.rows, golds=[p.golds[k] for k in keep],
-                               options=[p.options[k] for k in keep], messages=[p.messages[k] for k in keep],
-                               data_hash=items.data_hash(), ids_hash=items.ids_hash())
+    return p.select({item_id for item_id, shard in owner.items() if shard == index})
 
 
 def config_dict(cfg) -> dict:

@@ -17,14 +17,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import answer_types, metrics
 from .errors import MedevalError
 
-AnswerType = Literal["choice", "yesno", "label", "multilabel", "entities", "text", "span", "diagnosis", "rubric"]
-VOTABLE = {"choice", "yesno", "label", "multilabel"}
+# What `answer.type` and `answer.gold_format` accept, derived from the answer types (medeval/answer_types/)
+AnswerType = Literal[answer_types.names()]
+VOTABLE = {name for name in answer_types.names() if answer_types.get(name).votable}
 # gold formats each answer type accepts; the first is the default when a file gives none
-GOLD_FORMATS = {"choice": ("letter", "index0", "index1", "text"), "yesno": ("label",), "label": ("label",),
-                "multilabel": ("labels",), "entities": ("entities",), "span": ("texts", "text"),
-                "text": ("text", "texts"), "diagnosis": ("text",), "rubric": ("rubric",)}
+GOLD_FORMATS = {name: answer_types.get(name).gold_formats for name in answer_types.names()}
+GoldFormat = Literal[tuple(dict.fromkeys(f for formats in GOLD_FORMATS.values() for f in formats))]
 
 
 class Strict(BaseModel):
@@ -73,7 +74,7 @@ class Prompt(Strict):
 class Answer(Strict):
     type: AnswerType
     gold: str                              # field (dotted path) holding the gold answer
-    gold_format: Literal["letter", "index0", "index1", "label", "labels", "text", "texts", "entities", "rubric"] = "label"
+    gold_format: GoldFormat = "label"
     options: str | list[str] | None = None # choice: a field holding a dict/list, or a list of fields
     labels: list[str] = []                 # yesno / label / multilabel / entities types
     aliases: dict[str, list[str]] = {}     # label -> other spellings the model may use
@@ -82,26 +83,17 @@ class Answer(Strict):
     @model_validator(mode="after")
     def _consistent(self):
         t = self.type
-        if "gold_format" not in self.model_fields_set and t != "label":
+        if "gold_format" not in self.model_fields_set:
             self.gold_format = GOLD_FORMATS[t][0]
         if self.gold_format not in GOLD_FORMATS[t]:
             raise ValueError(f"answer.gold_format {self.gold_format!r} does not fit answer.type {t!r}; "
                              f"use one of: {', '.join(GOLD_FORMATS[t])}")
-        if t == "choice":
-            if not self.options:
-                raise ValueError("answer.type 'choice' needs answer.options (a field, or a list of fields)")
-            if isinstance(self.options, list) and not (2 <= len(self.options) <= 10 and all(self.options)):
-                raise ValueError(f"answer.options lists {len(self.options)} fields; a choice task needs 2 to 10 "
-                                 "non-empty field names (or one field holding a list or dict)")
-            if self.labels or self.aliases:
-                raise ValueError("answer.labels and answer.aliases are not used by answer.type 'choice' "
-                                 "(the option letters are the labels): remove them")
-        elif self.options is not None:
-            raise ValueError(f"answer.options is only used by answer.type 'choice', not {t!r}: remove it")
-        if t in ("label", "multilabel", "entities") and not self.labels:
+        kind = answer_types.get(t)
+        kind.check(self)   # the type's own rules (options of a choice task, ...): ValueError if broken
+        if kind.needs_labels and not self.labels:
             raise ValueError(f"answer.type '{t}' needs answer.labels")
-        if t == "yesno" and not self.labels:
-            self.labels = ["yes", "no", "maybe"]
+        if not self.labels and kind.default_labels:
+            self.labels = list(kind.default_labels)
         if len(set(self.labels)) != len(self.labels) or not all(str(l).strip() for l in self.labels):
             raise ValueError("answer.labels must be distinct, non-empty labels")
         unknown = [k for k in self.aliases if k not in self.labels]
@@ -180,13 +172,13 @@ class Task(Strict):
 
     @model_validator(mode="after")
     def _scorable(self):
-        if self.scoring == "loglikelihood":
-            kind = self.loglikelihood.choices
-            if kind in ("letters", "texts") and self.answer.type != "choice":
-                raise ValueError(f"loglikelihood.choices {kind!r} needs answer.type 'choice'; use 'labels' for "
-                                 f"answer.type {self.answer.type!r}")
-            if kind == "labels" and self.answer.type not in ("yesno", "label"):
-                raise ValueError("loglikelihood.choices 'labels' needs answer.type 'yesno' or 'label'")
+        kind, t = self.loglikelihood.choices, self.answer.type
+        if self.scoring == "loglikelihood" and kind not in answer_types.get(t).loglikelihood:
+            fit = [n for n in answer_types.names() if kind in answer_types.get(n).loglikelihood]
+            own = answer_types.get(t).loglikelihood
+            hint = f"; use {own[0]!r} for answer.type {t!r}" if own else f"; answer.type {t!r} cannot be scored so"
+            raise ValueError(f"loglikelihood.choices {kind!r} needs answer.type "
+                             f"{' or '.join(repr(n) for n in fit)}{hint}")
         return self
 
     @property
@@ -403,12 +395,20 @@ def check(item: Task | Group, registry: Registry) -> list[str]:
         if not any((d / tmpl).is_file() for d in dirs):
             out.append(f"{src}: field '{field_name}': template {tmpl!r} not found in "
                        f"{' or '.join(str(d) for d in dirs)}")
-    from . import metrics
+    return out + metric_problems(item)
 
-    known = metrics.names()
-    for m in item.metrics:
+
+def metric_problems(task: Task) -> list[str]:
+    """Each metric of the task must exist and apply to its answer type (one line per problem)."""
+    out, src, known = [], task.source_file, metrics.names()
+    for m in task.metrics:
         if m not in known:
             close = difflib.get_close_matches(m, known, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}?" if close else "see docs/metrics.md"
             out.append(f"{src}: field 'metrics': unknown metric {m!r}; {hint}")
+        elif not metrics.get(m).applies_to(task.answer.type):
+            fits = [n for n in known if metrics.get(n).applies_to(task.answer.type)]
+            out.append(f"{src}: field 'metrics': metric {m!r} does not apply to answer.type "
+                       f"{task.answer.type!r} (it applies to {', '.join(sorted(metrics.get(m).answer_types))}); "
+                       f"remove it or use one of: {', '.join(fits)}")
     return out

@@ -1,10 +1,10 @@
 """Answer extraction on the output styles real models write, for every bundled task."""
 import pytest
 
-from medeval.answers import gold_of, options_of
+from medeval.answer_types import extract, read
 from medeval.data import load_items
-from medeval.extract import extract, extract_choice, extract_label, extract_labels, label_outcome, strip_think, vote
-from medeval.extract_choice import choice_outcome
+from medeval.extract import extract_label, extract_labels, label_outcome, strip_think, vote
+from medeval.extract_choice import choice_outcome, extract_choice
 from medeval.spec import Registry
 
 from conftest import DATA
@@ -152,8 +152,7 @@ def test_every_choice_task_extracts_every_letter_in_many_styles(name):
         pytest.skip(f"{name}: its data is not in the offline mirror (user-supplied, see the task's how_to_get)")
     items = load_items(task, DATA, limit=5)
     for row in items.rows:
-        opts = options_of(task, row)
-        gold = gold_of(task, row)
+        gold, opts = read(task, row)
         gold_text = next(o["text"] for o in opts if o["letter"] == gold)
         for style in (gold, f"({gold})", f"Answer: {gold}", f"The answer is {gold}.", f"**{gold}**",
                       f"\\boxed{{{gold}}}", f"{gold}. {gold_text}", f"<think>hmm</think>{gold}"):

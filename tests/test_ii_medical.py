@@ -40,10 +40,10 @@ def test_group_defaults_fill_only_unset_options():
 def test_card_prompt_options_3_to_10_and_no_double_options(data_dir):
     cfg = RunConfig(tasks=[], data_dir=str(data_dir), prompt_variant="ii_medical")
     p = prepare(REG.tasks["mmlu_pro_medical"], cfg)
-    assert {len(o) for o in p.options} >= {8, 10} and p.task.generation.max_tokens == 8192
-    user = p.messages[0][-1][1]
+    assert {len(it.options) for it in p.items} >= {8, 10} and p.task.generation.max_tokens == 8192
+    user = p.items[0].messages[-1][1]
     assert user.endswith("Please reason step-by-step, and put your final answer within \\boxed{}.")
-    assert "\nJ. " in user or len(p.options[0]) < 10
+    assert "\nJ. " in user or len(p.items[0].options) < 10
     # every option count in the set (3..10) renders its letters
     rows = [json.loads(line) for line in (data_dir / "mmlu_pro_medical" / "test.jsonl").open()]
     r = Renderer(REG.tasks["mmlu_pro_medical"], "ii_medical")
@@ -98,7 +98,7 @@ def test_item_labels_and_trace_files_reach_strata_and_requests(data_dir, tmp_pat
                     adversarial_file=str(traces), self_consistency=0)
     p = prepare(REG.tasks["medbullets_op4"], cfg)
     assert "item_labels.is_reasoning" in p.task.strata
-    assert p.rows[0]["item_labels"] == {"is_reasoning": "1"} and "item_labels" not in p.rows[1]
+    assert p.items[0].row["item_labels"] == {"is_reasoning": "1"} and "item_labels" not in p.items[1].row
     assert p.notes["item_labels"]["items_labelled"] == 1 and p.notes["item_labels"]["items_without_label"] == 2
     reqs = build_requests(p, cfg)
     assert reqs[("medbullets_op4-0001", "greedy")].prefill.endswith("The answer is A.")
@@ -148,10 +148,10 @@ def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_pa
     task = REG.tasks["medbullets_op4"].model_copy(update={"adversarial": Adversarial(field="wrong_trace")})
     cfg = RunConfig(tasks=[], data_dir=str(tmp_path), adversarial=True, self_consistency=0)
     p = prepare(task, cfg)
-    assert p.prefills == [rows[0]["wrong_trace"], None]
+    assert [it.trace for it in p.items] == [rows[0]["wrong_trace"], None]
     assert p.notes["adversarial_traces"] == {"field": "wrong_trace", "items_with_trace": 1, "items_without_trace": 1}
-    gold0 = p.golds[0]
-    rec = _recovery(p, {"greedy": ["A", p.golds[1]]}, {}, ["greedy"])
+    gold0 = p.items[0].gold
+    rec = _recovery(p, {"greedy": ["A", p.items[1].gold]}, {}, ["greedy"])
     assert rec["greedy"]["misled_rate"] == (0.5 if gold0 != "A" else 0.0) and rec["trace_without_answer"] == 0
 
 
@@ -163,5 +163,5 @@ def test_lancet_reads_m1_rows_without_ids(data_dir, tmp_path):
     (tmp_path / "lancet" / "test.jsonl").write_text(
         "".join(json.dumps({k: r[k] for k in ("question", "options", "answer_idx", "answer")}) + "\n" for r in rows))
     p = prepare(REG.tasks["lancet"], RunConfig(tasks=[], data_dir=str(tmp_path), prompt_variant="ii_medical"))
-    assert p.ids == ["0", "1", "2"] and p.golds == [r["answer_idx"] for r in rows]
-    assert [len(o) for o in p.options] == [5, 5, 5]
+    assert p.ids == ["0", "1", "2"] and [it.gold for it in p.items] == [r["answer_idx"] for r in rows]
+    assert [len(it.options) for it in p.items] == [5, 5, 5]

@@ -26,7 +26,7 @@ def test_fewshot_examples_become_earlier_chat_turns_from_the_named_split(data_di
 def test_system_prompt_and_variables(data_dir):
     cfg = RunConfig(tasks=["medqa"], limit=2, data_dir=str(data_dir), system_prompt="You are a careful physician.")
     p = prepare(REG.tasks["medqa"], cfg)
-    first = p.messages[0]
+    first = p.items[0].messages
     assert first[0] == ("system", "You are a careful physician.")
     assert "A. " in first[1][1] and "D. " in first[1][1] and first[1][1].rstrip().endswith("Answer:")
 
@@ -34,5 +34,5 @@ def test_system_prompt_and_variables(data_dir):
 def test_reasoning_variant_changes_template_and_generation(data_dir):
     cfg = RunConfig(tasks=["medqa"], limit=1, data_dir=str(data_dir), prompt_variant="reasoning")
     p = prepare(REG.tasks["medqa"], cfg)
-    assert "\\boxed{LETTER}" in p.messages[0][-1][1]
+    assert "\\boxed{LETTER}" in p.items[0].messages[-1][1]
     assert p.task.generation.max_tokens == 2048 and p.task.generation.stop == []

@@ -4,10 +4,9 @@ import json
 
 import pytest
 
-from medeval.answers import gold_of
+from medeval.answer_types import extract, read
 from medeval.data import load_items
 from medeval.errors import MedevalError
-from medeval.extract import extract
 from medeval.prompts import Renderer
 from medeval.runner import RunConfig, run
 from medeval.spec import Registry, _resolve_base, package_dir, read_yaml
@@ -51,7 +50,7 @@ def test_public_task_renders_its_first_items(reg, name):
     for row, item_id in zip(items.rows, items.ids):
         (role, text), = renderer.messages(row, item_id)
         assert role == "user" and "{{" not in text and "{%" not in text
-        gold_of(t, row)   # the gold answer is in the label set / well formed
+        read(t, row)[0]   # the gold answer is in the label set / well formed
         if name in ("covidqa", "pubmed_summ"):   # a 12,000-character window of the document
             body = row["context" if name == "covidqa" else "article"]
             if len(body) > 12_000:
@@ -106,7 +105,7 @@ def test_ner_extraction_on_real_sentences(reg):
     t = reg.tasks["ncbi_disease"]
     row = load_items(t, DATA, limit=1).rows[0]   # "... ataxia - telangiectasia gene in a sporadic T - cell leukaemia ."
     lines = '{"text": "ataxia-telangiectasia", "type": "Disease"}\n{"text": "sporadic T-cell leukaemia", "type": "disease"}'
-    assert extract(t, lines, row) == gold_of(t, row)
+    assert extract(t, lines, row) == read(t, row)[0]
     fenced = 'Here are the entities:\n\n```json\n[{"text": "ataxia - telangiectasia", "type": "Disease"}]\n```'
     assert extract(t, fenced, row) == [[6, 9, "Disease"]]
     assert extract(t, "None", row) == [] and extract(t, "I found some diseases.", row) is None
@@ -116,7 +115,7 @@ def test_ner_extraction_on_real_sentences(reg):
     assert extract(t, out, row) == [[9, 10, "Chemical"], [15, 17, "Disease"]]
     assert extract(t, '{"text": "dobutamine", "type": "Drug"}', row) == []   # not a task type
     t, row = reg.tasks["i2b2"], SYNTHETIC["i2b2/test.jsonl"][1]   # the documented schema aligns
-    assert extract(t, '{"text": "chest x-ray", "type": "TEST"}', row) == gold_of(t, row) == [[3, 7, "test"]]
+    assert extract(t, '{"text": "chest x-ray", "type": "TEST"}', row) == read(t, row)[0] == [[3, 7, "test"]]
 
 
 @pytest.mark.parametrize("text", [

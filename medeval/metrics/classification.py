@@ -7,6 +7,8 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from .base import metric
 
+LABELLED = ("choice", "yesno", "label")   # one answer from a closed set: per-class F1 applies
+
 INVALID = "<invalid>"
 
 
@@ -20,7 +22,7 @@ def _exact(pred, gold, **_):
     return float(pred is not None and pred == gold)
 
 
-@metric("accuracy", item=_exact)
+@metric("accuracy", item=_exact, answer_types=("choice", "yesno", "label", "multilabel"))
 def accuracy(preds, golds, **_):
     """Fraction of items whose extracted answer equals the gold answer (invalid = wrong)."""
     if not golds:
@@ -60,7 +62,7 @@ def _f1_from_counts(sums, average="macro"):
 _micro = lambda sums: _f1_from_counts(sums, "micro")
 
 
-@metric("macro_f1", stats=_class_counts, from_stats=_f1_from_counts)
+@metric("macro_f1", stats=_class_counts, from_stats=_f1_from_counts, answer_types=LABELLED, needs_labels=True)
 def macro_f1(preds, golds, labels=None, **_):
     """Unweighted mean of per-class F1 over the task's label set (sklearn average='macro').
 
@@ -72,7 +74,8 @@ def macro_f1(preds, golds, labels=None, **_):
     return float(f1_score(golds, p, labels=labs, average="macro", zero_division=0))
 
 
-@metric("macro_f1_positive", stats=_class_counts, from_stats=_f1_from_counts)
+@metric("macro_f1_positive", stats=_class_counts, from_stats=_f1_from_counts, answer_types=LABELLED,
+        needs_labels=True)
 def macro_f1_positive(preds, golds, labels=None, negative=None, **_):
     """Macro-F1 over the positive classes only: the label set minus `negative` (DDI's 'false')."""
     labs = [l for l in _labels(preds, golds, labels) if l != negative]
@@ -80,7 +83,7 @@ def macro_f1_positive(preds, golds, labels=None, negative=None, **_):
     return float(f1_score(golds, p, labels=labs, average="macro", zero_division=0))
 
 
-@metric("micro_f1_positive", stats=_class_counts, from_stats=_micro)
+@metric("micro_f1_positive", stats=_class_counts, from_stats=_micro, answer_types=LABELLED, needs_labels=True)
 def micro_f1_positive(preds, golds, labels=None, negative=None, **_):
     """Micro-F1 over the positive classes only (the convention of the BLURB DDI leaderboard)."""
     labs = [l for l in _labels(preds, golds, labels) if l != negative]
@@ -88,7 +91,7 @@ def micro_f1_positive(preds, golds, labels=None, negative=None, **_):
     return float(f1_score(golds, p, labels=labs, average="micro", zero_division=0))
 
 
-@metric("multilabel_macro_f1")
+@metric("multilabel_macro_f1", answer_types=("multilabel",), needs_labels=True)
 def multilabel_macro_f1(preds, golds, labels=None, **_):
     """Label-wise macro-F1 for multi-label tasks: F1 per label over items, then the plain mean.
 

@@ -48,7 +48,7 @@ def _register_topk(k: int):
         return topk_accuracy(preds, k)
 
     corpus.__doc__ = f"Top-{k} accuracy: fraction of items whose diagnosis rank (the prediction) is <= {k}; gold unused."
-    metric(f"top{k}_accuracy", item=item)(corpus)
+    metric(f"top{k}_accuracy", item=item, answer_types=("diagnosis",))(corpus)
     return corpus
 
 

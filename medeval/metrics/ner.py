@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 
 from .base import metric
 
+ENTITIES = ("entities",)
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # the data's tokenisation: word runs, each punctuation mark alone
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _FENCE = re.compile(r"```[\w-]*\n?(.*?)```", re.S)
@@ -154,30 +156,30 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
-@metric("entity_micro_f1")
+@metric("entity_micro_f1", answer_types=ENTITIES)
 def entity_micro_f1(preds, golds, types=None, **_):
     """Entity-level micro F1: 2TP / (2TP + FP + FN) with TP/FP/FN summed over types (exact span and type)."""
     return _f1(*_micro(preds, golds, types))
 
 
-metric("entity_f1")(entity_micro_f1)  # the CoNLL / seqeval convention: micro
+metric("entity_f1", answer_types=ENTITIES)(entity_micro_f1)  # the CoNLL / seqeval convention: micro
 
 
-@metric("entity_macro_f1")
+@metric("entity_macro_f1", answer_types=ENTITIES)
 def entity_macro_f1(preds, golds, types=None, **_):
     """Entity-level macro F1: the plain mean over types (`types`, else those seen) of per-type F1."""
     per_type = entity_counts(preds, golds, types)
     return sum(_f1(*c) for c in per_type.values()) / len(per_type) if per_type else 0.0
 
 
-@metric("entity_precision")
+@metric("entity_precision", answer_types=ENTITIES)
 def entity_precision(preds, golds, types=None, **_):
     """Entity-level micro precision: TP / (TP + FP), 0 when nothing is predicted."""
     tp, fp, _fn = _micro(preds, golds, types)
     return tp / (tp + fp) if tp + fp else 0.0
 
 
-@metric("entity_recall")
+@metric("entity_recall", answer_types=ENTITIES)
 def entity_recall(preds, golds, types=None, **_):
     """Entity-level micro recall: TP / (TP + FN), 0 when there is no gold entity."""
     tp, _fp, fn = _micro(preds, golds, types)

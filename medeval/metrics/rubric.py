@@ -11,7 +11,7 @@ def _item(pred, gold, **_):
     return float(pred) if isinstance(pred, (int, float)) else 0.0
 
 
-@metric("rubric_score", item=_item)
+@metric("rubric_score", item=_item, answer_types=("rubric",))
 def rubric_score(preds, golds, **_):
     """Mean rubric score: points met over positive points, clipped to [0, 1], per item"""
     return float(np.mean([_item(p, g) for p, g in zip(preds, golds)])) if preds else 0.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import metric
+from .base import RUN_OPTIONS, RunOption, metric
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _register_rouge(rouge_type: str, what: str):
 
     corpus.__doc__ = (f"Mean over items of the {what} F-measure (rouge-score, Porter-stemmed, lower-cased, "
                       f"tokens = runs of [a-z0-9]).")
-    metric(rouge_type, item=item)(corpus)
+    metric(rouge_type, item=item, answer_types=("text",))(corpus)
     return corpus
 
 
@@ -102,6 +102,16 @@ def choose_bertscore(choice: str | None = None) -> dict:
     name, _, layer = choice.partition(":")
     model_type, num_layers, _ = _resolve(name, int(layer) if layer else None, "cpu")
     return {"model_type": model_type, "num_layers": num_layers, "source": f"{name} (--bertscore-model)"}
+
+
+def _bertscore_options(choice: str | None) -> dict:
+    """The options every BERTScore metric of a run gets (choose_bertscore, once per run)."""
+    chosen = choose_bertscore(choice)
+    return {"model_type": chosen["model_type"], "num_layers": chosen["num_layers"], "model_source": chosen["source"]}
+
+
+# --bertscore-model, else the task's own model_type, else the default choice
+RUN_OPTIONS["bertscore_model"] = RunOption(_bertscore_options, pinned_by="model_type")
 
 
 def _hub_model_available(name: str) -> bool:
@@ -176,10 +186,7 @@ def _register_bertscore(part: str):
                       "embeddings, no idf, no baseline rescaling; model and layer from the options).")
     # Per-item scores come from one batched call, not from an item= function called per item.
     batch = functools.partial(bertscore_item_scores, part=part)
-    try:
-        metric(f"bertscore_{part}", batch_item=batch)(corpus)
-    except TypeError:  # the registry has no batch_item yet: corpus value only
-        metric(f"bertscore_{part}")(corpus)
+    metric(f"bertscore_{part}", batch_item=batch, answer_types=("text",), run_option="bertscore_model")(corpus)
     return corpus
 
 
@@ -231,13 +238,13 @@ def token_f1_item(pred, gold, **_) -> float:
     return max(_token_f1(_text(pred, "prediction"), g) for g in _answers(gold))
 
 
-@metric("exact_match", item=exact_match_item)
+@metric("exact_match", item=exact_match_item, answer_types=("span", "text"))
 def exact_match(preds, golds, **_):
     """Mean over items of SQuAD exact match (normalised; max over gold answers; invalid = 0)."""
     return float(np.mean([exact_match_item(p, g) for p, g in zip(preds, golds)])) if golds else float("nan")
 
 
-@metric("token_f1", item=token_f1_item)
+@metric("token_f1", item=token_f1_item, answer_types=("span", "text"))
 def token_f1(preds, golds, **_):
     """Mean over items of SQuAD token F1 (normalised; max over gold answers; invalid = 0)."""
     return float(np.mean([token_f1_item(p, g) for p, g in zip(preds, golds)])) if golds else float("nan")
