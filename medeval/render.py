@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import MedevalError
-from .runner import RunConfig, apply_group_defaults, build_requests, prepare
+from .runner import RunConfig, apply_group_defaults, build_requests, modes_for, prepare
 from .spec import Task
 
 
@@ -24,13 +24,15 @@ def render_items(cfg: RunConfig, chat_model: str | None = None, chat_template_kw
     out = []
     for task in registry.resolve(cfg.tasks):
         p = prepare(task, cfg)
-        reqs = build_requests(p, cfg)
+        reqs, mode = build_requests(p, cfg), modes_for(p.task, cfg)[0]
         for it in p.items:
-            req = reqs[(it.id, "greedy")]
+            req = reqs[(it.id, mode)]
             item = {"task": task.name, "id": it.id, "n_total": p.n_total, "gold": it.gold, "options": it.options,
                     "messages": [{"role": r, "content": c} for r, c in req.messages], "chat": req.chat,
                     "prefill": req.prefill or None,
-                    "generation": {"max_tokens": req.sampling.max_tokens, "stop": list(req.sampling.stop)},
+                    "generation": None if req.continuations else {"max_tokens": req.sampling.max_tokens,
+                                                                  "stop": list(req.sampling.stop)},
+                    "continuations": list(req.continuations) or None,
                     "template": p.renderer.template_name, "warnings": repeated_options(req.messages, it.options)}
             if tok_render is not None:
                 item["prompt"] = tok_render(req)
@@ -72,7 +74,10 @@ def format_item(item: dict) -> str:
     for o in item["options"]:
         lines.append(f"  option {o['letter']}: {o['text']}")
     g = item["generation"]
-    lines.append(f"generation: max_tokens={g['max_tokens']} stop={g['stop']!r} chat_template={item['chat']}")
+    if g is not None:
+        lines.append(f"generation: max_tokens={g['max_tokens']} stop={g['stop']!r} chat_template={item['chat']}")
+    else:   # scoring: loglikelihood: nothing is generated; each continuation is scored after the prompt
+        lines.append(f"scored continuations: {item['continuations']!r} chat_template={item['chat']}")
     for w in item["warnings"]:
         lines.append(f"WARNING: {w}")
     if "prompt" in item:

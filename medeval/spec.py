@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from . import answer_types, metrics
 from .errors import MedevalError
+from .safe_yaml import load_mapping
 
 # What `answer.type` and `answer.gold_format` accept, derived from the answer types (medeval/answer_types/)
 AnswerType = Literal[answer_types.names()]
@@ -220,42 +220,9 @@ def package_dir(kind: str) -> Path:
     return Path(sys.prefix) / "share" / "medeval" / kind
 
 
-MAX_YAML_BYTES = 1_000_000     # a task file is a few kilobytes
-MAX_YAML_VALUES = 100_000      # values after expanding aliases (a "billion laughs" file expands to billions)
-
-
-def _count_values(data, path: Path) -> None:
-    """Walk the loaded structure as JSON would (aliases expanded), giving up past MAX_YAML_VALUES."""
-    budget, stack = MAX_YAML_VALUES, [data]
-    while stack:
-        x = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise MedevalError(f"{path}: more than {MAX_YAML_VALUES} values once YAML aliases (*name) are "
-                               "expanded; write the values out instead of nesting aliases")
-        if isinstance(x, dict):
-            stack += [*x.keys(), *x.values()]
-        elif isinstance(x, (list, tuple)):
-            stack += x
-
-
 def read_yaml(path: Path) -> dict:
-    try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise MedevalError(f"{path}: {path.stat().st_size} bytes; task files are limited to {MAX_YAML_BYTES}")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise MedevalError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise MedevalError(f"{path}:{where}: malformed YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
-    _count_values(data, path)
-    if not isinstance(data, dict):
-        raise MedevalError(f"{path}: expected a mapping of fields (name:, version:, ...), got {type(data).__name__}")
-    return data
+    """A task, group or base file's fields (yaml.safe_load, bounded: medeval/safe_yaml.py)."""
+    return load_mapping(path, "task")
 
 
 def _merge(base: dict, over: dict) -> dict:

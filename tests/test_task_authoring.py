@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.render import render_items, repeated_options
+from medeval.render import format_item, render_items, repeated_options
 from medeval.runner import RunConfig, prepare
 from medeval.score_external import score_file
 from medeval.spec import Registry, package_dir
@@ -128,6 +128,14 @@ def test_render_shows_what_a_run_sends_without_a_model(data_dir):
         assert item["generation"] == {"max_tokens": 32, "stop": ["\n\n"]} and item["warnings"] == []
     pub = [i for i in items if i["task"] == "pubmedqa"][0]
     assert pub["gold"] in ("yes", "no", "maybe") and pub["options"] == []
+
+
+def test_render_shows_the_scored_continuations_of_a_loglikelihood_task(data_dir):
+    row = json.loads((data_dir / "medqa" / "test.jsonl").read_text().splitlines()[0])
+    item, = render_items(RunConfig(tasks=["openllm_medqa"], data_dir=str(data_dir), limit=1))
+    assert item["generation"] is None and item["continuations"] == [" A", " B", " C", " D"]
+    assert row["question"] in item["messages"][-1]["content"] and item["gold"] == row["answer_idx"]
+    assert "scored continuations: [' A', ' B', ' C', ' D']" in format_item(item)
 
 
 def test_render_cli_prints_prompts_and_warns_about_options_listed_twice(tmp_path, data_dir):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import metrics as M
 from ..results import ResultsError
-from .inputs import read_yaml
+from ..safe_yaml import load_mapping
 
 MODES = ("greedy", "sc", "loglikelihood", "loglikelihood_norm")
 SIDED = ("one", "two")
@@ -51,7 +51,7 @@ def load_policy(path: str | Path | None) -> Policy:
     if path is None:
         return Policy()
     path = Path(path)
-    data = read_yaml(path, "gate policy")
+    data = load_mapping(path, "gate policy", ResultsError)
     unknown = set(data) - {"default", "tasks", "alpha", "sided"}
     if unknown:
         raise ResultsError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: default, tasks, alpha, sided")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..results import ResultsError
-from .inputs import read_yaml
+from ..safe_yaml import load_mapping
 
 MODES = ("greedy", "sc")
 MARKERS = "†‡§¶"
@@ -46,7 +46,7 @@ def load_preset(name_or_path: str) -> Preset:
             raise ResultsError(f"preset {name_or_path!r}: no such file or named preset "
                                f"(known: {', '.join(known) or 'none'})")
         path = found[0]
-    data = read_yaml(path, "preset")
+    data = load_mapping(path, "preset", ResultsError)
     cols = data.get("columns")
     if not isinstance(cols, list) or not cols:
         raise ResultsError(f"{path}: 'columns' must be a non-empty list of {{name, task, metric?}}")
@@ -86,7 +86,7 @@ def _half_unit(v) -> float:
 
 def load_reported(path: str | Path, marker: str) -> Reported:
     path = Path(path)
-    data = read_yaml(path, "reported-results file")
+    data = load_mapping(path, "reported-results", ResultsError)
     src = data.get("source")
     if not isinstance(src, dict) or not (src.get("title") or src.get("url")):
         raise ResultsError(f"{path}: 'source' with a 'title' or 'url' is required: reported numbers must cite "
