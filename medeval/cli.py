@@ -149,6 +149,8 @@ def _argv() -> list[str]:
 
 
 def summary(results: dict) -> None:
+    from .results import MODES
+
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
     for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "ambiguous", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
@@ -195,8 +197,7 @@ def summary(results: dict) -> None:
             out.print(f"{name}: graded by {j['judge']} at {j['base_url']}; {j['unparseable']} of "
                       f"{j['criteria_graded']} criterion verdicts unparseable (counted as not met)")
     for g, block in results.get("groups", {}).items():
-        vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in ("greedy", "sc", "loglikelihood",
-                                                                         "loglikelihood_norm") if m in block)
+        vals = ", ".join(f"{m} {100 * block[m]['value']:.1f}" for m in MODES if m in block)
         how = block["rule"] + (f"; {block['metric']}" if block.get("metric") else "")
         out.print(f"group {g}: {vals} ({how})")
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from .backends.base import Request
 from .cache import Cache
 from .caching import CachingBackend
+from .results.schema import LOGLIKELIHOOD_MODES
 
-MODES = ("loglikelihood", "loglikelihood_norm")
+MODES = LOGLIKELIHOOD_MODES
 
 
 def score_all(backend, cache: Cache, requests: list[Request], progress: bool = True) -> dict[str, dict]:

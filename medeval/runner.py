@@ -22,7 +22,7 @@ from .loglikelihood import score_all
 from .metrics.base import RunOptions
 from .paths import default_cache_dir
 from .prompts import Renderer
-from .results import run_results, write_results
+from .results import MODES, run_results, write_results
 from .scoring import score_task
 from .spec import Registry, Task, metric_problems
 
@@ -358,7 +358,7 @@ def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> d
         if g.metric:
             block["metric"] = (f"{g.metric} where a task reports it in that mode (sc), else the task's primary "
                                "metric (greedy: one sample, so the same quantity)")
-        for mode in ("greedy", "sc", *LL_MODES):
+        for mode in MODES:
             vals = []
             for name in members:
                 r = task_results[name]

@@ -18,7 +18,7 @@ import importlib
 
 import typer
 
-from ..results import ResultsError, read_results
+from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, read_results
 
 
 class _Lazy:
@@ -45,12 +45,8 @@ class Average(str, Enum):
     weighted = "weighted"
 
 
-class ModeChoice(str, Enum):
-    greedy = "greedy"
-    sc = "sc"
-    both = "both"
-    loglikelihood = "loglikelihood"
-    loglikelihood_norm = "loglikelihood_norm"
+# --mode values: each decoding mode, and "both" (greedy / sc in one cell)
+ModeChoice = Enum("ModeChoice", {m: m for m in (*GENERATION_MODES, "both", *LOGLIKELIHOOD_MODES)}, type=str)
 
 
 class Sided(str, Enum):
@@ -141,7 +137,7 @@ def leaderboard(
     """
     the_preset = P.load_preset(preset)
     mode = mode or ModeChoice(the_preset.mode or "greedy")
-    modes = ("greedy", "sc") if mode is ModeChoice.both else (mode.value,)
+    modes = GENERATION_MODES if mode is ModeChoice.both else (mode.value,)
     runs = [read_results(p) for p in results]
     reps = [P.load_reported(p, P.MARKERS[i % len(P.MARKERS)] * (1 + i // len(P.MARKERS)))
             for i, p in enumerate(reported or [])]

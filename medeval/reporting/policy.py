@@ -5,10 +5,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import metrics as M
-from ..results import ResultsError
+from ..results import MODES, ResultsError
 from ..safe_yaml import load_mapping
 
-MODES = ("greedy", "sc", "loglikelihood", "loglikelihood_norm")
 SIDED = ("one", "two")
 
 

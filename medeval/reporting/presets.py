@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..results import GENERATION_MODES as MODES
 from ..results import ResultsError
 from ..safe_yaml import load_mapping
 
-MODES = ("greedy", "sc")
 MARKERS = "†‡§¶"
 
 

@@ -12,8 +12,8 @@ from .build import run_results, task_results, write_results
 from .files import SamplesWriter, atomic_write, safe_child
 from .provenance import PACKAGES, git_revision, now_iso, package_versions, redact_argv
 from .read import ResultsError, Run, normalise_metric_options, read_results
-from .schema import MetricValue, RunResults, TaskResults
+from .schema import GENERATION_MODES, LOGLIKELIHOOD_MODES, MODES, MetricValue, RunResults, TaskResults
 
-__all__ = ["MetricValue", "PACKAGES", "ResultsError", "Run", "RunResults", "SamplesWriter", "TaskResults",
+__all__ = ["GENERATION_MODES", "LOGLIKELIHOOD_MODES", "MODES", "MetricValue", "PACKAGES", "ResultsError", "Run", "RunResults", "SamplesWriter", "TaskResults",
            "atomic_write", "git_revision", "normalise_metric_options", "now_iso", "package_versions",
            "read_results", "redact_argv", "run_results", "safe_child", "task_results", "write_results"]

@@ -18,6 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The decoding modes, the keys of a task's per-mode blocks (metrics, invalid, usage, ...), in report order.
+GENERATION_MODES = ("greedy", "sc")                       # generated text: one greedy answer, k voted samples
+LOGLIKELIHOOD_MODES = ("loglikelihood", "loglikelihood_norm")   # `scoring: loglikelihood` tasks (acc, acc_norm)
+MODES = GENERATION_MODES + LOGLIKELIHOOD_MODES
+
 
 class Block(BaseModel):
     """Reading is forward compatible (unknown keys are kept); the builder refuses undeclared ones."""
