@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import answer_types
+from . import aggregate, answer_types
 from . import loglikelihood as ll
 from . import metrics, stats
 from .accounting import Tally, is_truncated, tokens_of
 from .answer_types import extract, outcome
-from .errors import MedevalError
 from .extract import vote
 from .extract_judge import JUDGED_TYPES
-from .fields import get_field
 from .metrics.base import RunOptions
 from .results import SamplesWriter, safe_child, task_results
 
@@ -49,6 +48,20 @@ def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_ju
     return result
 
 
+@dataclass
+class ModeCounts:
+    """What one mode accumulates over a task's items."""
+    preds: list = field(default_factory=list)    # the final answer per item
+    hits: list = field(default_factory=list)     # per item: the share of its samples that are correct (choice/label)
+    graded: list = field(default_factory=list)   # rubric tasks: the grader's record per item
+    judged: list = field(default_factory=list)   # --extract-judge: the answer per item with the judge's help
+    invalid: list = field(default_factory=lambda: [0, 0, 0, 0])   # items, samples with no answer; truncated ones
+    ambiguous: list = field(default_factory=lambda: [0, 0])       # the same for hedges ("B or C"), apart
+    usage: Tally = field(default_factory=Tally)
+    xcounts: dict = field(default_factory=lambda: {"answered": 0, "none": 0, "unparseable": 0})
+    xinvalid: int = 0
+
+
 def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, extract_judge=None) -> dict:
     """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
     `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
@@ -56,36 +69,17 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
     run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
     task, kind = p.task, answer_types.of(p.task)
-    opts = metric_options(task, p.items, run_options)
-    preds = {m: [] for m in modes}
-    hits = {m: [] for m in modes}          # per item: share of its samples that are correct (choice/label)
-    graded = {m: [] for m in modes}        # rubric tasks: the grader's record per item
-    invalid = {m: [0, 0, 0, 0] for m in modes}   # items, samples with no answer; of those, truncated ones
-    ambiguous = {m: [0, 0] for m in modes}  # the same for hedges ("B or C"): counted apart from invalid
-    tally = {m: Tally() for m in modes}
-    skipped = defaultdict(int)
     gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
-    if judge is not None and hasattr(judge, "prefetch"):   # every judge call at once, concurrently
-        judge.prefetch([(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
-                         it.row) for m in gen for it in p.items])
-    outcomes = {m: {it.id: [outcome(task, (texts[m][it.id].get("prefill") or "") + (t or ""), it.row, it.options)
-                            for t in texts[m][it.id]["texts"]] for it in p.items}
-                for m in gen}
     xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
-    if xj is not None:
-        xj.prefetch_outputs([(task, (texts[m][it.id].get("prefill") or "") + (t or ""), it.options)
-                             for m in gen for it in p.items
-                             for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
-    judged = {m: [] for m in modes}
-    xcounts = {m: {"answered": 0, "none": 0, "unparseable": 0} for m in modes}
-    xinvalid = {m: 0 for m in modes}
+    outcomes = _read_outputs(p, gen, texts, judge, xj)
+    counts = {m: ModeCounts() for m in modes}
+    skipped = defaultdict(int)
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for it in p.items:
-        item_id, row, gold, options = it.id, it.row, it.gold, it.options
-        sample = {"id": item_id, "prompt": None, "gold": gold,
-                  "meta": {s: _stratum(row, s) for s in task.strata}}
+        sample = {"id": it.id, "prompt": None, "gold": it.gold,
+                  "meta": {s: aggregate.stratum(it.row, s) for s in task.strata}}
         for mode in modes:
-            got = texts[mode][item_id]
+            got, c = texts[mode][it.id], counts[mode]
             sample["prompt"] = sample["prompt"] or got.get("prompt")
             info = got.get("info") or {}
             if info.get("skipped"):
@@ -93,93 +87,123 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
             if mode in ll.MODES:  # no text: the choice with the highest (normalised) log-probability
-                pred, block = ll.pick(mode, got["scores"], kind.loglikelihood_choices(task, options))
-                block.update(pred=pred, correct=pred == gold)
-                preds[mode].append(pred)
-                sample[mode] = block
-                continue
-            prefill = got.get("prefill") or ""
-            if prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
-                sample["adversarial_prefill"] = prefill
-            outs = outcomes[mode][item_id]
-            ext = [o.answer for o in outs]
-            status = [o.status for o in outs]
-            finishes = list(got.get("finish") or [None] * len(ext))
-            invalid[mode][1] += status.count("invalid")
-            invalid[mode][3] += sum(st == "invalid" and is_truncated([f]) for st, f in zip(status, finishes))
-            ambiguous[mode][1] += status.count("ambiguous")
-            pred, counts = (ext[0], None) if mode == "greedy" else vote(ext)
-            tokens = tokens_of(got)
-            tally[mode].add(finishes, tokens)
-            block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred,
-                     "finish_reasons": finishes, "tokens": tokens}
-            if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
-                block["n_path"] = got["n_path"]
-            if counts is not None:
-                block["votes"] = counts
-            if xj is not None:
-                block.update(_judge_block(xj, task, mode, got["texts"], outs, prefill, options, xcounts[mode]))
-                judged[mode].append(block["pred_with_extract_judge"])
-                xinvalid[mode] += block["pred_with_extract_judge"] is None and "ambiguous" not in status
-            if judge is not None:
-                pred, block["judge"] = judge(pred, gold, row)
-                block["pred"] = pred
-                graded[mode].append(block["judge"])
-            if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
-                hedged = "ambiguous" in status
-                (ambiguous if hedged else invalid)[mode][0] += 1
-                block["pred_status"] = "ambiguous" if hedged else "invalid"
-                invalid[mode][2] += not hedged and is_truncated(finishes)
-            if kind.correctness:
-                block["correct"] = kind.is_correct(pred, gold)
-                hits[mode].append(sum(kind.is_correct(e, gold) for e in ext) / max(len(ext), 1))
-                if "pred_with_extract_judge" in block:
-                    block["correct_with_extract_judge"] = kind.is_correct(block["pred_with_extract_judge"], gold)
-            preds[mode].append(pred)
+                pred, block = ll.pick(mode, got["scores"], kind.loglikelihood_choices(task, it.options))
+                block.update(pred=pred, correct=pred == it.gold)
+            else:
+                if got.get("prefill"):  # adversarial mode: the reply is the misleading start plus what the model wrote
+                    sample["adversarial_prefill"] = got["prefill"]
+                block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj)
+            c.preds.append(block["pred"])
             sample[mode] = block
         writer.write(sample)
     writer.close()
+    result = _task_block(p, modes, metric_options(task, p.items, run_options), counts, skipped, writer.path.name)
+    if judge is not None and hasattr(judge, "summary"):
+        result["judge"] = judge.summary()
+    if task.answer.type == "rubric":
+        from .rubric import breakdowns
+
+        result["rubric"] = {m: breakdowns(counts[m].graded, [it.row for it in p.items]) for m in modes}
+    if xj is not None:
+        result["extract_judge"] = _extract_judge_block(xj, task, p, gen, counts, result["metric_options"])
+    if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
+        result["adversarial"] = aggregate.recovery(p, {m: counts[m].preds for m in modes}, modes)
+    result["timings"] = {"score_s": time.time() - t0}
+    return result
+
+
+def _read_outputs(p, gen, texts, judge, xj) -> dict:
+    """mode -> item id -> the Outcome of each sample. Every judge call (the task's judge on the first
+    sample's answer, the extraction judge on invalid outputs) is sent first, at once, concurrently."""
+    task = p.task
+    reply = lambda m, it, t: (texts[m][it.id].get("prefill") or "") + (t or "")
+    if judge is not None and hasattr(judge, "prefetch"):
+        judge.prefetch([(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
+                         it.row) for m in gen for it in p.items])
+    outcomes = {m: {it.id: [outcome(task, reply(m, it, t), it.row, it.options) for t in texts[m][it.id]["texts"]]
+                    for it in p.items} for m in gen}
+    if xj is not None:
+        xj.prefetch_outputs([(task, reply(m, it, t), it.options) for m in gen for it in p.items
+                             for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
+    return outcomes
+
+
+def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj) -> dict:
+    """One item's samples block for a generating mode: outputs, extracted answers, the vote, the
+    judges' verdicts and correctness; counts invalid, ambiguous and truncated outputs into `c`."""
+    ext = [o.answer for o in outs]
+    status = [o.status for o in outs]
+    finishes = list(got.get("finish") or [None] * len(ext))
+    c.invalid[1] += status.count("invalid")
+    c.invalid[3] += sum(st == "invalid" and is_truncated([f]) for st, f in zip(status, finishes))
+    c.ambiguous[1] += status.count("ambiguous")
+    pred, votes = (ext[0], None) if mode == "greedy" else vote(ext)
+    tokens = tokens_of(got)
+    c.usage.add(finishes, tokens)
+    block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred,
+             "finish_reasons": finishes, "tokens": tokens}
+    if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
+        block["n_path"] = got["n_path"]
+    if votes is not None:
+        block["votes"] = votes
+    if xj is not None:
+        block.update(_judge_block(xj, task, mode, got["texts"], outs, got.get("prefill") or "", it.options,
+                                  c.xcounts))
+        c.judged.append(block["pred_with_extract_judge"])
+        c.xinvalid += block["pred_with_extract_judge"] is None and "ambiguous" not in status
+    if judge is not None:
+        pred, block["judge"] = judge(pred, it.gold, it.row)
+        block["pred"] = pred
+        c.graded.append(block["judge"])
+    if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
+        hedged = "ambiguous" in status
+        (c.ambiguous if hedged else c.invalid)[0] += 1
+        block["pred_status"] = "ambiguous" if hedged else "invalid"
+        c.invalid[2] += not hedged and is_truncated(finishes)
+    if kind.correctness:
+        block["correct"] = kind.is_correct(pred, it.gold)
+        c.hits.append(sum(kind.is_correct(e, it.gold) for e in ext) / max(len(ext), 1))
+        if "pred_with_extract_judge" in block:
+            block["correct_with_extract_judge"] = kind.is_correct(block["pred_with_extract_judge"], it.gold)
+    return block
+
+
+def _task_block(p, modes, opts, counts, skipped, samples_file) -> dict:
+    """The task's block of results.json (through the results builder), from the per-mode counts."""
+    task, n = p.task, len(p.items)
     golds = [it.gold for it in p.items]
-    clusters = _clusters(task, p.items)
+    clusters = aggregate.clusters_of(task, p.items)
+    preds, hits = {m: counts[m].preds for m in modes}, {m: counts[m].hits for m in modes}
     result = task_results(
         task=task.name, display_name=task.display_name or task.name, version=task.version,
         task_hash=task.spec_hash(), prompt_hash=p.renderer.prompt_hash(), template=p.renderer.template_name,
         data_hash=p.data_hash, item_ids_hash=p.ids_hash,
         dataset={"hub": task.dataset.hub, "config": task.dataset.config, "split": task.dataset.split,
                  "source": p.source},
-        n=len(p.ids), n_total=p.n_total, answer_type=task.answer.type,
+        n=n, n_total=p.n_total, answer_type=task.answer.type,
         primary_metric=task.primary_metric, metric_options=opts, modes=modes,
-        metrics={m: {**{name: stats.bootstrap_ci(name, preds[m], golds, opts[name], clusters=clusters)
-                        for name in task.metrics}, **_sample_accuracy(m, hits[m], clusters)} for m in modes},
-        bootstrap=_bootstrap_note(task, clusters),
-        invalid={m: {"count": invalid[m][0], "rate": invalid[m][0] / max(len(p.ids), 1),
-                     "samples": invalid[m][1], "truncated": invalid[m][2], "samples_truncated": invalid[m][3]}
-                 for m in modes},
-        usage={m: tally[m].block() for m in modes},
-        ambiguous={m: {"count": ambiguous[m][0], "rate": ambiguous[m][0] / max(len(p.ids), 1),
-                       "samples": ambiguous[m][1]} for m in modes},
-        strata=_strata(task, p, preds, golds, opts, modes, hits, clusters),
+        metrics=aggregate.task_metrics(task, preds, golds, opts, modes, hits, clusters),
+        bootstrap=aggregate.bootstrap_note(task, clusters),
+        invalid={m: {"count": c.invalid[0], "rate": c.invalid[0] / max(n, 1), "samples": c.invalid[1],
+                     "truncated": c.invalid[2], "samples_truncated": c.invalid[3]} for m, c in counts.items()},
+        usage={m: c.usage.block() for m, c in counts.items()},
+        ambiguous={m: {"count": c.ambiguous[0], "rate": c.ambiguous[0] / max(n, 1), "samples": c.ambiguous[1]}
+                   for m, c in counts.items()},
+        strata=aggregate.strata(task, p.items, preds, golds, opts, modes, hits, clusters),
         skipped=dict(skipped),
-        samples_file=writer.path.name,
+        samples_file=samples_file,
     )
     result.update(getattr(p, "notes", None) or {})
-    if judge is not None and hasattr(judge, "summary"):
-        result["judge"] = judge.summary()
-    if task.answer.type == "rubric":
-        from .rubric import breakdowns
-
-        result["rubric"] = {m: breakdowns(graded[m], [it.row for it in p.items]) for m in modes}
-    if xj is not None:
-        n = max(len(p.ids), 1)
-        result["extract_judge"] = {
-            **xj.summary(), "outputs": xcounts,
-            "metrics": {m: {name: stats.bootstrap_ci(name, judged[m], golds, opts[name]) for name in task.metrics}
-                        for m in gen},
-            "invalid": {m: {"count": xinvalid[m], "rate": xinvalid[m] / n} for m in gen}}
-    if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
-        result["adversarial"] = _recovery(p, preds, texts, modes)
-    result["timings"] = {"score_s": time.time() - t0}
     return result
+
+
+def _extract_judge_block(xj, task, p, gen, counts, opts) -> dict:
+    """results.json's `extract_judge`: who judged, what it answered, and the metrics with its answers."""
+    golds, n = [it.gold for it in p.items], max(len(p.items), 1)
+    return {**xj.summary(), "outputs": {m: counts[m].xcounts for m in counts},
+            "metrics": {m: {name: stats.bootstrap_ci(name, counts[m].judged, golds, opts[name])
+                            for name in task.metrics} for m in gen},
+            "invalid": {m: {"count": counts[m].xinvalid, "rate": counts[m].xinvalid / n} for m in gen}}
 
 
 def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dict:
@@ -196,74 +220,3 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
         answers.append(ans)
     pred = answers[0] if mode == "greedy" else vote(answers)[0]
     return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
-
-
-def _recovery(p, preds, texts, modes) -> dict:
-    """Adversarial mode: how often the final answer is right (recovered) or the pre-filled wrong one (misled)."""
-    kind = answer_types.of(p.task)
-    wrong = [kind.adversarial_wrong(it.options, it.gold) for it in p.items]
-    out = {"prefill": "the first wrong option, stated as the answer at the start of the reply"}
-    if "adversarial_traces" in p.notes:   # a trace file or field was read (some items may have none)
-        # the trace's own conclusion is the answer it pushes; items without a trace keep the short pre-fill
-        wrong = [extract(p.task, it.trace, it.row, it.options) if it.trace else w for it, w in zip(p.items, wrong)]
-        out = {"prefill": "a per-item wrong reasoning trace (see adversarial_traces); items without one: the "
-                          "first wrong option stated as the answer",
-               "trace_without_answer": sum(it.trace is not None and w is None for it, w in zip(p.items, wrong))}
-    n = max(len(p.items), 1)
-    for m in modes:
-        out[m] = {"recovery_rate": sum(x == it.gold for x, it in zip(preds[m], p.items)) / n,
-                  "misled_rate": sum(x is not None and x == w for x, w in zip(preds[m], wrong)) / n}
-    return out
-
-
-def _clusters(task, items) -> list | None:
-    """The bootstrap unit of each item: its `bootstrap_cluster` value (None: every item is its own)."""
-    if not task.bootstrap_cluster:
-        return None
-    try:
-        return [str(get_field(it.row, task.bootstrap_cluster)) for it in items]
-    except KeyError:
-        raise MedevalError(f"{task.source_file}: field 'bootstrap_cluster': a row has no field "
-                           f"{task.bootstrap_cluster!r}; add it to the data or remove bootstrap_cluster") from None
-
-
-def _bootstrap_note(task, clusters) -> dict:
-    if clusters is None:
-        return {"unit": "item", "method": "percentile bootstrap, 1000 resamples of items"}
-    return {"unit": "cluster", "field": task.bootstrap_cluster, "clusters": len(set(clusters)),
-            "method": f"clustered percentile bootstrap: 1000 resamples of whole {task.bootstrap_cluster} groups "
-                      "(copies of one question are resampled together, so they do not narrow the interval)"}
-
-
-def _sample_accuracy(mode, hits, clusters) -> dict:
-    """sc mode: the mean share of correct samples per item (the accuracy of one sampled answer)."""
-    if mode != "sc" or not hits:
-        return {}
-    return {"sample_accuracy": stats.bootstrap_mean(hits, clusters=clusters)}
-
-
-def _stratum(row, field):
-    try:
-        v = get_field(row, field)
-    except KeyError:
-        return "(missing)"
-    return v if isinstance(v, (str, int, float, bool)) else str(v)
-
-
-def _strata(task, p, preds, golds, opts, modes, hits=None, clusters=None) -> dict:
-    out = {}
-    pick = lambda xs, idx: None if xs is None else [xs[k] for k in idx]
-    for field in task.strata:
-        groups = defaultdict(list)
-        for k, it in enumerate(p.items):
-            groups[str(_stratum(it.row, field))].append(k)
-        out[field] = {
-            value: {"n": len(idx), **{m: {**{name: stats.bootstrap_ci(name, pick(preds[m], idx), pick(golds, idx),
-                                                                        opts[name], clusters=pick(clusters, idx))
-                                             for name in task.metrics},
-                                          **_sample_accuracy(m, pick((hits or {}).get(m) or None, idx),
-                                                             pick(clusters, idx))}
-                                      for m in modes}}
-            for value, idx in sorted(groups.items())}
-    return out
-

@@ -138,7 +138,7 @@ def test_card_protocol_runs_end_to_end(hf_backend, data_dir, tmp_path):
 
 
 def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_path):
-    from medeval.scoring import _recovery
+    from medeval.aggregate import recovery
     from medeval.spec import Adversarial
 
     rows = [json.loads(line) for line in (data_dir / "medbullets_op4" / "test.jsonl").open()][:2]
@@ -151,7 +151,7 @@ def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_pa
     assert [it.trace for it in p.items] == [rows[0]["wrong_trace"], None]
     assert p.notes["adversarial_traces"] == {"field": "wrong_trace", "items_with_trace": 1, "items_without_trace": 1}
     gold0 = p.items[0].gold
-    rec = _recovery(p, {"greedy": ["A", p.items[1].gold]}, {}, ["greedy"])
+    rec = recovery(p, {"greedy": ["A", p.items[1].gold]}, ["greedy"])
     assert rec["greedy"]["misled_rate"] == (0.5 if gold0 != "A" else 0.0) and rec["trace_without_answer"] == 0
 
 
