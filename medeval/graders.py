@@ -42,9 +42,9 @@ class Graders:
         if name and name.lower() != "none":
             self.extract = ExtractJudge(self._model("--extract-judge", name,
                                                     getattr(cfg, "extract_judge_base_url", None), ""))
-        for t in sorted({t.answer.type for t in tasks}):
-            if self._judge_name() and t in _JUDGES:
-                self.judge(t)   # builds the grader's model now: a missing key fails before generating
+        for kind in sorted({t.answer.type for t in tasks} & set(_JUDGES)):
+            self.judge(kind)   # builds the grader's model now: a missing key, a bad URL or a rubric task
+            #                    without --judge fails before generating
 
     def _judge_name(self) -> str | None:
         name = (getattr(self.cfg, "judge", None) or "none").strip()

@@ -167,10 +167,6 @@ def _configured(task: Task, cfg: RunConfig) -> Task:
     for problem in metric_problems(task)[:1]:   # a metric that does not fit the answer type
         raise MedevalError(problem)
     check_metric_options(task)
-    if task.answer.type == "rubric" and (cfg.judge or "none").strip().lower() == "none":
-        raise MedevalError(f"task {task.name!r} is graded by a model against physician rubrics: pass --judge MODEL "
-                           "(the II-Medical cards used gpt-4.1) and, for a server other than OpenAI's, "
-                           "--judge-base-url URL")
     return task
 
 

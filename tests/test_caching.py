@@ -73,3 +73,13 @@ def test_a_missing_judge_key_fails_before_any_generation(tmp_path, monkeypatch, 
                     cache_dir=str(tmp_path / "c"), output_dir=str(tmp_path / "o"))
     with pytest.raises(MedevalError, match=r"--judge gpt-4o asks the OpenAI API: set \$OPENAI_API_KEY"):
         run(cfg, backend=object(), progress=False)   # object(): any generation would fail differently
+
+
+def test_a_rubric_task_without_judge_is_refused_before_the_model_loads_yet_its_data_checks(tmp_path, data_dir):
+    from medeval.render import check_data
+
+    cfg = RunConfig(tasks=["healthbench"], limit=1, data_dir=str(data_dir), cache_dir=str(tmp_path / "c"),
+                    output_dir=str(tmp_path / "o"))
+    with pytest.raises(MedevalError, match="HealthBench tasks are graded by a model: pass --judge MODEL"):
+        run(cfg, backend=object(), progress=False)   # object(): any generation would fail differently
+    assert check_data(Registry().tasks["healthbench"], data_dir) is None   # `medeval tasks --data-dir`: data fine
