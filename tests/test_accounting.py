@@ -12,7 +12,7 @@ import pytest
 
 from medeval import accounting as A
 from medeval.backends.openai_backend import OpenAIBackend
-from medeval.cli import summary
+from medeval.reporting.summary import summary
 from medeval.errors import MedevalError
 from medeval.runner import RunConfig, run
 from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer

@@ -6,9 +6,11 @@
   the paired test per task, from medeval.stats, and the verdicts), gate_report.py (markdown, JSON, rows);
 - view.py: one self-contained HTML page of a run, or of a gate comparison;
 - cli.py: the `leaderboard`, `gate`, `compare` and `view` commands (registered on medeval's CLI);
-- inputs.py: the bounded, safe reading of the YAML files above.
+- summary.py: the terminal table `medeval run`, `score` and `merge` print after writing results.json.
+YAML inputs (presets, reported rows, policies) are read by medeval/safe_yaml.py: bounded and safe.
 
 Adding a leaderboard format: one module with a function of the `Board` (see markdown.py), called from
 cli.py's `leaderboard` command behind an option, and a line in docs/leaderboard.md.
-Nothing here is imported by `medeval run`; no module below medeval.reporting imports it.
+The pipeline never imports this package (the import-linter layers in pyproject.toml check it); the CLI
+prints a run's summary through summary.py once the run has written its results.
 """
