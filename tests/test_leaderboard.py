@@ -248,3 +248,24 @@ def test_ii_medical_7b_preview_rows_match_its_card():
         at = lines.index(m["name"])
         cells = [float(c) for c in lines[at + 1:at + 12]]
         assert [m["scores"][t] for t in II_COLS] == cells[:10] and m["average"] == cells[10]
+
+
+def test_bold_follows_the_metric_direction(monkeypatch, tmp_path):
+    """A lower-is-better metric (an error rate, registered for this test only) bolds the lowest value."""
+    from medeval import metrics as M
+    from medeval.reporting.markdown import to_markdown
+
+    item = lambda p, g, **_: float(p is None or p != g)
+    monkeypatch.setitem(M.REGISTRY, "error_rate", M.Metric(
+        "error_rate", lambda ps, gs, **_: float(np.mean([item(p, g) for p, g in zip(ps, gs)])), item=item,
+        higher_is_better=False))
+    golds = medqa_golds(100)
+    spec = dict(primary_metric="error_rate", metrics=("error_rate",))
+    runs = [read_results(write_run(tmp_path / name, name, {"medqa": TaskSpec(
+        golds, preds_from_mask(golds, mask_with_accuracy(100, acc, seed=1)), **spec)}))
+        for name, acc in (("good", 0.8), ("bad", 0.6))]
+    preset = tmp_path / "p.yaml"
+    preset.write_text("title: Errors\ncolumns:\n  - {name: MedQA, task: medqa}\n")
+    md = to_markdown(L.build(runs, load_preset(str(preset))))
+    cells = {r[0]: r[2] for r in rows_of(md)[1:]}
+    assert cells["good"] == "**20.00**" and cells["bad"] == "40.00"   # the lower error rate is the best

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 
+from .. import metrics
 from .board import Board, Row
 
 PARTIAL = "*"
@@ -37,12 +38,21 @@ def values(board: Board, row: Row) -> dict:
     return vals
 
 
+def lower_is_better(board: Board, column: str) -> bool:
+    """Whether a column's metric declares `higher_is_better=False` (an error rate, say). A column whose
+    runs report several metrics, an unregistered one, and the Average count as higher-is-better."""
+    names = board.metrics.get(column) or set()
+    return len(names) == 1 and all(n in metrics.REGISTRY and not metrics.get(n).higher_is_better for n in names)
+
+
 def best_values(board: Board, d: int) -> dict:
-    """(column, mode) -> the best value as displayed; every cell that displays it is bold (ties too)."""
+    """(column, mode) -> the best value as displayed (the highest, or the lowest where the column's metric
+    is lower-is-better); every cell that displays it is bold (ties too)."""
     best: dict = {}
     for row in board.rows:
         for k, v in values(board, row).items():
-            if v is not None and (k not in best or float(pct(v, d)) > float(best[k])):
+            sign = -1.0 if lower_is_better(board, k[0]) else 1.0
+            if v is not None and (k not in best or sign * float(pct(v, d)) > sign * float(best[k])):
                 best[k] = pct(v, d)
     return best
 
