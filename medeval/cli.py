@@ -206,7 +206,7 @@ def render(
 ):
     """Print the prompts, golds, options and decoding a run would use, without loading a model."""
     from .render import format_item, render_items
-    from .runner import RunConfig
+    from .config import RunConfig
 
     if limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {limit}")
@@ -260,7 +260,7 @@ def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CA
     """Show where the cache is and how many samples it holds."""
     from .cache import Cache
     from .paths import default_cache_dir
-    from .runner import writable_dir
+    from .config import writable_dir
 
     out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
 
@@ -271,7 +271,7 @@ def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
     """Delete every cached generation."""
     from .cache import Cache
     from .paths import default_cache_dir
-    from .runner import writable_dir
+    from .config import writable_dir
 
     if not yes:
         typer.confirm("Delete every cached generation?", abort=True)

@@ -86,7 +86,9 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
           argv: list[str] | None = None) -> dict:
     """Merge shard directories into `out_dir`; returns the merged results."""
     from .loglikelihood import protocol
-    from .runner import RunConfig, group_scores, modes_for, prepare
+    from .config import RunConfig
+    from .prepare import prepare
+    from .runner import group_scores, modes_for
     from .graders import Graders
     from .scoring import score_items
     from .spec import Registry

@@ -1,6 +1,6 @@
 """`medeval render` and `medeval tasks --data-dir`: what a run would send, checked without a model.
 
-`render_items` goes through the run's own preparation (`runner.prepare`, `runner.build_requests`),
+`render_items` goes through the run's own preparation (`prepare.prepare`, `runner.build_requests`),
 so the messages, golds, options and decoding shown are the ones a run uses. With a chat model
 named, only its tokenizer is loaded and its chat template applied: the exact text the HF backend
 feeds the model. `check_data` runs the same preparation on one row of every task with a local file.
@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 
 from .errors import MedevalError
-from .runner import RunConfig, apply_group_defaults, build_requests, modes_for, prepare
+from .config import RunConfig, apply_group_defaults
+from .prepare import prepare
+from .runner import build_requests, modes_for
 from .spec import Task
 
 

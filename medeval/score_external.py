@@ -11,7 +11,8 @@ from pathlib import Path
 from .data import iter_jsonl
 from .errors import MedevalError
 from .results import run_results, write_results
-from .runner import RunConfig, prepare
+from .config import RunConfig
+from .prepare import prepare
 from .scoring import score_items
 from .spec import Registry
 
@@ -39,7 +40,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                extract_judge_base_url: str | None = None, cache_dir: str | None = None) -> dict:
     """Score `predictions` for one task; one output per id is 'greedy', several are also voted as 'sc'."""
     t0 = time.time()
-    from .runner import writable_dir
+    from .config import writable_dir
 
     writable_dir(output_dir, "--output-dir")
     preds = read_predictions(Path(predictions))

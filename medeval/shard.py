@@ -43,7 +43,7 @@ def assign(ids: list[str], count: int) -> dict[str, int]:
 
 
 def take(p, index: int, count: int):
-    """The part of a prepared task (runner.Prepared) that shard `index` of `count` evaluates."""
+    """The part of a prepared task (prepare.Prepared) that shard `index` of `count` evaluates."""
     if len(p.ids) < count:
         raise MedevalError(f"--shard {index}/{count}: task {p.task.name!r} has only {len(p.ids)} items; "
                            f"use at most {len(p.ids)} shards")

@@ -192,7 +192,7 @@ class Task(Strict):
 
 class GroupDefaults(Strict):
     """Run options a group's protocol fixes (e.g. a model card's decoding). They apply when the group
-    is named in --tasks and the option is not given on the command line (runner.apply_group_defaults)."""
+    is named in --tasks and the option is not given on the command line (config.apply_group_defaults)."""
     prompt_variant: str | None = None
     self_consistency: int | None = Field(None, ge=0)   # samples per item (-k)
     temperature: float | None = Field(None, ge=0)
