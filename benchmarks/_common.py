@@ -93,7 +93,7 @@ def save(name: str, payload: dict) -> Path:
                "machine": machine(), **payload}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")   # MEDEVAL_BENCH_RESULTS may be elsewhere
     return path
 
 
