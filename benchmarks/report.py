@@ -339,7 +339,7 @@ def view_load(md, r):
     st = r["settings"]
     md += [f"`benchmarks/view_load.py`: SYNTHETIC runs (tests/results_factory.py `synthetic_run`: made-up prompts of "
            f"{st['prompt_chars']} characters, greedy plus k={st['k']} self-consistency samples per item), page built "
-           f"with `medeval.view.run_page`, loaded in headless {r.get('chromium', 'Chromium')} with `--dump-dom`. "
+           f"with `medeval.reporting.view.run_page`, loaded in headless {r.get('chromium', 'Chromium')} with `--dump-dom`. "
            "Load = navigation start to the first list rendered (the page's `data-load-ms`); script = JSON.parse plus "
            "the first render (`data-render-ms`); filtered = the same page opened with `#status=invalid&q=syn-0`. "
            f"Medians of {st['repeats']} repeats.", "",

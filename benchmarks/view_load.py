@@ -5,7 +5,7 @@
 
 The runs come from tests/results_factory.py's `synthetic_run` (made-up prompts of 1.2 kB, greedy plus
 three self-consistency samples per item). For each size: the time to build the page
-(`medeval.view.run_page`), its size, and, in headless Chromium, the time from navigation start to the
+(`medeval.reporting.view.run_page`), its size, and, in headless Chromium, the time from navigation start to the
 first list rendered (`data-load-ms`, set by the page's script) and the script's own time (`data-render-ms`:
 JSON.parse plus the first render), for the plain page and for a filtered one (status + text search).
 """

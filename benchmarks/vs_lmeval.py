@@ -46,8 +46,7 @@ def lmeval_phases(log: Path) -> dict:
 
 
 def compare(me_dir: Path, lm_dir: Path) -> dict:
-    from medeval.answers import options_of
-    from medeval.extract import extract_choice
+    from medeval import answer_types
     from medeval.spec import Registry
 
     task = Registry([]).resolve(["medqa"])[0]
@@ -61,7 +60,7 @@ def compare(me_dir: Path, lm_dir: Path) -> dict:
     items, n = [], len(me)
     for k, (m, row) in enumerate(zip(me, rows)):
         l = lm[k]
-        ours_on_theirs = extract_choice(l["raw"], options_of(task, row))
+        ours_on_theirs = answer_types.extract(task, l["raw"], row, answer_types.read(task, row)[1])
         items.append({"id": m["id"], "gold": m["gold"], "same_prompt": m["prompt"] == l["prompt"],
                       "medeval_output": m["greedy"]["outputs"][0], "lmeval_output": l["raw"],
                       "medeval_pred": m["greedy"]["pred"], "lmeval_raw_medeval_extractor": ours_on_theirs,
