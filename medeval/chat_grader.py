@@ -83,6 +83,8 @@ class ChatGrader:
         """Every {prompt hash: prompt} not answered yet: from the cache, else from the model, each kept
         (and cached) as it arrives, so a failure loses nothing already answered."""
         todo = [(h, t) for h, t in prompts.items() if h not in self.replies]
+        if not todo:   # answered already (prefetch): no identity, render or cache lookup per verdict
+            return
         try:
             for k, got in self.chat.generate([self.request(t) for _, t in todo]):
                 self._keep(todo[k][0], got)
