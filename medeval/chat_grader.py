@@ -17,6 +17,7 @@ docs/backends.md ("Graders are ordinary models") has the steps.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections import Counter
@@ -120,6 +121,18 @@ class ChatGrader:
         return {"requests": len(got), "prompt_tokens": sum(r["prompt_tokens"] for r in counted),
                 "completion_tokens": sum(r["completion_tokens"] for r in counted),
                 "requests_without_usage": len(got) - len(counted)}
+
+
+def last_json_object(text: str, accept) -> dict | None:
+    """The last flat {...} JSON object in a grader's reply that `accept(obj)` takes, or None."""
+    for m in reversed(list(re.finditer(r"\{[^{}]*\}", text))):
+        try:
+            obj = json.loads(m.group(0))
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and accept(obj):
+            return obj
+    return None
 
 
 def after_thinking(text: str | None) -> str:

@@ -13,11 +13,10 @@ run by graders.py:
 """
 from __future__ import annotations
 
-import json
 import re
 
 from .backends.base import prompt_hash
-from .chat_grader import ChatGrader, after_thinking
+from .chat_grader import ChatGrader, after_thinking, last_json_object
 from .metrics.diagnosis import MATCH_THRESHOLD, lexical_rank
 
 TEMPLATE = "judge_diagnosis.jinja"
@@ -47,15 +46,8 @@ def parse_verdict(text: str | None, n_entries: int) -> tuple[int | None, str | N
     """(rank, reasoning) from a judge reply; rank 0 = no entry matches, None = unparseable or out
     of range. Reads {"rank": N, "reasoning": ...} JSON anywhere in the reply, else "Rank: N"."""
     text = after_thinking(text).strip()
-    rank, reasoning = None, None
-    for m in reversed(list(re.finditer(r"\{[^{}]*\}", text))):
-        try:
-            obj = json.loads(m.group(0))
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "rank" in obj:
-            rank, reasoning = obj["rank"], obj.get("reasoning")
-            break
+    obj = last_json_object(text, lambda o: "rank" in o) or {}
+    rank, reasoning = obj.get("rank"), obj.get("reasoning")
     if rank is None:
         hits = _RANK.findall(text)
         if hits:

@@ -10,12 +10,11 @@ flight, retried by the openai client. A reply that gives no verdict is counted a
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 
 from .backends.base import prompt_hash
-from .chat_grader import ChatGrader, after_thinking
+from .chat_grader import ChatGrader, after_thinking, last_json_object
 
 TEMPLATE = "healthbench_grader.jinja"
 _MET = re.compile(r'"?criteria_met"?\s*[:=]\s*"?(true|false)\b', re.I)
@@ -24,13 +23,9 @@ _MET = re.compile(r'"?criteria_met"?\s*[:=]\s*"?(true|false)\b', re.I)
 def parse_met(text: str | None) -> bool | None:
     """criteria_met from a grader reply: the last JSON object that has it, else `criteria_met: true`."""
     text = after_thinking(text)
-    for m in reversed(list(re.finditer(r"\{[^{}]*\}", text))):
-        try:
-            obj = json.loads(m.group(0))
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("criteria_met"), bool):
-            return obj["criteria_met"]
+    obj = last_json_object(text, lambda o: isinstance(o.get("criteria_met"), bool))
+    if obj is not None:
+        return obj["criteria_met"]
     hits = _MET.findall(text)
     return hits[-1].lower() == "true" if hits else None
 
