@@ -19,3 +19,14 @@ def default_cache_dir() -> Path:
 def models_dir() -> Path:
     """Converted models (the embedded GGUF dequantized once)."""
     return medeval_home() / "models"
+
+
+def bundled_dir(kind: str) -> Path:
+    """A folder medeval ships: "tasks", "prompts", "leaderboard/presets" or "leaderboard/reported".
+
+    An installed medeval (a wheel, in any prefix) carries them inside the package as
+    medeval/_bundled/<kind> (setup.py); a source checkout or editable install reads the repository's own."""
+    inside = Path(__file__).resolve().parent / "_bundled" / kind
+    if inside.is_dir():
+        return inside
+    return Path(__file__).resolve().parent.parent / kind

@@ -10,7 +10,6 @@ import difflib
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import answer_types, metrics
 from .errors import MedevalError
+from .paths import bundled_dir
 from .safe_yaml import load_mapping
 
 # What `answer.type` and `answer.gold_format` accept, derived from the answer types (medeval/answer_types/)
@@ -213,11 +213,8 @@ class Group(Strict):
 
 # --------------------------------------------------------------------------
 def package_dir(kind: str) -> Path:
-    """The bundled tasks/ or prompts/ directory (source checkout, or installed share/)."""
-    here = Path(__file__).resolve().parent.parent / kind
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "medeval" / kind
+    """The bundled tasks/ or prompts/ directory (inside an installed package, or the source checkout)."""
+    return bundled_dir(kind)
 
 
 def read_yaml(path: Path) -> dict:

@@ -111,7 +111,9 @@ def leaderboard(
     output: Annotated[Path, typer.Option("--output", "-o", help="Markdown file to write.")] = Path("leaderboard/README.md"),
     preset: Annotated[str, typer.Option(help="Column preset: a name under leaderboard/presets/ or a path to your own "
                                              "YAML (columns: [{name, task, metric?}]).")] = "neeto",
-    reported: Annotated[Optional[list[Path]], typer.Option(help="YAML of published scores with a cited `source:`; "
+    reported: Annotated[Optional[list[Path]], typer.Option(help="YAML of published scores with a cited `source:`, "
+                                                                "or the name of one medeval ships (neeto_card, "
+                                                                "ii_medical_8b_card, ii_medical_7b_preview_card); "
                                                                 "its rows are marked as reported, not measured. "
                                                                 "Repeatable.")] = None,
     average: Annotated[Average, typer.Option(help="mean: unweighted mean of the columns; weighted: weighted by "

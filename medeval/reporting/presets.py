@@ -2,7 +2,6 @@
 YAML) and reported rows (published scores with a cited source), and the protocol names of cells."""
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from ..results import GENERATION_MODES as MODES
 from ..results import ResultsError
+from ..paths import bundled_dir
 from ..safe_yaml import load_mapping
 
 MARKERS = "†‡§¶"
@@ -32,8 +32,7 @@ class Preset:
 
 
 def _preset_dirs() -> list[Path]:
-    return [Path(__file__).resolve().parents[2] / "leaderboard" / "presets",
-            Path(sys.prefix) / "share" / "medeval" / "leaderboard" / "presets"]
+    return [bundled_dir("leaderboard/presets")]
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -85,7 +84,11 @@ def _half_unit(v) -> float:
 
 
 def load_reported(path: str | Path, marker: str) -> Reported:
+    """Published scores from a YAML file, or by the name of one medeval ships (`neeto_card`, ...)."""
     path = Path(path)
+    shipped = bundled_dir("leaderboard/reported") / f"{path}.yaml"
+    if not path.is_file() and path.name == str(path) and shipped.is_file():
+        path = shipped
     data = load_mapping(path, "reported-results", ResultsError)
     src = data.get("source")
     if not isinstance(src, dict) or not (src.get("title") or src.get("url")):
