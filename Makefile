@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml setup.py Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	# CPU build of torch (taken from local disk here). On a GPU machine, install
 	# the torch build for your CUDA first; this line then leaves it alone.
