@@ -304,7 +304,7 @@ def families(split: str | None = None) -> dict[str, Family]:
     if split != "tune":
         from .style_families_heldout import HELD_OUT
 
-        out.update(HELD_OUT)
+        out.update({k: Family(**v) for k, v in HELD_OUT.items()})
     return {k: f for k, f in out.items() if split is None or f.split == split}
 
 

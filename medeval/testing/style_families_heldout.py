@@ -4,7 +4,12 @@ Do not read this file while writing or tuning extraction rules: it is the half o
 measures how the rules read phrasings they were not fitted to. Each family is the held-out twin
 (`<class>.2`) of a tune family (`<class>.1`), written independently with different phrasings.
 """
-from .style_families import _F
+
+
+def _F(task, split, styles, **kw) -> dict:
+    """The fields of a style_families.Family (a dict here, so this module imports nothing)."""
+    return dict(task=task, split=split, styles=tuple(styles), **kw)
+
 
 HELD_OUT = {
     "reasoning-weigh.2": _F("choice", "held-out", [
