@@ -81,6 +81,14 @@ def rules_at(rev: str):
     return run
 
 
+def rules_version() -> str:
+    """The last commit that changed the rules (medeval/extract*.py), '+uncommitted' if the tree differs."""
+    files = ["medeval/extract.py", "medeval/extract_choice.py"]
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)  # noqa: E731
+    rev = git("log", "-1", "--format=%h", "--", *files).stdout.strip() or "?"
+    return rev + ("+uncommitted" if git("diff", "--quiet", "HEAD", "--", *files).returncode else "")
+
+
 def embedded_as_style_cases() -> list:
     """The hand-labelled real outputs of the embedded model, in the style-family form (split 'real')."""
     from medeval.testing.style_families import StyleCase
@@ -177,8 +185,7 @@ def main():
             out["baseline"][name] = {"families": bf, "total": summarise(bf)}
     if DATA.is_dir():
         out["families"] = measure_families(a.before_rev)
-        out["families"]["rules"] = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                                                  capture_output=True, text=True).stdout.strip()
+        out["families"]["rules"] = rules_version()
     out["seconds"] = round(time.time() - t0, 2)
     import json
 

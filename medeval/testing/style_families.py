@@ -323,6 +323,13 @@ def _collides(options: dict) -> bool:
     return len(set(keys)) < len(keys)
 
 
+def _symbol_item(options: dict) -> bool:
+    """Two options differ only by symbols or case (not only by spacing, which no reader can rely on)."""
+    texts = [str(t) for t in options.values()]
+    spaced = ["".join(t.split()) for t in texts]
+    return _collides(options) and len(set(spaced)) == len(spaced)
+
+
 def _letters_only(options: dict) -> bool:
     return all(str(t).strip() == k for k, t in options.items())
 
@@ -350,7 +357,7 @@ def load_items(data_dir: Path, per_dataset: int = 3) -> dict[str, list[dict]]:
             chosen = [ok[j * step] for j in range(per_dataset)]
         pools["general"] += [_item(name, rows[i], i) for i in chosen]
         pools["letters"] += [_item(name, r, i) for i, r in enumerate(rows) if _letters_only(r["options"])]
-        pools["symbols"] += [_item(name, r, i) for i, r in enumerate(rows) if _collides(r["options"])][:per_dataset]
+        pools["symbols"] += [_item(name, r, i) for i, r in enumerate(rows) if _symbol_item(r["options"])][:per_dataset]
     for name, texts in SYNTHETIC_SYMBOL_ITEMS:
         pools["symbols"].append({"source": f"synthetic:{name}", "options": tuple(zip(LETTERS, texts)), "gold": "A"})
     pub = _rows(data_dir, "pubmedqa")
