@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import types
+from collections import Counter
 
 from _common import DATA, RESULTS, ROOT
 
@@ -90,12 +91,14 @@ def rules_version() -> str:
 
 
 def embedded_as_style_cases() -> list:
-    """The hand-labelled real outputs of the embedded model, in the style-family form (split 'real')."""
-    from medeval.testing.style_families import StyleCase
+    """The hand-labelled real outputs of the embedded model, in the style-family form (split 'real'): to prompts
+    written for the old corpus, and on real items (medeval/testing/embedded_outputs_real_items.jsonl)."""
+    from medeval.testing import style_families as sf
 
-    return [StyleCase("embedded-model", "real", c.style, c.text, c.task,
+    return [sf.StyleCase("embedded-model", "real", c.style, c.text, c.task,
                       tuple(zip("ABCDEFGHIJ", c.choices)) if c.task == "choice" else c.choices, c.kind, c.expected,
-                      False, "stop", "embedded_outputs.jsonl") for c in real_cases()]
+                      False, "stop", "embedded_outputs.jsonl") for c in real_cases()] + \
+        sf.embedded_real_item_cases(DATA)
 
 
 def measure_families(before_rev: str) -> dict:
@@ -107,9 +110,10 @@ def measure_families(before_rev: str) -> dict:
            "sizes": {}, "current": {}, "before": {}, "misses": []}
     fams, misses = sf.measure(cases, current)
     out["current"] = {"families": fams, "totals": {s: sf.totals(fams, s) for s in ("tune", "held-out", "real")}}
-    out["misses"] = [{"family": c.family, "split": c.split, "style": c.style, "source": c.source, "kind": c.kind,
-                      "expected": c.expected, "wrong_pass": c.wrong_pass, "got": o.status, "answer": o.answer}
-                     for c, o in misses]
+    grouped = Counter((c.family, c.split, c.style, c.kind, o.status, o.status == "answer" and c.kind == "answer")
+                      for c, o in misses)   # per style, not per case: the templates, no dataset text
+    out["misses"] = [{"family": f, "split": sp, "style": st, "kind": k, "got": g, "wrong_answer": w, "cases": n}
+                     for (f, sp, st, k, g, w), n in sorted(grouped.items())]
     try:
         bf, _ = sf.measure(cases, rules_at(before_rev))
         out["before"] = {"families": bf, "totals": {s: sf.totals(bf, s) for s in ("tune", "held-out", "real")}}
@@ -199,8 +203,8 @@ def main():
         for name in ("current", "before"):
             for split, t in out["families"].get(name, {}).get("totals", {}).items():
                 rate = "n/a" if t["right_rate"] is None else f"{100 * t['right_rate']:.1f}%"
-                print(f"families {name} {split}: clear={t['clear']} right={rate} confident_wrong={t['confident_wrong']} "
-                      f"read_from_none={t['read_from_none']} lost_invalid={t['lost_invalid']} "
+                print(f"families {name} {split}: clear={t['clear']} right={rate} "
+                      f"confident_wrong={t['confident_wrong']} read_from_none={t['read_from_none']} lost_invalid={t['lost_invalid']} "
                       f"lost_ambiguous={t['lost_ambiguous']}")
     print(f"wrote {RESULTS / 'extraction_corpus.json'} in {out['seconds']} s")
 

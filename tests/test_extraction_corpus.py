@@ -72,6 +72,10 @@ def test_the_styles_on_real_option_sets(data_dir, name, monkeypatch):
 
 
 # ---------------------------------------------------------------- style families on real items (issue 21)
+from pathlib import Path  # noqa: E402
+
+from conftest import read_rows  # noqa: E402
+
 from medeval.testing import style_families as sf  # noqa: E402
 
 CLASSES = {"reasoning-weigh", "answer-first", "ranked", "self-question", "self-correct", "json", "xml", "table",
@@ -130,6 +134,24 @@ def test_the_family_measure_counts_a_wrong_reader_as_wrong(family_cases):
     t = sf.totals(fams)
     assert t["confident_wrong"] > 300 and t["read_from_none"] > 300 and t["right_rate"] < 0.8
     assert t["clear"] + t["none"] == t["n"] == len(family_cases)
+
+
+def test_the_real_outputs_on_real_items_are_labelled_and_hold_no_dataset_text(data_dir):
+    cases = sf.embedded_real_item_cases(data_dir)
+    assert 40 <= len(cases) <= 60 and {c.kind for c in cases} == {"answer", "ambiguous"}
+    assert {c.source.split(":")[0] for c in cases} == {"medqa", "medbullets_op5", "mmlu_pro_medical", "pubmedqa"}
+    rows = {n: read_rows(n) for n in ("medqa", "medbullets_op5", "mmlu_pro_medical")}
+    for line in (Path(sf.__file__).with_name("embedded_outputs_real_items.jsonl")).read_text().splitlines():
+        r = json.loads(line)
+        if r["task"] == "choice":   # what is stored besides {opt:K} shares no 6 words with the item
+            words = re.findall(r"\w+", re.sub(r"\{opt-?:[A-Z]\}", " ", r["template"]).lower())
+            item = rows[r["dataset"]][r["row"]]
+            src = " " + " ".join(re.findall(r"\w+", (item["question"] + " " + " ".join(item["options"].values()))
+                                            .lower())) + " "
+            assert not any(f" {' '.join(words[i:i + 6])} " in src for i in range(len(words) - 5)), r["id"]
+    for c in cases:
+        assert "{opt" not in c.text and ((c.expected in dict(c.options)) if c.task == "choice" and c.kind == "answer"
+                                         else True), c
 
 
 @pytest.mark.xfail(strict=False, reason="rules rewrite in progress (helper B): the rules before issue 21 read "

@@ -524,3 +524,37 @@ def totals(fams: dict, split: str | None = None) -> dict:
     tot = {k: sum(f[k] for f in fams.values() if split is None or f["split"] == split) for k in COUNTS}
     tot["right_rate"] = tot["right"] / tot["clear"] if tot["clear"] else None
     return tot
+
+
+# ------------------------------------------------------------------ real outputs of the embedded model
+def embedded_real_item_cases(data_dir: Path) -> list[StyleCase]:
+    """Real greedy outputs of the embedded model (SmolLM2-135M-Instruct) on the first 15 items of medqa,
+    medbullets_op5, mmlu_pro_medical and pubmedqa (`medeval run -t medqa,medbullets_op5,mmlu_pro_medical,pubmedqa
+    -m embedded -b hf -l 15`, MEDEVAL_TORCH_THREADS=1), stored without dataset text: an option's text is
+    `{opt:K}` (`{opt-:K}` without its final period) and is filled in from the data mirror here. Outputs that
+    copy 6 or more words of the item were left out (3), as were outputs whose text is no option's (2) and a
+    truncated yes/no answer that paraphrases the question (1). Labelled by hand: the letter when the letter and
+    its own text agree, `ambiguous` when the letter comes with another option's text (case counts: `D. Bb Bb`
+    where D is `Bb bb` and C is `Bb Bb`)."""
+    path = Path(__file__).with_name("embedded_outputs_real_items.jsonl")
+    cache: dict[str, list[dict]] = {}
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        rows = cache.setdefault(r["dataset"], _rows(data_dir, r["dataset"]))
+        row = rows[r["row"]]
+        if r["task"] == "label":
+            options, gold_check = YESNO, str(row["pubid"]) == r["id"].split(":", 1)[1]
+            text = r["template"]
+        else:
+            opts = row["options"]
+            options = tuple((k, str(opts[k])) for k in sorted(opts))
+            gold_check = str(row.get("id", r["row"])) == r["id"].split(":", 1)[1]
+            text = re.sub(r"\{opt(-?):([A-Z])\}",
+                          lambda m: opts[m.group(2)][:-1] if m.group(1) else opts[m.group(2)], r["template"])
+        if not gold_check:
+            raise ValueError(f"{path.name}: field 'row': {r['row']} of {r['dataset']} is not item {r['id']}; "
+                             "the data mirror changed: regenerate the file")
+        out.append(StyleCase("embedded-model-real-items", "real", r["template"], text, r["task"], options,
+                             r["kind"], r["expected"], False, r["finish_reason"], r["id"]))
+    return out
