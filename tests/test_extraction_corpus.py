@@ -81,7 +81,8 @@ from medeval.testing import style_families as sf  # noqa: E402
 CLASSES = {"reasoning-weigh", "answer-first", "ranked", "self-question", "self-correct", "json", "xml", "table",
            "checkmarks", "think", "lang-es", "lang-pt", "lang-fr", "lang-de", "lang-zh", "lang-ja", "truncated",
            "refusal", "conflict", "rejection-only", "hedge", "letter-options", "option-text-symbols",
-           "yn-reasoning", "yn-self-correct", "yn-undetermined", "yn-json-xml", "yn-truncated", "yn-hedge"}
+           "yn-reasoning", "yn-self-correct", "yn-undetermined", "yn-json-xml", "yn-truncated", "yn-hedge",
+           "yn-lang"}
 
 
 @pytest.fixture(scope="module")

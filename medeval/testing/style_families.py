@@ -156,6 +156,10 @@ TUNE = {
         '{"final_answer": "{L}", "explanation": "fits the findings"}',
         '{"answer": "{L}", "answer_text": "{TJ}"}',
         '{"rejected": ["{W}", "{X}"], "selected": "{L}"}',
+        '{"answer": "({L})"}',
+        "{'answer': '{L}'}",
+        '{"response": {"answer": "{L}"}}',
+        '{"answer": "{L}. {TJ}"}',
     ]),
     "xml.1": _F("choice", "tune", [
         "<final_answer>{L}</final_answer>",
@@ -164,6 +168,8 @@ TUNE = {
         "<final_answer>\n{L}\n</final_answer>",
         "<answer>({L}) {T}</answer>",
         "<response><choice>{L}</choice></response>",
+        "<final_answer>({L}) {T}</final_answer>",
+        "<answer>\nOption {L}\n</answer>",
     ]),
     "table.1": _F("choice", "tune", [
         "| Option | Assessment | Verdict |\n|---|---|---|\n| {W} | does not fit | Incorrect |\n"
@@ -171,6 +177,8 @@ TUNE = {
         "| Choice | Verdict |\n|---|---|\n| {W} | wrong |\n| {X} | wrong |\n| {L} | **correct** |",
         "| Option | Fits? |\n|--------|-------|\n| {L}. {T} | Yes |\n| {W}. {WT} | No |",
         "| Option | Comment |\n|---|---|\n| {W} | too slow |\n| {L} | indicated |\n\nAnswer: {L}",
+        "| # | Option | Verdict |\n|---|---|---|\n| 1 | {W} | ✗ |\n| 2 | {L} | ✓ |",
+        "| Option | Likely? |\n|---|---|\n| {W} | unlikely |\n| {L} | **most likely** |\n| {X} | unlikely |",
     ]),
     "checkmarks.1": _F("choice", "tune", [
         "❌ {W}\n✅ {L}\n❌ {X}",
@@ -178,6 +186,8 @@ TUNE = {
         "- {W}: ❌ too slow\n- {X}: ❌ contraindicated\n- {L}: ✅ indicated",
         "✅ Correct: {L}\n❌ Incorrect: {W}, {X}",
         "✔️ {L}\n✖️ {W}",
+        "{L} ✅ {T}",
+        "[x] {L}\n[ ] {W}\n[ ] {X}",
     ]),
     "think.1": _F("choice", "tune", [
         "<think>\nThe options are {W}, {X} and {L}. {W} does not fit; {L} does.\n</think>\n\n{L}",
@@ -190,24 +200,30 @@ TUNE = {
     "lang-es.1": _F("choice", "tune", [
         "La respuesta correcta es la {L}.", "Respuesta: {L}",
         "Descartamos {W} porque no explica los hallazgos. Por lo tanto, la respuesta es {L}.",
+        "Opción correcta: {L}",
     ]),
     "lang-pt.1": _F("choice", "tune", [
         "A resposta correta é {L}.", "Resposta final: {L}",
         "A opção {W} está incorreta. Portanto, a resposta é {L}.",
+        "A alternativa correta é a letra {L}.",
     ]),
     "lang-fr.1": _F("choice", "tune", [
         "La bonne réponse est {L}.", "Réponse : {L}",
         "L'option {W} est incorrecte. La réponse est donc {L}.",
+        "Réponse correcte : {L}",
     ]),
     "lang-de.1": _F("choice", "tune", [
         "Die richtige Antwort ist {L}.", "Antwort: {L}",
         "Option {W} ist falsch, weil der Verlauf nicht passt. Daher ist die Antwort {L}.",
+        "Antwort {L} ist richtig.",
     ]),
     "lang-zh.1": _F("choice", "tune", [
         "答案是{L}。", "正确答案：{L}", "选项{W}不正确，因此答案为{L}。",
+        "答案：{L}",
     ]),
     "lang-ja.1": _F("choice", "tune", [
         "正解は{L}です。", "答え：{L}", "{W}は誤りです。したがって、答えは{L}です。",
+        "正解：{L}",
     ]),
     "truncated.1": _F("choice", "tune", [
         ("invalid", "Let's evaluate each option.\n{W}. {WT} - this is reasonable if the patient"),
@@ -255,9 +271,12 @@ TUNE = {
         ("invalid", "Choose a site for biopsy based on the imaging."),
         "Answer: {L}",
         "The structure is labelled {L} in the image, so the answer is {L}.",
+        ("invalid", "A lesion is visible, but I cannot tell which label marks it."),
+        "Answer: ({L})",
     ], pool="letters", note="real medbullets_op5 items whose options are the letters A-E themselves"),
     "option-text-symbols.1": _F("choice", "tune", [
         "{T}", "The answer is {T}.", "Answer: {T}", "**{T}**",
+        "The correct answer is {T}.", "Final: {T}",
     ], pool="symbols", note="options that differ only by sign, symbol or case: real items found at run time "
                             "(medqa, mmlu_pro_medical) and SYNTHETIC ones"),
     "yn-reasoning.1": _F("label", "tune", [
@@ -279,6 +298,8 @@ TUNE = {
         "Yes/no cannot be determined.",
         "It is not possible to say yes or no based on this abstract.",
         "The data are insufficient to determine the answer.",
+        "Indeterminate.",
+        "Neither yes nor no can be concluded.",
     ], kind="invalid", pool="pubmedqa"),
     "yn-json-xml.1": _F("label", "tune", [
         '{"answer": "{y}"}', '{"final_decision": "{y}"}', "<answer>{y}</answer>",
@@ -293,6 +314,9 @@ TUNE = {
         "{Y} or {z}, the evidence is mixed.",
         "It could be {y}, but it could just as well be {z}.",
     ], kind="ambiguous", pool="pubmedqa"),
+    "yn-lang.1": _F("label", "tune", [
+        "Respuesta: {y}", "Réponse : {y}", "Antwort: {y}", "答案：{y}", "Resposta: {y}", "答え：{y}",
+    ], pool="pubmedqa", note="yes/no/maybe in English after a final-answer marker in six languages"),
 }
 
 YESNO = ("yes", "no", "maybe")

@@ -73,6 +73,8 @@ HELD_OUT = {
         '```\n{"prediction": "{L}"}\n```',
         '{"correct_option": "{L}", "option_text": "{TJ}"}',
         '{"analysis": "{W} is less likely", "final": "{L}"}',
+        '{"response": "{L}"}',
+        '{"ANSWER": "{L}"}',
     ]),
     "xml.2": _F("choice", "held-out", [
         "<Answer>{L}</Answer>",
@@ -81,6 +83,7 @@ HELD_OUT = {
         "<thinking>{W} is less likely.</thinking>\n<final_answer>{L}</final_answer>",
         "<answer> {L} </answer>",
         "<output>\n<answer>{L}</answer>\n</output>",
+        "<final_answer>Option {L}</final_answer>",
     ]),
     "table.2": _F("choice", "held-out", [
         "| Option | Correct? |\n|:---:|:---:|\n| {W} | No |\n| {L} | Yes |\n| {X} | No |",
@@ -88,6 +91,7 @@ HELD_OUT = {
         "| Option | Reason | Result |\n|---|---|---|\n| {X} | wrong population | Rejected |\n"
         "| {W} | wrong timing | Rejected |\n| {L} | fits | Selected |",
         "| Candidate | Likelihood |\n|---|---|\n| {L} | High |\n| {W} | Low |\n| {X} | Low |\n\n**Final answer: {L}**",
+        "| Option | Decision |\n|---|---|\n| {L} | ✅ |\n| {W} | ❌ |",
     ]),
     "checkmarks.2": _F("choice", "held-out", [
         "{W} ❌\n{X} ❌\n{L} ✅",
@@ -95,6 +99,7 @@ HELD_OUT = {
         "- ❌ {W}. {WT}\n- ✅ {L}. {T}",
         "Option {W}: ✗\nOption {L}: ✓\nOption {X}: ✗",
         "✅ Answer: {L}",
+        "☑ {L}\n☐ {W}\n☐ {X}",
     ]),
     "think.2": _F("choice", "held-out", [
         "<think>\nOption {W} is tempting. But the exam argues against it. {L} explains everything.\n</think>\n"
@@ -173,9 +178,11 @@ HELD_OUT = {
         ("invalid", "The image is not available to me, so I cannot pick a label."),
         "The correct answer is {L}.",
         "Final answer: ({L})",
+        "Answer: {L}",
     ], pool="letters"),
     "option-text-symbols.2": _F("choice", "held-out", [
         "Final answer: {T}", "{T} ({L})", "I'd go with {T}.", "The correct option is: {T}",
+        "**Answer:** {T}",
     ], pool="symbols"),
     "yn-reasoning.2": _F("label", "held-out", [
         "The randomised trial shows a clear difference between arms, with a narrow confidence interval.\n"
@@ -196,6 +203,7 @@ HELD_OUT = {
         "Undetermined.",
         "The abstract does not allow a conclusion either way.",
         "Cannot be determined from the data provided.",
+        "Cannot say.",
     ], kind="invalid", pool="pubmedqa"),
     "yn-json-xml.2": _F("label", "held-out", [
         '{"Answer": "{y}"}', '{"decision": "{y}", "confidence": "moderate"}', "<decision>{y}</decision>",
@@ -210,4 +218,8 @@ HELD_OUT = {
         "{Y} or {z} - the evidence does not settle it.",
         "Either {y} or {z}.",
     ], kind="ambiguous", pool="pubmedqa"),
+    "yn-lang.2": _F("label", "held-out", [
+        "Respuesta final: {y}", "Réponse finale : {y}", "Endgültige Antwort: {y}", "最终答案：{y}",
+        "Resposta final: {y}", "最終回答：{y}",
+    ], pool="pubmedqa"),
 }
