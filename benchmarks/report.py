@@ -453,10 +453,62 @@ def extraction(md, r):
                      bt.get("confident_wrong", "n/a"), bt.get("hedge_credited", "n/a")])
     md += [table(["set", "family", "n", "intended", "confident-wrong", "invalid-guessed", "hedge-credited",
                   "baseline intended", "baseline confident-wrong", "baseline hedge-credited"], rows), ""]
+    style_families(md, r.get("families"))
     if r["misses"]:
         md += [f"Misses ({len(r['misses'])}, first 20):", ""]
         md += [f"- `{m['text']!r}`: expected {m['kind']} {m['expected']}, got {m['status']} {m['got']}"
                for m in r["misses"][:20]] + [""]
+
+
+def style_families(md, r):
+    """The issue-21 style families on real items: per half and per family, now and before issue 21."""
+    if not r:
+        return
+    cur, before = r["current"], r.get("before") or {}
+    md += ["### Style families on real items: tune half vs held-out half", "",
+           "`medeval/testing/style_families.py` (tune) and `style_families_heldout.py` (held-out): answer styles "
+           "that imitate real models (reasoning that rejects options, answer first then other letters discussed, "
+           "ranked answers, self-questioning, self-correction, JSON/XML, tables, check marks, `<think>` blocks, six "
+           "languages, truncated outputs with finish_reason `length`, refusals, conflicting finals, rejections "
+           "alone, hedges, letter-only options, option texts that differ only by sign/symbol/case) on real items of "
+           "medqa, medbullets_op5, mmlu_pro_medical (4, 7 and 10 options) and pubmedqa read at run time, plus "
+           "SYNTHETIC sign/symbol items; every style stated once with the gold and once with a wrong answer. Each "
+           "style class has a tune family (`.1`, which the rules may be fitted to) and a held-out family (`.2`, "
+           "different phrasings, not read while tuning). *real*: the hand-labelled outputs of the embedded model. "
+           f"Rules measured: the working tree at `{r.get('rules', '?')}`"
+           f"{'' if r.get('uses_finish_reason') else ' (they take no finish_reason: truncation is not seen)'}; "
+           f"baseline (before issue 21) = the rules at `{r['before_rev']}`.", "",
+           "Columns: clear = cases whose text clearly states one answer; read right = read as that answer; "
+           "confident-wrong = read as a different answer; read from none = an answer read from a text that states "
+           "none or two different finals (of `none` such cases); lost = a clear answer read as invalid / ambiguous.",
+           ""]
+
+    def row(label, split, t):
+        return [label, split, t["n"], t["clear"], pct(t["right_rate"]), t["confident_wrong"],
+                f"{t['read_from_none']} / {t['none']}", t["lost_invalid"], t["lost_ambiguous"]]
+
+    rows = []
+    for split in ("tune", "held-out", "real"):
+        rows.append(row(f"rules now (`{r.get('rules', '?')}`)", split, cur["totals"][split]))
+        if before:
+            rows.append(row(f"baseline (before issue 21, `{r['before_rev']}`)", split, before["totals"][split]))
+    md += [table(["rules", "half", "cases", "clear", "read right", "confident-wrong", "read from none",
+                  "lost: invalid", "lost: ambiguous"], rows), ""]
+    rows = []
+    bf = before.get("families", {})
+    for split in ("tune", "held-out", "real"):
+        for fam, c in sorted(cur["families"].items()):
+            if c["split"] != split:
+                continue
+            b = bf.get(fam)
+            rows.append([fam, split, c["clear"], pct(c["right"] / c["clear"]) if c["clear"] else "n/a",
+                         c["confident_wrong"], f"{c['read_from_none']} / {c['none']}", c["lost_invalid"],
+                         c["lost_ambiguous"],
+                         (pct(b["right"] / b["clear"]) if b["clear"] else "n/a") if b else "n/a",
+                         b["confident_wrong"] if b else "n/a", f"{b['read_from_none']} / {b['none']}" if b else "n/a"])
+    md += [table(["family", "half", "clear", "read right", "confident-wrong", "read from none", "lost: invalid",
+                  "lost: ambiguous", "baseline read right", "baseline confident-wrong", "baseline read from none"],
+                 rows), ""]
 
 
 def main():
