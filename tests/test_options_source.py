@@ -90,6 +90,10 @@ def test_lowercase_and_number_keys(tmp_path):
                                                                {"id": "1", "key": 2}])
     assert block["metrics"]["greedy"]["accuracy"]["value"] == 1.0
     assert samples[0]["option_keys"]["J"] == "10" and samples[1]["greedy"]["pred"] == "B"
+    # index0 on keys that start at 1 is refused (the gold is the key itself either way: the base must agree)
+    tasks, data = make_task(tmp_path / "z", "numbered0", rows, gold_format="index0")
+    with pytest.raises(MedevalError, match=r"line 1: .*index0, but the option keys .* start at 1; .*use gold_format: index1"):
+        items(tasks, data, "numbered0")
 
 
 @pytest.mark.parametrize("n", [12, 16, 22])

@@ -111,6 +111,11 @@ class Choice(AnswerType):
             k = self._index(task, raw, fmt, [o["letter"] for o in options])
             if kind == "number":
                 key = str(k + (fmt == "index1"))          # number keys: the gold is the key itself
+                if any(int(x) == 0 for x in keys) != (fmt == "index0"):   # the keys' own base must be the declared one
+                    raise MedevalError(f"{task.source_file}: field 'answer.gold_format': {fmt}, but the option keys "
+                                       f"{keys} start at {min(int(x) for x in keys)}; with number keys the gold "
+                                       f"is the key itself: use gold_format: {'index1' if fmt == 'index0' else 'index0'}"
+                                       " (or letter)")
             elif kind == "letter":
                 key = LETTERS[k] if 0 <= k < MAX_OPTIONS else ""
             else:
