@@ -126,7 +126,8 @@ class Choice(AnswerType):
         if letter is not None:
             return letter
         raise MedevalError(f"{task.source_file}: field 'answer.gold': value {raw!r} (gold_format {fmt}) "
-                           f"is not one of the option {'keys' if keyed else 'letters'} {keys}")
+                           f"is not one of the options (their {'source keys' if keyed else 'letters'}: {keys}); fix the "
+                           "data or answer.gold_format")
 
     def _by_text(self, task, raw, options):
         """gold_format text: the one option whose text equals the gold, surrounding whitespace aside."""
