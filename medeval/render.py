@@ -74,7 +74,7 @@ def format_item(item: dict) -> str:
     lines = [f"=== {item['task']}  id {item['id']}  (of {item['n_total']})  template {item['template']} ==="]
     lines.append(f"gold: {item['gold']}")
     for o in item["options"]:
-        lines.append(f"  option {o['letter']}: {o['text']}")
+        lines.append(f"  option {o['letter']}: {o['text']}" + (f"   (source key {o['key']})" if "key" in o else ""))
     g = item["generation"]
     if g is not None:
         lines.append(f"generation: max_tokens={g['max_tokens']} stop={g['stop']!r} chat_template={item['chat']}")

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.render import check_data
+from medeval.render import check_data, format_item, render_items
 from medeval.runner import RunConfig, prepare
 from medeval.score_external import score_file
 from medeval.spec import Registry
@@ -167,3 +167,25 @@ def test_tasks_check_reads_every_row_and_names_the_first_bad_one(tmp_path):
     msg = check_data(Registry([tasks]).tasks["deep"], data)   # what `medeval tasks --data-dir` lists
     assert "deep/test.jsonl: line 237:" in msg and "field 'answer.gold'" in msg and "line 251" not in msg
     assert "\n" not in msg
+
+
+def test_null_dict_entries_are_not_options_and_render_names_source_keys(tmp_path):
+    opts = {k: None for k in "ABCDEFGHIJ"}
+    opts.update({"A": "Iron", "B": "Zinc", "D": "Gold"})   # a hub struct: absent options padded with null
+    tasks, data = make_task(tmp_path, "padded", [{"question": "q", "options": opts, "gold": "D"}])
+    it, = items(tasks, data, "padded")
+    assert shown(it) == [("A", "Iron"), ("B", "Zinc"), ("C", "Gold")] and it.gold == "C"
+    item, = render_items(RunConfig(tasks=["padded"], data_dir=str(data), task_dirs=[str(tasks)]))
+    assert "  option C: Gold   (source key D)" in format_item(item).splitlines()
+    assert item["options"][2] == {"letter": "C", "text": "Gold", "key": "D"}
+
+
+def test_a_list_of_up_to_26_option_fields(tmp_path):
+    fields = [f"op{i}" for i in range(12)]
+    rows = [{"question": "q", **{f: DRUGS[i] for i, f in enumerate(fields)}, "gold": 12}]
+    tasks, data = make_task(tmp_path, "fields12", rows, options=fields, gold_format="index1")
+    it, = items(tasks, data, "fields12")
+    assert it.gold == "L" and it.options[-1] == {"letter": "L", "text": DRUGS[11]}
+    tasks, _ = make_task(tmp_path / "x", "fields27", rows, options=[f"op{i}" for i in range(27)])
+    with pytest.raises(MedevalError, match="lists 27 fields; a choice task needs 2 to 26"):
+        Registry([tasks])

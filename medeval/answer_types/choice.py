@@ -71,6 +71,7 @@ class Choice(AnswerType):
         else:
             raw = field_value(task, row, spec, where)
             if isinstance(raw, dict):
+                raw = {k: v for k, v in raw.items() if v is not None}   # a hub struct pads absent options with null
                 ordered, _ = _ordered_keys(raw)
                 by_str = {str(k): v for k, v in raw.items()}
                 texts, keys = [by_str[k] for k in ordered], list(ordered)
