@@ -219,8 +219,9 @@ def render(
 
 @app.command("tasks")
 def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
-    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, the
-    first row of every task with a local file is also prepared as a run would, and problems listed."""
+    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, every
+    row of every task with a local file is also prepared as a run would, and the first bad row of
+    each task is named (file: line, field, fix)."""
     from .render import check_data
     from .spec import Registry
 

@@ -77,7 +77,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _line_numbers(path: Path) -> list[int]:
-    return [n for n, _ in iter_jsonl(path)]
+    """The line of each row of a file `iter_jsonl` has already read (its non-blank lines), not parsed again."""
+    with Path(path).open(encoding="utf-8") as f:
+        return [n for n, line in enumerate(f, 1) if line.strip()]
 
 
 def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:

@@ -3,7 +3,7 @@
 `render_items` goes through the run's own preparation (`prepare.prepare`, `runner.build_requests`),
 so the messages, golds, options and decoding shown are the ones a run uses. With a chat model
 named, only its tokenizer is loaded and its chat template applied: the exact text the HF backend
-feeds the model. `check_data` runs the same preparation on one row of every task with a local file.
+feeds the model. `check_data` runs the same preparation on every row of every task with a local file.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def format_item(item: dict) -> str:
     lines = [f"=== {item['task']}  id {item['id']}  (of {item['n_total']})  template {item['template']} ==="]
     lines.append(f"gold: {item['gold']}")
     for o in item["options"]:
-        lines.append(f"  option {o['letter']}: {o['text']}")
+        lines.append(f"  option {o['letter']}: {o['text']}" + (f"   (source key {o['key']})" if "key" in o else ""))
     g = item["generation"]
     if g is not None:
         lines.append(f"generation: max_tokens={g['max_tokens']} stop={g['stop']!r} chat_template={item['chat']}")
@@ -93,12 +93,13 @@ def format_item(item: dict) -> str:
 
 
 def check_data(task: Task, data_dir) -> str | None:
-    """None when the first row of the task's local file prepares (fields, options, gold, prompt),
-    else the one-line problem. Tasks without a local file are not checked (returns None)."""
+    """None when every row of the task's local file prepares as a run would (fields, options, gold,
+    prompt), else the one-line problem naming the first bad row (file: line, field, fix). Tasks
+    without a local file are not checked (returns None)."""
     if not data_dir or not task.dataset.local or not (Path(data_dir) / task.dataset.local).is_file():
         return None
     try:
-        prepare(task, RunConfig(tasks=[task.name], data_dir=str(data_dir), limit=1))
+        prepare(task, RunConfig(tasks=[task.name], data_dir=str(data_dir)))
     except MedevalError as e:
         return str(e)
     return None

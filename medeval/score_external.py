@@ -1,13 +1,15 @@
 """`medeval score`: run medeval's extraction and metrics on outputs produced elsewhere.
 
-The predictions file is JSONL, one item per line: {"id": ..., "output": text} or
-{"id": ..., "outputs": [text, ...]}; docs/score.md documents it with an example.
+The predictions file is JSONL, one item per line: {"id": ..., "output": text},
+{"id": ..., "outputs": [text, ...]}, or for multiple-choice tasks {"id": ..., "key": k} / {"keys": [...]}
+(answers already read, as the data set's own option keys); docs/score.md documents it with an example.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from . import answer_types
 from .data import iter_jsonl
 from .errors import MedevalError
 from .results import run_results, write_results
@@ -18,21 +20,56 @@ from .spec import Registry
 
 
 def read_predictions(path: Path) -> dict[str, list[str]]:
+    """id -> outputs. A line with `key`/`keys` (answers given as the source's option keys) maps to
+    {"keys": [...], "line": n} instead; `source_keys_to_outputs` turns those into shown letters."""
     if not path.is_file():
         raise MedevalError(f"{path}: predictions file not found")
-    preds: dict[str, list[str]] = {}
+    preds: dict = {}
     for n, row in iter_jsonl(path):
-        if "id" not in row or not ({"output", "outputs"} & set(row)):
-            raise MedevalError(f"{path}: line {n}: each line needs 'id' and 'output' (text) or 'outputs' (list)")
+        given = {"output", "outputs", "key", "keys"} & set(row)
+        if "id" not in row or len(given) != 1:
+            raise MedevalError(f"{path}: line {n}: each line needs 'id' and exactly one of 'output' (text), "
+                               "'outputs' (list), 'key' or 'keys' (the source's option keys; docs/score.md)")
+        if str(row["id"]) in preds:
+            raise MedevalError(f"{path}: line {n}: id {row['id']!r} appears twice")
+        if given & {"key", "keys"}:
+            keys = row["keys"] if "keys" in row else [row["key"]]
+            if not isinstance(keys, list) or not keys or not all(isinstance(k, (str, int)) and not isinstance(k, bool)
+                                                                 for k in keys):
+                raise MedevalError(f"{path}: line {n}: 'key' must be a string or number and 'keys' a non-empty "
+                                   "list of them (the option keys as the data set gives them)")
+            preds[str(row["id"])] = {"keys": keys, "line": n}
+            continue
         outs = row["outputs"] if "outputs" in row else [row["output"]]
         if not isinstance(outs, list) or not all(isinstance(o, str) for o in outs) or not outs:
             raise MedevalError(f"{path}: line {n}: 'output' must be a string and 'outputs' a non-empty list of strings")
-        if str(row["id"]) in preds:
-            raise MedevalError(f"{path}: line {n}: id {row['id']!r} appears twice")
         preds[str(row["id"])] = outs
     if not preds:
         raise MedevalError(f"{path}: no predictions")
     return preds
+
+
+def source_keys_to_outputs(path: Path, task, items, preds: dict) -> dict[str, list[str]]:
+    """Answers given as the source's option keys -> the shown letters they name, as outputs. The
+    mapping is the one samples record as `option_keys`; a key the item does not have is an error."""
+    by_id = {it.id: it for it in items}
+    out = {}
+    for i, p in preds.items():
+        if isinstance(p, list):
+            out[i] = p
+            continue
+        if task.answer.type != "choice":
+            raise MedevalError(f"{path}: line {p['line']}: 'key'/'keys' are for multiple-choice tasks; task "
+                               f"{task.name!r} is {task.answer.type!r}: give 'output' (the model's text)")
+        opts = by_id[i].options
+        letters = [answer_types.shown_letter(opts, k) for k in p["keys"]]
+        if None in letters:
+            bad = p["keys"][letters.index(None)]
+            have = [o.get("key", o["letter"]) for o in opts]
+            raise MedevalError(f"{path}: line {p['line']}: key {bad!r} is not an option key of item {i!r} "
+                               f"(its keys: {have}); give the key as the data set's options field does")
+        out[i] = letters
+    return out
 
 
 def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: str,
@@ -56,6 +93,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
         raise MedevalError(f"{predictions}: {len(unknown)} ids are not items of task {task.name!r} "
                            f"(first: {unknown[:3]}); ids are {what} (see docs/score.md)")
     p = p.select(set(preds))   # the items scored, hashed as `run` hashes them
+    preds = source_keys_to_outputs(Path(predictions), task, p.items, preds)
     modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
     texts = {"greedy": {i: {"prompt": None, "texts": preds[i][:1]} for i in p.ids}}
     if "sc" in modes:

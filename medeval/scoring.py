@@ -78,6 +78,9 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
     for it in p.items:
         sample = {"id": it.id, "prompt": None, "gold": it.gold,
                   "meta": {s: aggregate.stratum(it.row, s) for s in task.strata}}
+        keys = answer_types.option_keys(it.options)
+        if keys:   # the source keys options by something other than the shown letters A, B, ...
+            sample["option_keys"] = keys
         for mode in modes:
             got, c = texts[mode][it.id], counts[mode]
             sample["prompt"] = sample["prompt"] or got.get("prompt")

@@ -106,7 +106,7 @@ def cli(*args):
 
 
 def test_tasks_and_run_agree_on_a_bad_options_field(tmp_path, data_dir):
-    """`medeval tasks --data-dir` prepares one row per task, so it reports what `run` would."""
+    """`medeval tasks --data-dir` prepares every row of every task, so it reports what `run` would."""
     d = tasks_dir(tmp_path, my_medqa__yaml=USER_MCQ.replace("options: options,", "options: choices,"))
     proc = cli("tasks", "--task-dir", d, "--data-dir", data_dir)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

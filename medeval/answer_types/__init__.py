@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..extract import Outcome
 from . import choice, labels, open_ended  # noqa: F401  (importing a module registers its types, in this order)
 from .base import REGISTRY, AnswerType, field_value, register  # noqa: F401  (the registry's API)
+from .choice import option_keys, shown_letter  # noqa: F401  (shown letter <-> source key of an item's options)
 
 
 def names() -> tuple[str, ...]:
@@ -55,5 +56,5 @@ def extract(task, text: str, row: dict | None = None, options: list[dict] | None
     return outcome(task, text, row, options).answer
 
 
-__all__ = ["AnswerType", "Outcome", "REGISTRY", "extract", "get", "names", "of", "outcome", "read",
-           "register"]
+__all__ = ["AnswerType", "Outcome", "REGISTRY", "extract", "get", "names", "of", "option_keys", "outcome", "read",
+           "register", "shown_letter"]

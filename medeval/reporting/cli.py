@@ -258,7 +258,7 @@ def view(
 ) -> None:
     """Write one self-contained HTML page (no network; data embedded) to read every item of a run.
 
-    `medeval view RUN -o page.html`: the task table (metrics, intervals, invalid and truncation
+    `medeval view RUN -o page.html`: the task table (metrics, intervals, invalid, ambiguous and truncation
     rates, tokens, cost) and per task every item, filterable by status, stratum and text, paginated.
     `medeval view --baseline A --candidate B -o page.html`: the gate's paired comparison, with the
     items that flipped shown side by side. The URL hash holds the filters (e.g. #task=medqa&status=wrong).

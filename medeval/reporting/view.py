@@ -5,7 +5,7 @@ or images; a Content-Security-Policy forbids any network request) with the data 
 JSON. Every string from result files reaches the page only through that JSON block (with `<`,
 `>` and `&` escaped, so no output can close it) and is put into the DOM with `textContent`.
 
-* `run_page(dir)`: the task table (metrics with intervals, invalid and truncation rates, tokens,
+* `run_page(dir)`: the task table (metrics with intervals, invalid, ambiguous and truncation rates, tokens,
   cost) and, per task, every item (prompt, raw outputs, extracted answers, votes, gold, finish
   reasons, tokens), filterable and paginated in the browser.
 * `compare_page(report)`: a `medeval gate` report (reporting.gate.run_gate) as a page: per task the paired
@@ -67,7 +67,7 @@ def _samples(run_dir: Path, task: str, block: dict) -> list[dict]:
 
 def _task_summary(name: str, t: dict) -> dict:
     keep = ("display_name", "n", "n_total", "primary_metric", "answer_type", "version", "metrics", "invalid",
-            "usage", "skipped", "judge", "adversarial")
+            "ambiguous", "usage", "skipped", "judge", "adversarial")
     return {"task": name, **{k: t[k] for k in keep if k in t}, "modes": t.get("modes") or list(t.get("metrics", {}))}
 
 
