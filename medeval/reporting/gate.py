@@ -163,8 +163,8 @@ def apply_power_rule(res: TaskResult, rule: str) -> None:
     if rule == "off" or res.verdict not in ("pass", "warn") or not res.power.get("underpowered"):
         return
     res.power["required"] = rule
-    res.reason = f"{power_short(res.power)} > tolerance {_pp(res.power['tolerance'])} (require_power: {rule}); " \
-                 + res.reason
+    res.reason = (f"{power_short(res.power)}, tolerance {_pp(res.power['tolerance'])} (require_power: {rule}); "
+                  + res.reason)
     res.verdict = rule
 
 
