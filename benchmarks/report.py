@@ -509,6 +509,34 @@ def style_families(md, r):
     md += [table(["family", "half", "clear", "read right", "confident-wrong", "read from none", "lost: invalid",
                   "lost: ambiguous", "baseline read right", "baseline confident-wrong", "baseline read from none"],
                  rows), ""]
+def gate_power(md, r):
+    md += ["## 10. Gate power: the minimum detectable drop against a simulation of the test", ""]
+    if not r:
+        md += ["not measured (results/gate_power.json missing): `python benchmarks/gate_power.py`", ""]
+        return
+    st = r["settings"]
+    md += [f"`python benchmarks/gate_power.py` ({r['created']}, {r['seconds']} s): loopback models whose errors are "
+           "known (SYNTHETIC predictions on real MedQA / PubMedQA gold answers). *Reported*: the MDD that "
+           f"`medeval gate` states on {st['pairs']} written baseline/candidate pairs of each kind (same quality, "
+           "3 points worse), each from its own pair's churn or paired SD. *Simulated*: the true drop that the same "
+           f"test (α = {st['alpha']}, one-sided) catches {st['power']:.0%} of the time, interpolated from catch rates "
+           f"on a grid of drops ({st['reps']} simulated gates per drop for McNemar, {st['boot_reps']} for the "
+           "bootstrap). *Baseline drawn*: both runs drawn afresh for each simulated gate (items sampled anew: the "
+           "model both tests assume); *fixed*: one baseline run against every candidate. See the script's docstring "
+           "for the scenarios.", "",
+           table(["scenario", "test", "n", "baseline", "simulated MDD (pp)", "reported MDD (pp): median [min, max]",
+                  "reported / simulated", "within 20%"],
+                 [[s["scenario"], s["test"].replace("_", " "), s["n"], s["baseline"], f(100 * s["simulated_mdd"]),
+                   f"{f(100 * s['summary']['reported_mdd_median'])} [{f(100 * min(x['mdd'] for x in s['reported']))}, "
+                   f"{f(100 * max(x['mdd'] for x in s['reported']))}]",
+                   f"{f(s['summary']['ratio_min'], 3)} .. {f(s['summary']['ratio_max'], 3)}",
+                   "yes" if s["summary"]["all_within_20pct"] else "no"] for s in r["scenarios"]]), ""]
+    worse = [x for s in r["scenarios"] if s["scenario"] == "medqa400_independent" and s["baseline"] == "fixed"
+             for x in s["reported"] if x["candidate"] == "3 points worse"]
+    if worse:
+        md += ["The issue's gate (400 MedQA items, a candidate 3 points worse, baseline fixed): verdicts "
+               + ", ".join(f"{x['verdict']} (Δ {100 * x['observed_delta']:+.2f} pp, MDD {f(100 * x['mdd'])} pp, "
+                           f"{x['items_needed_for_1pp']:,} items for 1 pp)" for x in worse) + ".", ""]
 
 
 def main():
@@ -528,6 +556,7 @@ def main():
     view_load(md, load("view_load"))
     extraction(md, load("extraction_corpus"))
     loglikelihood(md, load("vs_lmeval_ll"))
+    gate_power(md, load("gate_power"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]

@@ -21,9 +21,10 @@ from _common import BENCH, PY, load_str
 QUICK = {"overhead": ["--limit", "2", "--repeats", "1"], "generate_ab": ["--limit", "1"], "vs_lmeval": ["--limit", "4", "--repeats", "1"],
          "sc_cost": ["--items", "1", "--repeats", "1"],
          "scoring_throughput": ["--short-pairs", "300", "--long-pairs", "10", "--bertscore-texts", "32", "--repeats", "1"],
-         "memory": ["--limits", "2,8"], "view_load": ["--items", "500", "--repeats", "1"], "extraction_corpus": []}
+         "memory": ["--limits", "2,8"], "view_load": ["--items", "500", "--repeats", "1"], "extraction_corpus": [],
+         "gate_power": ["--reps", "300", "--boot-reps", "20", "--pairs", "2"]}
 ORDER = ["scoring_throughput", "overhead", "generate_ab", "vs_lmeval", "sc_cost", "memory", "view_load",
-         "extraction_corpus"]
+         "extraction_corpus", "gate_power"]
 
 
 def main():

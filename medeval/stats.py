@@ -172,7 +172,8 @@ def _paired_difference(metric, base, cand, golds, options, sb, sc, b_val, c_val)
 def paired_test(metric: str, base: list, cand: list, golds: list, options: dict | None = None,
                 sided: str = "one", n_resamples: int = 1000, seed: int = 0,
                 higher_is_better: bool | None = None) -> dict:
-    """Baseline/candidate values, delta, paired-bootstrap 95% CI of the delta, p-value and the test used.
+    """Baseline/candidate values, delta, paired-bootstrap 95% CI of the delta and standard error
+    (`delta_se`, from 2 items on), p-value and the test used.
 
     The p-value is McNemar's exact test where both runs' per-item scores are 0/1, else from the paired
     bootstrap (the resampled deltas shifted to be centred on H0: delta = 0).
@@ -190,7 +191,7 @@ def paired_test(metric: str, base: list, cand: list, golds: list, options: dict 
     if len(golds) < 2:
         return out
     if all(b == c for b, c in zip(base, cand)):  # identical predictions: every resampled delta is 0
-        out.update(ci_low=0.0, ci_high=0.0, p_value=1.0)
+        out.update(ci_low=0.0, ci_high=0.0, p_value=1.0, delta_se=0.0)
         return out
     diff = _paired_difference(metric, base, cand, golds, options, sb, sc, b_val, c_val)
     res = _bootstrap(diff, np.random.default_rng(seed), n_resamples)
@@ -198,6 +199,7 @@ def paired_test(metric: str, base: list, cand: list, golds: list, options: dict 
     lo, hi = res.confidence_interval
     out["ci_low"] = float(lo) if np.isfinite(lo) else float(np.min(dist))
     out["ci_high"] = float(hi) if np.isfinite(hi) else float(np.max(dist))
+    out["delta_se"] = float(np.std(dist, ddof=1))   # the paired bootstrap's standard error of delta (power)
     if not binary:
         out["p_value"] = _bootstrap_p(dist, delta, sided, higher)
     return out

@@ -240,6 +240,7 @@ def test_comparison_page_in_chromium(app, pair):
     assert f'<td class="num to-wrong">{expect["to_wrong"]}</td>' in dom
     assert f'<td class="num both-right">{expect["both_right"]}</td>' in dom
     assert '<td class="verdict fail">FAIL</td>' in dom and "org/cand&lt;script&gt;" in dom
+    assert '<td class="num mdd">' in dom and '<li class="power">' in dom   # the minimum detectable drop (issue 28)
     assert rows(dom) == expect["flipped_ids"]
     only = dump_dom(f"{page.as_uri()}#change=to_wrong&size=250")
     assert rows(only) == expect["to_wrong_ids"]

@@ -3,7 +3,7 @@
 - the leaderboard: presets.py (column presets, reported rows) -> board.py (`build`: the rows and cells)
   -> renderers markdown.py, html_page.py, charts.py (shared display text and escaping: text.py);
 - the regression gate: policy.py (the policy file), paired.py (items paired by id), gate.py (`run_gate`:
-  the paired test per task, from medeval.stats, and the verdicts), gate_report.py (markdown, JSON, rows);
+  the paired test per task, from medeval.stats, its power, from medeval.power, and the verdicts), gate_report.py (markdown, JSON, rows);
 - view.py: one self-contained HTML page of a run, or of a gate comparison;
 - cli.py: the `leaderboard`, `gate`, `compare` and `view` commands (registered on medeval's CLI);
 - summary.py: the terminal table `medeval run`, `score` and `merge` print after writing results.json.

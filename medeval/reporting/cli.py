@@ -103,6 +103,8 @@ def _print_table(report: G.GateReport, title: str) -> None:
         show_reason = r.verdict != "pass" and (report.kind == "gate" or not r.stats)
         for line in ([r.reason] if show_reason else []) + r.notes:
             console.print(Text(f"{r.task}: {line}"))
+        if r.power.get("underpowered"):   # what the gate could not see, and the items it would need
+            console.print(Text(f"{r.task}: {G.power_text(r.power)}"))
 
 
 def leaderboard(

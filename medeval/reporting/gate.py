@@ -4,8 +4,11 @@ Items are paired by `id` from the samples files (paired.py). The gated metric is
 side's `pred` and `gold`, and tested with medeval.stats.paired_test: McNemar's exact test where the
 per-item scores are 0/1, else a paired bootstrap over items; the 95% CI of the delta is always the paired
 percentile bootstrap. Which way is worse comes from the metric's declared `higher_is_better`. A task fails
-when the candidate is worse by more than its tolerance AND the test is significant at alpha. The report's
-renderings (markdown, JSON, table rows) are in gate_report.py.
+when the candidate is worse by more than its tolerance AND the test is significant at alpha. Every compared
+task also gets a power analysis (medeval.power): the minimum detectable drop at the run's n and the items
+needed to detect a drop of the tolerance; a pass whose minimum detectable drop exceeds the tolerance is
+underpowered, which the policy's `require_power` may turn into a warn or a fail. The report's renderings
+(markdown, JSON, table rows) are in gate_report.py.
 
 Exit codes: 0 pass, 1 regression, 2 cannot compare (bad or mismatched input).
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import metrics as M
+from ..power import MAX_ITEMS, analyse
 from ..results import ResultsError, Run, read_results
 from ..stats import paired_test
 from .paired import load_samples, metric_options, mismatches, predictions
@@ -33,6 +37,7 @@ class TaskResult:
     tolerance: float | None = None
     stats: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    power: dict = field(default_factory=dict)   # medeval.power.analyse of the test, plus `direction` (drop | rise)
 
 
 @dataclass
@@ -114,7 +119,53 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     res.stats = s
     res.notes += _stored_differences(task, mode, metric, base, cand, s, len(ids))
     _decide(res, s, tp.tolerance, alpha, M.get(metric).higher_is_better)
+    res.power = analyse(s, tp.tolerance, alpha, sided, policy.power, bt.get("n_total")) | {
+        "direction": "drop" if M.get(metric).higher_is_better else "rise"}
     return res
+
+
+def _pp(v: float) -> str:
+    return f"{100 * v:.2f} pp"
+
+
+def power_short(p: dict) -> str:
+    """The verdict's qualifier of an underpowered task: 'underpowered: could only detect >= 6.1 pp'."""
+    if p.get("detectable") is False:
+        return f"underpowered: no {p['direction']} is detectable on {p['n']} items"
+    return f"underpowered: could only detect ≥ {100 * p['mdd']:.1f} pp"
+
+
+def power_text(p: dict) -> str:
+    """The power analysis in one sentence: what the test could detect, and the items a drop of the tolerance needs."""
+    if not p or p.get("detectable") is None:
+        return f"power: {p['note']}" if p else ""
+    word, n, target = p["direction"], p["n"], f"{p['power']:.0%}"
+    side = "one-sided" if p["sided"] == "one" else "two-sided"
+    basis = (f"McNemar's exact test, with the churn seen here: {100 * p['churn']:.1f}% of items flipping each way"
+             if p["method"] == "mcnemar_exact" else f"paired bootstrap as a normal test, per-item SD of Δ "
+                                                     f"{100 * p['sd']:.1f} pp")
+    seen = (f"a {word} of ≥ {_pp(p['mdd'])}" if p["mdd"] is not None else f"no {word} at all")
+    text = f"power: at {target} power and α = {p['alpha']} ({side}) these {n} items detect {seen} ({basis})"
+    tol, need, total = p["tolerance"], p["items_needed"], p.get("n_total")
+    if not tol:
+        return text + "; a tolerance of 0 cannot be targeted by a sample size"
+    if need is None:
+        return text + f"; a {word} of the tolerance, {_pp(tol)}, would need more than {MAX_ITEMS:,} items"
+    text += f"; a {word} of the tolerance, {_pp(tol)}, needs about {need:,} items"
+    if total:
+        text += (f" (the data set has {total:,}: run at least {need:,})" if need <= total
+                 else f", more than the data set's {total:,}: a larger tolerance or a larger set")
+    return text
+
+
+def apply_power_rule(res: TaskResult, rule: str) -> None:
+    """The policy's `require_power`: an underpowered pass or warn stays (off), warns, or fails."""
+    if rule == "off" or res.verdict not in ("pass", "warn") or not res.power.get("underpowered"):
+        return
+    res.power["required"] = rule
+    res.reason = (f"{power_short(res.power)}, tolerance {_pp(res.power['tolerance'])} (require_power: {rule}); "
+                  + res.reason)
+    res.verdict = rule
 
 
 def _stored_differences(task, mode, metric, base: Run, cand: Run, s: dict, n: int) -> list[str]:
@@ -157,7 +208,10 @@ def run_gate(baseline: str | Path, candidate: str | Path, policy: Policy | None 
                         allow_same_model=allow_same_model)
     tasks = list(base.tasks) + [t for t in cand.tasks if t not in base.tasks]
     for task in tasks:
-        report.results.append(compare_task(task, base, cand, policy, alpha, allow_mismatch, n_resamples, seed, sided))
+        res = compare_task(task, base, cand, policy, alpha, allow_mismatch, n_resamples, seed, sided)
+        if kind == "gate":
+            apply_power_rule(res, policy.for_task(task).require_power)
+        report.results.append(res)
     for task in policy.tasks:
         if task not in tasks:
             report.results.append(TaskResult(task, "skipped", "named in the policy but in neither run"))

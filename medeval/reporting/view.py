@@ -9,7 +9,8 @@ JSON. Every string from result files reaches the page only through that JSON blo
   cost) and, per task, every item (prompt, raw outputs, extracted answers, votes, gold, finish
   reasons, tokens), filterable and paginated in the browser.
 * `compare_page(report)`: a `medeval gate` report (reporting.gate.run_gate) as a page: per task the paired
-  counts, the test's values and verdict, and the items whose correctness flipped, side by side.
+  counts, the test's values, minimum detectable drop and verdict, and the items whose correctness flipped,
+  side by side.
 Very long prompts (and, on request, outputs) are cut in the middle to keep the file small.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from .. import metrics as M
 from ..data import iter_jsonl
 from ..results import ResultsError, read_results
-from .gate import GateReport, TaskResult
+from .gate import GateReport, TaskResult, power_text
 from .gate_report import method_text, table_rows, to_json
 from .paired import load_samples, metric_options, mismatches, predictions
 
@@ -118,7 +119,8 @@ def compare_data(report: GateReport, prompt_chars: int = 4000, output_chars: int
     for r, js in zip(report.results, summary["tasks"]):
         entry = {"task": r.task, "verdict": r.verdict, "display_verdict": js["display_verdict"], "reason": r.reason,
                  "notes": r.notes, "metric": r.metric, "mode": r.mode, "tolerance": r.tolerance, "stats": r.stats,
-                 "row": display.get(r.task), "counts": None, "items": []}
+                 "row": display.get(r.task), "power": r.power, "power_text": power_text(r.power), "counts": None,
+                 "items": []}
         if r.stats:
             ids, b_rows, c_rows, sb, sc, basis = _paired(report, r)
             if sb is not None:
