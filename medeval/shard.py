@@ -22,7 +22,8 @@ PARTITION = "round-robin over sorted item ids"
 # (Paths, caches and performance options may differ between machines; the model's identity,
 # the task files and the data are compared through their hashes.)
 RUN_FIELDS = ("tasks", "model", "limit", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
-              "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model")
+              "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model",
+              "extract_fallback", "extract_audit")
 
 
 def parse(text: str) -> tuple[int, int]:
