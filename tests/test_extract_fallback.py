@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, dump_dom, invoke
+from results_factory import synthetic_run
 
 from medeval.backends.base import Request
 from medeval.errors import MedevalError
 from medeval.extract import Outcome
 from medeval.merge import merge
+from medeval.reporting.view import run_data
 from medeval.runner import RunConfig, run
 from medeval.scoring import ModeCounts, _self_block
 from medeval.self_answer import CUE, SelfCheck
@@ -189,3 +193,40 @@ def test_the_options_are_checked_before_any_work(change, match, tmp_path, data_d
     with pytest.raises(MedevalError, match=match):
         run(cfg, progress=False)
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_view_carries_the_audit_and_the_self_answers(both):
+    _, res, out = both
+    data = run_data(out / "run")
+    task = next(t for t in data["tasks"] if t["task"] == "medqa_restate")
+    assert task["extract_audit"] == res["tasks"]["medqa_restate"]["extract_audit"]
+    assert task["extract_fallback"]["outputs"] == res["tasks"]["medqa_restate"]["extract_fallback"]["outputs"]
+    assert all("audit" in it["modes"]["greedy"] and "self_answer" in it["modes"]["greedy"] for it in task["items"])
+
+
+def test_view_lists_the_audit_disagreements(report_app, tmp_path):
+    """SYNTHETIC run (tests/results_factory.py) with planted audit verdicts: the filter shows exactly those."""
+    expect = synthetic_run(tmp_path / "run", 40)
+    task = expect["task"]
+    path = tmp_path / "run" / f"samples_{task}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    planted = [r["id"] for k, r in enumerate(rows) if k % 7 == 3]
+    for r in rows:
+        g = r["greedy"]
+        g["self_answer"] = [{"answer": "D", "keys": ["A", "B", "C", "D"], "logprobs": [-3, -3, -3, -0.2], "p": 0.8,
+                             "cached": False}]
+        g["audit"] = ["disagree" if r["id"] in planted else "agree"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    results["tasks"][task]["extract_audit"] = {"cue": CUE, "greedy": {"compared": 40, "agree": 40 - len(planted)}}
+    (tmp_path / "run" / "results.json").write_text(json.dumps(results))
+    assert run_data(tmp_path / "run")["tasks"][0]["extract_audit"]["greedy"]["agree"] == 40 - len(planted)
+    page = tmp_path / "page.html"
+    res = invoke(report_app, "view", tmp_path / "run", "-o", page)
+    assert res.exit_code == 0, res.output
+    if CHROMIUM is None:
+        pytest.skip("chromium is not on PATH (apt-get install chromium): the page's filter is not driven")
+    dom = dump_dom(f"{page.as_uri()}#size=250&status=disagree")
+    assert re.findall(r'<tr class="item" data-id="([^"]+)"', dom) == planted
+    assert 'audit disagreements' in dom
