@@ -114,7 +114,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     registry = Registry([Path(d) for d in cfg.task_dirs])
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
-    graders = Graders(dataclasses.replace(cfg, extract_judge=None), tasks)   # merge re-scores without it, as before
+    graders = Graders(cfg, tasks)   # the shards' judges, the extraction judge included (verdicts from the cache)
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     self_check = SelfCheck.of(cfg)   # --extract-fallback / --extract-audit: the shards' recorded self-answers
     for task in tasks:
@@ -123,7 +123,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         modes = modes_for(task, cfg)
         texts = _collect(p, modes, shards, self_check is not None and applies(task))
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
-                                              run_options=run_options, self_check=self_check)
+                                              run_options=run_options, self_check=self_check,
+                                              extract_judge=graders.extract_for(task))
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()
@@ -136,7 +137,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         timings={"shards_total_s": [r["timings"].get("total_s") for _, r in ordered], "merge_s": time.time() - t0},
         tasks=task_results, groups=group_scores(registry, tasks, task_results),
         merged={"count": len(shards), "partition": r0["shard"]["partition"], "shards": [str(d) for d, _ in ordered]},
-        extraction=extraction_block(dataclasses.replace(cfg, extract_judge=None)))
+        extraction=extraction_block(cfg))
     write_results(out_dir, results)
     return results
 

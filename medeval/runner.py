@@ -104,7 +104,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                               judge=graders.for_task(p.task), extract_judge=graders.extract,
+                                               judge=graders.for_task(p.task), extract_judge=graders.extract_for(p.task),
                                                run_options=run_options, self_consistency=cfg.self_consistency,
                                                self_check=self_check, self_answers=own)
     graders.close()

@@ -230,3 +230,43 @@ def test_view_lists_the_audit_disagreements(report_app, tmp_path):
     dom = dump_dom(f"{page.as_uri()}#size=250&status=disagree")
     assert re.findall(r'<tr class="item" data-id="([^"]+)"', dom) == planted
     assert 'audit disagreements' in dom
+
+
+# ---- issue 22: the extraction judge in a run of several tasks, and in merge (FAKE judge server, real model)
+@pytest.fixture
+def judge_server(monkeypatch):
+    from test_extract_judge import SECRET, SERVED, FakeExtractJudge
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with FakeExtractJudge(model_name=SERVED, api_key=SECRET) as s:
+        yield s
+
+
+@pytest.mark.slow
+def test_extract_judge_counts_each_task_apart_and_its_tokens_reach_the_usage(both, hf_backend, judge_server):
+    cfg, _, out = both
+    res = run(dataclasses.replace(cfg, output_dir=str(out / "judged"), extract_fallback=None, extract_audit=False,
+                                  extract_judge=judge_server.model_name, extract_judge_base_url=judge_server.url),
+              backend=hf_backend, progress=False)
+    sent = len(judge_server.entries(path="/v1/chat/completions"))
+    per_task = {name: res["tasks"][name]["extract_judge"] for name in ("medqa_restate", "pubmedqa")}
+    asked = {name: sum(sum(c.values()) for c in xj["outputs"].values()) for name, xj in per_task.items()}
+    assert asked["medqa_restate"] > 0 and sent == sum(asked.values())
+    for name, xj in per_task.items():
+        assert xj["calls"] + xj["cache_hits"] == asked[name], name   # its own verdicts, not the run's so far
+    usage = res["usage"]["judge"][judge_server.model_name]
+    assert usage["requests"] == sent == usage["requests_without_usage"]   # the FAKE server reports no tokens
+    assert res["extraction"]["extract_judge"] == judge_server.model_name
+
+
+@pytest.mark.slow
+def test_merge_keeps_the_extract_judge(both, hf_backend, judge_server):
+    cfg, _, out = both
+    jcfg = dataclasses.replace(cfg, extract_judge=judge_server.model_name, extract_judge_base_url=judge_server.url)
+    whole = run(dataclasses.replace(jcfg, output_dir=str(out / "jwhole")), backend=hf_backend, progress=False)
+    dirs = [out / f"js{i}" for i in range(2)]
+    for i, d in enumerate(dirs):
+        run(dataclasses.replace(jcfg, output_dir=str(d), shard=(i, 2)), backend=hf_backend, progress=False)
+    merged = merge(dirs, out / "jmerged")
+    m, w = merged["tasks"]["medqa_restate"]["extract_judge"], whole["tasks"]["medqa_restate"]["extract_judge"]
+    assert m["metrics"] == w["metrics"] and m["outputs"] == w["outputs"] and m["invalid"] == w["invalid"]
