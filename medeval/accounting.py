@@ -140,9 +140,9 @@ def run_usage(tasks: dict, model_price: dict | None, table: dict, model_id: str,
             gen.update({k: block[k] for k in ("requests", "samples", "prompt_tokens", "completion_tokens")})
             if price is not None:
                 block["cost_usd"] = cost(block["prompt_tokens"], block["completion_tokens"], price)
-        j = (t.get("judge") or {})
-        if isinstance(j.get("usage"), dict):
-            judges.setdefault(str(j.get("judge")), Counter()).update(j["usage"])
+        for j in (t.get("judge") or {}, t.get("extract_judge") or {}):   # the task's judge, the extraction judge
+            if isinstance(j.get("usage"), dict):
+                judges.setdefault(str(j.get("judge")), Counter()).update(j["usage"])
     out = {"generation": {**dict(gen), "price_per_mtok": price,
                           "cost_usd": cost(gen["prompt_tokens"], gen["completion_tokens"], price)},
            "judge": {}, "price_source": source}

@@ -136,5 +136,8 @@ def last_json_object(text: str, accept) -> dict | None:
 
 
 def after_thinking(text: str | None) -> str:
-    """A reply without its <think>...</think> blocks (and anything before a stray closing tag)."""
-    return THINK.sub(" ", text or "").rsplit("</think>", 1)[-1]
+    """A reply without its <think>...</think> blocks (and anything before a stray closing tag). An unclosed
+    <think> means the grader's reasoning never finished: the text from it on is dropped, as extraction
+    drops it from model outputs, so a verdict is never read from inside the reasoning."""
+    text = re.split(r"</think>", THINK.sub(" ", text or ""), flags=re.I)[-1]
+    return re.split(r"<think>", text, maxsplit=1, flags=re.I)[0]

@@ -82,6 +82,15 @@ def run(
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
     extract_judge: Optional[str] = EXTRACT_JUDGE,
     extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
+    extract_fallback: Optional[str] = typer.Option(None, "--extract-fallback", help="self: for outputs the extraction "
+                                                   "rules find invalid, take the option (or label) the evaluated model "
+                                                   "itself gives the highest log-probability after its output and "
+                                                   "'Final answer:'. Reported beside the rules-only metrics, which stay "
+                                                   "the default. Backends hf, vllm (openai: needs prompt logprobs). "
+                                                   "See docs/extract_fallback.md."),
+    extract_audit: bool = typer.Option(False, "--extract-audit", help="Ask the evaluated model for its own answer "
+                                       "to every output (as --extract-fallback does) and report how often it agrees "
+                                       "with the rules' answer; `medeval view` lists the disagreements."),
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
     price_per_mtok: Optional[str] = typer.Option(None, help="IN,OUT: USD per million input and output tokens of "
                                                  "the model, e.g. 2.5,10; adds an estimated cost to results.json."),
@@ -107,7 +116,8 @@ def run(
         item_labels=str(item_labels) if item_labels else None, judge=judge,
         judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
-        extract_judge_base_url=extract_judge_base_url, backend_args=_backend_args(locals()),
+        extract_judge_base_url=extract_judge_base_url, extract_fallback=extract_fallback, extract_audit=extract_audit,
+        backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())
     if shard is not None:
         from .shard import parse

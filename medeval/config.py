@@ -37,6 +37,8 @@ class RunConfig:
     judge_base_url: str | None = None
     extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
     extract_judge_base_url: str | None = None
+    extract_fallback: str | None = None  # "self": the evaluated model answers its invalid outputs (self_answer.py)
+    extract_audit: bool = False          # the model's own answer on every output, compared with the rules'
     bertscore_model: str | None = None
     price_per_mtok: str | None = None     # "IN,OUT": USD per million input/output tokens of the model
     price_table: str | None = None        # YAML: model id -> {input, output}; also prices the judge

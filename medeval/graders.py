@@ -8,7 +8,8 @@ the given tasks, so a missing key or a bad URL fails before any generation. Then
 
 * `for_task(task)` (or `judge(answer_type)`): the task's judge, a fresh tally over the shared model
   (each task's results.json block counts its own verdicts), or None when the answer type has none;
-* `extract`: the run's one extraction judge, or None;
+* `extract_for(task)`: the extraction judge for one task (a fresh tally over the run's one shared
+  model, so each task's block counts its own verdicts and tokens), or None without --extract-judge;
 * `close()`: closes the cache connection.
 
 Adding a grader for a new answer type: its ChatGrader subclass in its own module, and one entry in
@@ -38,10 +39,9 @@ class Graders:
         self.cache: Cache | None = None
         self._models: dict[tuple, CachingBackend] = {}
         name = (getattr(cfg, "extract_judge", None) or "").strip()
-        self.extract = None
+        self._extract_model = None   # built now: a missing key or a bad URL fails before generating
         if name and name.lower() != "none":
-            self.extract = ExtractJudge(self._model("--extract-judge", name,
-                                                    getattr(cfg, "extract_judge_base_url", None), ""))
+            self._extract_model = self._model("--extract-judge", name, getattr(cfg, "extract_judge_base_url", None), "")
         for kind in sorted({t.answer.type for t in tasks} & set(_JUDGES)):
             self.judge(kind)   # builds the grader's model now: a missing key, a bad URL or a rubric task
             #                    without --judge fails before generating
@@ -74,6 +74,10 @@ class Graders:
 
     def for_task(self, task):
         return self.judge(task.answer.type)
+
+    def extract_for(self, task=None):
+        """A new extraction judge for one task (its own counts and tokens, the run's shared model), or None."""
+        return None if self._extract_model is None else ExtractJudge(self._extract_model)
 
     def close(self) -> None:
         if self.cache is not None:

@@ -19,6 +19,8 @@ from .paths import default_cache_dir
 from .prepare import Prepared, prepare
 from .results import MODES, run_results, write_results
 from .scoring import score_task
+from .self_answer import CUE, SelfCheck, self_answers
+from .self_answer import check as check_self_answer
 from .spec import Registry, Task
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,13 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     if backend is None:  # bad backend options fail here, before any data is read or directory made
         from .backends import options_for
 
-        options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+        backend_cls, backend_opts = options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+    else:
+        backend_cls, backend_opts = type(backend), {"tokenizer": getattr(backend, "tokenizer", None)}
     check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
     tasks = registry.resolve(cfg.tasks)
+    check_self_answer(cfg, tasks, backend_cls, backend_opts)   # --extract-fallback / --extract-audit
     prepared = full = [prepare(t, cfg) for t in tasks]
     if cfg.shard:
         from .shard import take
@@ -90,13 +95,18 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
     outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
+    self_check = SelfCheck.of(cfg)
+    own = (self_answers(prepared, reqs, outputs, lambda t: modes_for(t, cfg), backend, cache, self_check, progress)
+           if self_check else {})
+    t_self = time.time()
     out_dir = Path(cfg.output_dir)
     task_results = {}
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     for p in prepared:
         task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                               judge=graders.for_task(p.task), extract_judge=graders.extract,
-                                               run_options=run_options, self_consistency=cfg.self_consistency)
+                                               judge=graders.for_task(p.task), extract_judge=graders.extract_for(p.task),
+                                               run_options=run_options, self_consistency=cfg.self_consistency,
+                                               self_check=self_check, self_answers=own)
     graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
@@ -109,12 +119,23 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
         cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
         timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
-                 "score_s": t_score - t_gen, "total_s": time.time() - t0},
+                 **({"self_answer_s": t_self - t_gen} if self_check else {}),
+                 "score_s": t_score - t_self, "total_s": time.time() - t0},
         tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), **shard)
+        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
     write_results(out_dir, results)
     cache.close()
     return results
+
+
+def extraction_block(cfg) -> dict:
+    """results.json's `extraction`: the options that read answers beyond the rules (the rules alone: all off)."""
+    sc = SelfCheck.of(cfg)
+    block = {"extract_judge": getattr(cfg, "extract_judge", None), "extract_fallback": "self" if sc and sc.fallback
+             else None, "extract_audit": bool(sc and sc.audit)}
+    if sc:
+        block["self_answer_cue"] = CUE
+    return block
 
 
 def model_block(backend, cfg: RunConfig) -> dict:

@@ -102,7 +102,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     from .graders import Graders
 
     graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks
-    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract)
+    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract_for(task))
     graders.close()
     block["missing_predictions"] = p.n_total - len(p.ids)
     if block["missing_predictions"]:

@@ -51,6 +51,21 @@ def summary(results: dict, out: Console | None = None) -> None:
             asked = sum(sum(c.values()) for c in xj["outputs"].values())
             out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
                       "invalid outputs", markup=False)
+        fb = r.get("extract_fallback")
+        if fb:
+            vals = ", ".join(f"{m} {r['primary_metric']} {100 * fb['metrics'][m][r['primary_metric']]['value']:.1f} "
+                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
+                             f"{100 * fb['invalid'][m]['rate']:.0f}%" for m in fb["metrics"])
+            answered = sum(c["answered"] for c in fb["outputs"].values())
+            invalid = sum(c["invalid"] for c in fb["outputs"].values())
+            out.print(f"{name} with --extract-fallback self: {vals}; the model answered {answered} of {invalid} "
+                      "invalid outputs", markup=False)
+        au = r.get("extract_audit")
+        if au:
+            vals = ", ".join(f"{m} {a['agree']}/{a['compared']}" + (f" ({100 * a['rate']:.0f}%)" if a["compared"] else "")
+                             for m, a in au.items() if isinstance(a, dict))
+            out.print(f"{name} --extract-audit: the model's own answer agrees with the rules' on {vals} outputs",
+                      markup=False)
         b = r.get("bootstrap") or {}
         if b.get("unit") == "cluster":
             out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")

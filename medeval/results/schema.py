@@ -92,6 +92,10 @@ class TaskResults(Block):
     judge: Mapping | None = Field(None, description="the diagnosis judge's or rubric grader's summary")
     rubric: PerMode | None = Field(None, description="HealthBench: mode -> scores by axis and theme")
     extract_judge: Mapping | None = Field(None, description="--extract-judge verdicts and metrics")
+    extract_fallback: Mapping | None = Field(None, description="--extract-fallback self: outputs it answered, "
+                                             "metrics and invalid counts with the model's own answers")
+    extract_audit: Mapping | None = Field(None, description="--extract-audit: per mode, agreement of the model's "
+                                          "own answer with the rules' answer")
     adversarial: Mapping | None = Field(None, description="--adversarial: recovery and misled rates per mode")
     timings: Mapping | None = Field(None, description="seconds spent per stage")
     protocols: dict[str, str] | None = Field(None, description="mode -> how its numbers were made")
@@ -115,5 +119,7 @@ class RunResults(Block):
     tasks: dict[str, TaskResults] = Field(description="task name -> task block")
     groups: dict[str, Mapping] | None = Field(None, description="group name -> member tasks and aggregate scores")
     usage: Mapping | None = Field(None, description="the run's tokens and cost; judge tokens apart")
+    extraction: Mapping | None = Field(None, description="how answers were read beyond the rules: --extract-judge, "
+                                       "--extract-fallback, --extract-audit and the self-answer cue")
     shard: Mapping | None = Field(None, description="--shard I/N: index, count, partition, config, full tasks")
     merged: Mapping | None = Field(None, description="`medeval merge`: count, partition, shard directories")
