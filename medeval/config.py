@@ -18,6 +18,7 @@ class RunConfig:
     model: str = "embedded"
     backend: str = "auto"
     limit: int | None = None
+    sample_seed: int | None = None       # with limit: a seeded random subset instead of the first rows
     self_consistency: int | None = None  # k samples; 0 = greedy only (None: group default, else 0)
     temperature: float | None = None     # None: group default, else 0.7 (the Neeto card's SC setting)
     top_p: float | None = None           # None: group default, else 0.9
@@ -78,6 +79,8 @@ def check_config(cfg: RunConfig) -> None:
         raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
     if cfg.limit is not None and cfg.limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
+    if cfg.sample_seed is not None and cfg.limit is None:
+        raise MedevalError("--sample-seed draws a random subset of --limit N items: give --limit too")
     if cfg.self_consistency < 0:
         raise MedevalError(f"-k/--self-consistency must be 0 (greedy only) or more, got {cfg.self_consistency}")
     if cfg.max_tokens is not None and cfg.max_tokens <= 0:

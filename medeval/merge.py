@@ -111,7 +111,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         config["task_dirs"] = [str(t) for t in task_dirs]
     cfg = RunConfig(**{k: v for k, v in config.items() if k in {f.name for f in dataclasses.fields(RunConfig)}})
     cfg.output_dir = str(out_dir)
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
     graders = Graders(cfg, tasks)   # the shards' judges, the extraction judge included (verdicts from the cache)

@@ -51,7 +51,7 @@ class Prepared:
 def prepare(task: Task, cfg: RunConfig) -> Prepared:
     """Load a task's items and read each row once: gold, options, prompt, side files."""
     task = _configured(task, cfg)
-    items = load_items(task, cfg.data_dir, cfg.limit)
+    items = load_items(task, cfg.data_dir, cfg.limit, cfg.sample_seed)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)
     read = []   # (gold, options, messages) per row
@@ -67,6 +67,8 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
     if extra:
         task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
     notes = {"item_labels": labels} if labels else {}
+    if items.selection:
+        notes["selection"] = items.selection
     traces = [None] * len(rows)
     if cfg.adversarial:
         found, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)

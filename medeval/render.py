@@ -20,7 +20,7 @@ from .spec import Task
 def render_items(cfg: RunConfig, chat_model: str | None = None, chat_template_kwargs: dict | None = None) -> list[dict]:
     from .spec import Registry
 
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     cfg = apply_group_defaults(cfg, registry)   # the decoding a run would use (a named group's defaults)
     tok_render = _tokenizer_render(chat_model, chat_template_kwargs) if chat_model else None
     out = []

@@ -67,7 +67,7 @@ def make_backend(cfg: RunConfig):
 
 def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t0 = time.time()
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     cfg = apply_group_defaults(cfg, registry)   # decoding the user left unset: the named group's, else medeval's
     if backend is None:  # bad backend options fail here, before any data is read or directory made
         from .backends import options_for

@@ -81,7 +81,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
 
     writable_dir(output_dir, "--output-dir")
     preds = read_predictions(Path(predictions))
-    registry = Registry([Path(d) for d in task_dirs])
+    registry = Registry([Path(d) for d in task_dirs], strict=False)
     task = registry.resolve([task_name])[0]
     cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None, cache_dir=cache_dir,
                     extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url)

@@ -21,7 +21,7 @@ PARTITION = "round-robin over sorted item ids"
 # The configuration fields that define an evaluation: shards of one run agree on all of them.
 # (Paths, caches and performance options may differ between machines; the model's identity,
 # the task files and the data are compared through their hashes.)
-RUN_FIELDS = ("tasks", "model", "limit", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
+RUN_FIELDS = ("tasks", "model", "limit", "sample_seed", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
               "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model",
               "extract_judge", "extract_judge_base_url", "extract_fallback", "extract_audit")
 

@@ -87,6 +87,8 @@ class TaskResults(Block):
     strata: dict[str, dict[str, Mapping]] | None = Field(None, description="field -> value -> n and metrics per mode")
     skipped: dict[str, int] | None = Field(None, description="--context-policy counts")
     samples_file: str | None = Field(None, description="the task's samples file, next to results.json")
+    selection: Mapping | None = Field(None, description="dataset.filter and --limit: rows in the split, the "
+                                      "filter, rows it removed, the limit and how the subset was drawn")
     item_labels: Mapping | None = Field(None, description="the --item-labels side file used")
     adversarial_traces: Mapping | None = Field(None, description="the --adversarial-file side file used")
     judge: Mapping | None = Field(None, description="the diagnosis judge's or rubric grader's summary")
