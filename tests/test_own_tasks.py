@@ -124,3 +124,48 @@ def test_tasks_lists_yours_first_and_apart_and_filters(tmp_path, data_dir):
     r = cli("tasks", "openllm_mmlu_*")
     assert "│ openllm_mmlu_anatomy " in r.output and "│ openllm_medqa " not in r.output
     assert "│ mmlu_anatomy " not in r.output
+
+
+def test_leaderboard_without_preset_shows_the_runs_tasks_and_marks_partial_cells(tmp_path):
+    """FAKE runs from tests/results_factory.py (synthetic predictions): a 20-item cell of a 1273-item
+    split beside full cells; a group's score in the runs."""
+    import re
+
+    from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
+
+    from medeval.reporting import board as L
+    from medeval.reporting.charts import _items
+    from medeval.reporting.presets import auto_preset
+    from medeval.results import read_results
+
+    def spec(n, acc, n_total=None, name=None):
+        golds = medqa_golds(n)
+        return TaskSpec(golds, preds_from_mask(golds, mask_with_accuracy(n, acc, seed=n)), n_total=n_total,
+                        display_name=name)
+
+    a = write_run(tmp_path / "a", "org/a", {"my_step1": spec(20, .5, 1273, "My step 1"), "zeta": spec(30, .6)})
+    b = write_run(tmp_path / "b", "org/b", {"my_step1": spec(40, .7), "alpha": spec(10, .4)})
+    data = json.loads((a / "results.json").read_text())
+    data["groups"] = {"mine": {"tasks": ["zeta", "my_step1"], "greedy": {"value": 0.55}, "rule": "mean of task scores"}}
+    (a / "results.json").write_text(json.dumps(data))
+    out = tmp_path / "lb" / "README.md"
+    r = cli("leaderboard", a, b, "-o", out)
+    assert r.exit_code == 0, r.output
+    md = out.read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert head == "| Model | Average | mine | zeta | My step 1 | alpha |"   # group first, its members in order
+    row_a = next(line for line in md.splitlines() if line.startswith("| org/a"))
+    cells = [c.strip() for c in row_a.split("|")[1:-1]]
+    assert cells[4] == "50.00 (20/1273)" and cells[3] == "**60.00**"          # the 20-item cell is marked
+    assert cells[2] == "**55.00** (50/1303)"                                 # the group counts its members' items
+    assert cells[1].startswith("55.00") and cells[1].endswith("(1 of 2 partial)")   # groups stay out of the Average
+    assert "(n/N)" in md and "not part of the Average" in md
+    page = (tmp_path / "lb" / "index.html").read_text()
+    assert "50.00 (20/1273)" in page and "(1 of 2 partial)" in page
+    assert (tmp_path / "lb" / "charts" / "my_step1.png").is_file()
+    board = L.build([read_results(a), read_results(b)], auto_preset([read_results(a), read_results(b)]))
+    assert _items(next(r for r in board.rows if r.label == "org/a"), "My step 1", ("greedy",)) == " (20/1273)"
+    assert _items(next(r for r in board.rows if r.label == "org/b"), "My step 1", ("greedy",)) == ""
+    # the card's layout stays available by name
+    r = cli("leaderboard", a, "-o", out, "--preset", "neeto", "--no-html", "--no-charts")
+    assert r.exit_code == 0 and "| MedQA |" in out.read_text()
