@@ -17,12 +17,11 @@ import json
 from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from .accounting import SAMPLE_KEY, cached_sample_tokens, sample_info
 from .backends.base import BackendError, Request, prompt_hash
 from .cache import Cache, sample_key, score_key
 from .errors import MedevalError
+from .progress import Phase
 
 
 @dataclass
@@ -57,7 +56,8 @@ class ScoredChoices:
 
 class CachingBackend:
     """Any backend behind the generation cache. `name`, `model_id`, `render`, `identity` and `describe`
-    are the wrapped backend's; `progress` shows a bar over the requests sent to it."""
+    are the wrapped backend's; `progress` shows the requests sent to it (medeval/progress.py: a bar on a
+    terminal, a line now and then elsewhere)."""
 
     def __init__(self, backend, cache: Cache, progress: bool = False):
         self.backend, self.cache, self.progress = backend, cache, progress
@@ -98,7 +98,7 @@ class CachingBackend:
         if not todo:
             return
         failure = None
-        with _bar("generating", len(todo), self.progress, remaining=True) as advance:
+        with Phase("generating", len(todo), self.progress) as advance:
             for j, out in self.backend.generate([t[1] for t in todo]):
                 idx, req, ph, keys, missing, got = todo[j]
                 if len(out.texts) != len(missing):
@@ -147,7 +147,7 @@ class CachingBackend:
     def _score(self, todo: list, model: str) -> Iterator[tuple[int, ScoredChoices]]:
         if not todo:
             return
-        with _bar("scoring choices", len(todo), self.progress) as advance:
+        with Phase("scoring choices", len(todo), self.progress, remaining=False) as advance:
             for j, scored in self.backend.loglikelihood([t[1] for t in todo]):
                 idx, r, ph, keys, got = todo[j]
                 if len(scored.logprobs) != len(r.continuations):
@@ -174,21 +174,3 @@ def _from_cache(text: str, have: list) -> tuple[Generated, list[int]]:
                     n_path=[(h[2] or {}).get("n_path") if h else None for h in have],
                     info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have))
     return got, [i for i, h in enumerate(have) if h is None]
-
-
-class _bar:
-    """A rich progress bar over `total` backend requests (nothing shown when disabled); yields `advance`."""
-
-    def __init__(self, label: str, total: int, enabled: bool, remaining: bool = False):
-        columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        self.progress = Progress(*columns, *([TimeRemainingColumn()] if remaining else []),
-                                 disable=not enabled, transient=False)
-        self.total = total
-
-    def __enter__(self):
-        self.progress.__enter__()
-        task = self.progress.add_task("requests", total=self.total)
-        return lambda: self.progress.advance(task)
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)

@@ -99,7 +99,7 @@ def run(
                                                  "the model, e.g. 2.5,10; adds an estimated cost to results.json."),
     price_table: Optional[Path] = typer.Option(None, help="YAML of model id -> {input: X, output: Y} (USD per "
                                                "million tokens); prices the model and the judge."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (a bar on a terminal; elsewhere a line to stderr every MEDEVAL_PROGRESS_SECONDS (30) or 10%)."),
     shard: Optional[str] = typer.Option(None, help="I/N: evaluate only shard I (0-based) of N of every task's items; "
                                         "then `medeval merge` the N output directories. See docs/scaling.md."),
     launcher: Optional[str] = typer.Option(None, help="ray: run --shards N shards as tasks on a Ray cluster "
@@ -276,12 +276,9 @@ def list_tasks(pattern: Optional[str] = typer.Argument(None, help="Only names ma
                        ", ".join(f"{k}={v}" for k, v in d.items()) or "-")
     out.print(groups)
     broken = {n: m for n, m in sorted(reg.broken.items()) if wanted(n) or wanted(n, is_group=True)}
-    if broken:
-        out.print(f"{len(broken)} task file(s) cannot be loaded (the other tasks are not affected):")
-        for name, message in broken.items():
-            out.print(f"  {name}: {message}", markup=False, highlight=False, soft_wrap=True)
-    if broken:
-        problems.append(f"{len(broken)} task file(s) cannot be loaded (listed above); fix or remove them")
+    if broken:   # listed with their errors (on stderr, with any data problems); the tables above are unaffected
+        problems += [f"{len(broken)} task file(s) cannot be loaded; the other tasks are not affected:",
+                     *[f"{name}: {message}" for name, message in broken.items()]]
     if problems:
         raise MedevalError("\n".join(problems))
 

@@ -11,7 +11,7 @@ from .config import RunConfig
 from .data import data_hash, ids_hash, load_items, load_rows
 from .errors import MedevalError
 from .prompts import Renderer
-from .spec import Task, metric_problems
+from .spec import Task, load_plugins, metric_problems
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
     notes = {"item_labels": labels} if labels else {}
     if items.selection:
         notes["selection"] = items.selection
+    if task.plugins:
+        notes["plugins"] = load_plugins(task)
     traces = [None] * len(rows)
     if cfg.adversarial:
         found, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
@@ -88,6 +90,7 @@ def _configured(task: Task, cfg: RunConfig) -> Task:
         task = task.model_copy(update={"generation": gen})
     if cfg.system_prompt is not None:
         task = task.model_copy(update={"prompt": task.prompt.model_copy(update={"system": cfg.system_prompt})})
+    load_plugins(task)   # the task's own metrics (plugins: beside the task file), once per process
     for problem in metric_problems(task)[:1]:   # an unknown metric, or one that does not fit the answer type
         raise MedevalError(problem)
     check_metric_options(task)

@@ -17,6 +17,7 @@ from .loglikelihood import score_all
 from .metrics.base import RunOptions
 from .paths import default_cache_dir
 from .prepare import Prepared, prepare
+from .progress import Phase
 from .results import MODES, run_results, write_results
 from .scoring import score_task
 from .self_answer import CUE, SelfCheck, self_answers
@@ -102,11 +103,14 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     out_dir = Path(cfg.output_dir)
     task_results = {}
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
-    for p in prepared:
-        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                               judge=graders.for_task(p.task), extract_judge=graders.extract_for(p.task),
-                                               run_options=run_options, self_consistency=cfg.self_consistency,
-                                               self_check=self_check, self_answers=own)
+    with Phase("scoring tasks", len(prepared), progress, remaining=False) as advance:
+        for p in prepared:
+            task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
+                                                   judge=graders.for_task(p.task),
+                                                   extract_judge=graders.extract_for(p.task),
+                                                   run_options=run_options, self_consistency=cfg.self_consistency,
+                                                   self_check=self_check, self_answers=own)
+            advance()
     graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)

@@ -211,6 +211,7 @@ class Task(Strict):
     adversarial: Adversarial | None = None # --adversarial: pre-fill a per-item wrong reasoning trace
     bootstrap_cluster: str | None = None   # dotted field: items sharing its value are resampled together
     self_consistency: bool | None = None   # default: on for votable answer types
+    plugins: list[str] = []                # Python files beside the task file that register metrics
     source_file: str | None = None
 
     @model_validator(mode="after")
@@ -417,6 +418,11 @@ class Registry:
                 hint = f" Did you mean: {', '.join(close)}?" if close else ""
                 raise MedevalError(f"unknown task or group {name!r}.{hint} Run `medeval tasks` to list them.")
             out += [t for t in picked if t.name not in {x.name for x in out}]
+        for t in out:
+            if t.plugins:   # a task's own code runs only when the task is used
+                load_plugins(t)
+                for problem in metric_problems(t)[:1]:
+                    raise MedevalError(problem)
         return out
 
     def groups_for(self, tasks: list[Task]) -> list[Group]:
@@ -461,7 +467,71 @@ def check(item: Task | Group, registry: Registry) -> list[str]:
         if not any((d / tmpl).is_file() for d in dirs):
             out.append(f"{src}: field '{field_name}': template {tmpl!r} not found in "
                        f"{' or '.join(str(d) for d in dirs)}")
+    if item.plugins:   # checked when the task is used and its plugins are loaded (resolve, prepare)
+        try:
+            plugin_files(item)
+        except MedevalError as e:
+            out.append(str(e))
+        return out + [p for p in metric_problems(item) if "unknown metric" not in p]
     return out + metric_problems(item)
+
+
+# --------------------------------------------------------------------------
+# Plugins: Python files beside a task file, named in its `plugins:`, that register metrics with
+# medeval.metrics.metric. Code the user chose to run (as lm-eval's `!function`): loaded only when a
+# task that names it is resolved or prepared, only from the task file's own directory, never from data.
+_PLUGINS: dict[Path, str] = {}   # resolved file -> its sha256 (each file is executed once per process)
+
+
+def plugin_files(task: Task) -> list[Path]:
+    """The task's plugin files, checked: plain `.py` names, in the task file's directory, no symlink out."""
+    out = []
+    for k, name in enumerate(task.plugins):
+        where = f"{task.source_file}: field 'plugins.{k}'"
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".py"):
+            raise MedevalError(f"{where}: {name!r} must be the name of a .py file beside the task file "
+                               "(no directory)")
+        if task.source_file is None:
+            raise MedevalError(f"task {task.name!r}: plugins need a task file to be found beside")
+        home = Path(task.source_file).parent.resolve()
+        path = Path(task.source_file).parent / name
+        if not path.is_file():
+            raise MedevalError(f"{where}: {name!r} not found in {home}; put the file beside the task file")
+        if path.resolve().parent != home:
+            raise MedevalError(f"{where}: {name!r} is a symlink to {path.resolve()}, outside the task's directory; "
+                               "copy the file into the directory instead")
+        out.append(path.resolve())
+    return out
+
+
+def load_plugins(task: Task) -> dict[str, str]:
+    """Run the task's plugin files once each (they register metrics); {file name: sha256} for results.json.
+    A plugin may add metrics, never replace one medeval or another plugin already registered."""
+    import importlib.util
+
+    got = {}
+    for path in plugin_files(task):
+        if path not in _PLUGINS:
+            code = path.read_bytes()
+            before = dict(metrics.REGISTRY)
+            mod_name = f"medeval_plugin_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:   # the user's code: report where, not a traceback (--debug shows it)
+                metrics.REGISTRY.clear()
+                metrics.REGISTRY.update(before)
+                raise MedevalError(f"{task.source_file}: field 'plugins': {path.name} failed to load: "
+                                   f"{type(e).__name__}: {e}") from e
+            replaced = sorted(k for k in before if metrics.REGISTRY[k] is not before[k])
+            if replaced:
+                metrics.REGISTRY.update({k: before[k] for k in replaced})
+                raise MedevalError(f"{path}: registers metric {replaced[0]!r}, which exists already; give your "
+                                   "metric its own name")
+            _PLUGINS[path] = hashlib.sha256(code).hexdigest()
+        got[path.name] = _PLUGINS[path]
+    return got
 
 
 def metric_problems(task: Task) -> list[str]:

@@ -110,12 +110,13 @@ def test_a_broken_file_affects_only_itself(tmp_path, data_dir):
 def test_tasks_lists_yours_first_and_apart_and_filters(tmp_path, data_dir):
     d = own_tasks(tmp_path, my_step1__yaml=STEP1, broken__yaml=BROKEN)
     r = cli("tasks", "--task-dir", d, "--data-dir", data_dir, "--only-mine")
-    assert r.exit_code == 1
-    out = " ".join(r.output.split())
+    assert isinstance(r.exception, MedevalError)     # `medeval` prints it as `error: ...`, exit status 2
+    out = " ".join(r.output.split()) + " " + str(r.exception)
     assert "my_step1" in out and "medmcqa" not in out and "filtered out" in out
     n = sum(1 for row in read_rows("medqa") if row["meta_info"] == "step1")
     assert f"{n} ({1273 - n} filtered out)" in out
     assert "broken: " in out and "answer.gold_format" in out and "1 task file(s) cannot be loaded" in out
+    assert "my_step1:" not in str(r.exception)
     r = cli("tasks", "--task-dir", d)
     out = r.output
     assert out.index("my_tasks") < out.index("bundled tasks") < out.index("medmcqa")
@@ -169,3 +170,96 @@ def test_leaderboard_without_preset_shows_the_runs_tasks_and_marks_partial_cells
     # the card's layout stays available by name
     r = cli("leaderboard", a, "-o", out, "--preset", "neeto", "--no-html", "--no-charts")
     assert r.exit_code == 0 and "| MedQA |" in out.read_text()
+
+
+PLUGIN = '''\
+"""A metric of my own (tests/test_own_tasks.py)."""
+from medeval.metrics import metric
+
+
+def _answered(pred, gold):
+    return float(pred is not None)
+
+
+@metric("answered", item=_answered, answer_types=["choice"])
+def answered(preds, golds, **_):
+    """Share of items with an extracted answer."""
+    return sum(_answered(p, g) for p, g in zip(preds, golds)) / len(golds)
+'''
+
+
+def test_plugins_are_checked_and_loaded_only_when_their_task_is_used(tmp_path, data_dir):
+    from medeval import metrics
+
+    body = STEP1.replace("name: my_step1", "name: my_answered") + "plugins: [answers_metric.py]\nmetrics: [answered, accuracy]\n"
+    d = own_tasks(tmp_path, my_answered__yaml=body, answers_metric__py=PLUGIN.replace('"answered"', '"answered_t1"')
+                  .replace("[answered,", "[answered_t1,"))
+    (d / "my_answered.yaml").write_text(body.replace("[answered,", "[answered_t1,"))
+    reg = Registry([d])                                   # listed: the plugin is not run
+    assert "answered_t1" not in metrics.REGISTRY
+    task = reg.resolve(["my_answered"])[0]               # used: run once, its metric registered
+    assert metrics.get("answered_t1").fn([None, "A"], ["A", "A"]) == 0.5
+    p = prepare(task, RunConfig(tasks=["my_answered"], data_dir=str(data_dir), limit=2))
+    assert list(p.notes["plugins"]) == ["answers_metric.py"] and len(p.notes["plugins"]["answers_metric.py"]) == 64
+    # a plugin may not replace a metric; a path or a missing file is refused
+    (d / "evil.py").write_text("from medeval.metrics import metric\n@metric('accuracy')\ndef f(p, g, **_):\n    return 1.0\n")
+    for plugins, needle in (("[evil.py]", "registers metric 'accuracy', which exists already"),
+                            ("[../x.py]", "must be the name of a .py file"), ("[nope.py]", "'nope.py' not found")):
+        (d / "my_answered.yaml").write_text(body.replace("[answers_metric.py]", plugins)
+                                            .replace("[answered,", "[accuracy,"))
+        with pytest.raises(MedevalError, match=needle):
+            Registry([d], strict=False).resolve(["my_answered"])
+    assert metrics.get("accuracy").fn(["A", "B"], ["A", "A"]) == 0.5
+
+
+@pytest.mark.slow
+def test_the_issue_check_own_tasks_run_end_to_end(tmp_path, data_dir, hf_backend, monkeypatch):
+    """Issue 24's check: a task directory with a filter, a metric in a Python file beside it and a broken
+    YAML. The good task runs (the real embedded model, 2 items) with stderr going to a file: progress lines
+    appear; the filter's count and the custom metric are in results.json; the leaderboard shows them, (n/N)."""
+    import io
+    import stat
+    import sys
+
+    from rich.console import Console
+
+    from medeval.reporting.summary import summary
+    from medeval.runner import run
+
+    body = (STEP1.replace("name: my_step1", "name: my_answered") + "plugins: [answers_metric.py]\n"
+            "metrics: [answered, accuracy]\n")
+    d = own_tasks(tmp_path, my_answered__yaml=body, answers_metric__py=PLUGIN, broken__yaml=BROKEN)
+    out = tmp_path / "runs" / "mine"
+    r = cli("run", "--task-dir", d, "--data-dir", data_dir, "-o", out, "--tasks", "broken")   # asked for: its error
+    assert r.exit_code != 0 and f"{d / 'broken.yaml'}: field 'answer.gold_format'" in str(r.exception)
+    with open(tmp_path / "stderr.txt", "w") as err:
+        monkeypatch.setattr(sys, "stderr", err)
+        res = run(RunConfig(tasks=["my_answered"], task_dirs=[str(d)], data_dir=str(data_dir), limit=2,
+                            max_tokens=8, output_dir=str(out), no_cache=True), backend=hf_backend, progress=True)
+        monkeypatch.undo()
+    log = (tmp_path / "stderr.txt").read_text()
+    assert "medeval: generating 0/2 (0%)" in log and "medeval: generating 2/2 (100%)" in log, log
+    text = io.StringIO()
+    summary(res, Console(file=text, width=200, force_terminal=True, color_system=None))
+    assert "greedy [95% CI]" in text.getvalue() and "acc_norm" not in text.getvalue()   # headers fit the task
+    t = json.loads((out / "results.json").read_text())["tasks"]["my_answered"]
+    n_step1 = sum(1 for row in read_rows("medqa") if row["meta_info"] == "step1")
+    assert t["selection"]["filtered_out"] == 1273 - n_step1 and t["n_total"] == n_step1 and t["n"] == 2
+    samples = [json.loads(line) for line in (out / "samples_my_answered.jsonl").read_text().splitlines()]
+    assert t["primary_metric"] == "answered" and list(t["plugins"]) == ["answers_metric.py"]
+    assert t["metrics"]["greedy"]["answered"]["value"] == sum(s["greedy"]["pred"] is not None for s in samples) / 2
+    for f in ("results.json", "samples_my_answered.jsonl"):   # the user's umask, not mkstemp's 0600
+        assert stat.S_IMODE((out / f).stat().st_mode) == 0o666 & ~_umask()
+    lb = tmp_path / "lb" / "README.md"
+    r = cli("leaderboard", out, "-o", lb, "--no-charts")
+    assert r.exit_code == 0, r.output
+    md = lb.read_text()
+    assert "| Model | Average | my\\_answered |" in md and f"(2/{n_step1})" in md and "my\\_answered = answered" in md
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -14,7 +14,10 @@ def summary(results: dict, out: Console | None = None) -> None:
     """Print a run's results: one row per task and metric, then usage, judges, clusters and groups."""
     out = out or Console()
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "ambiguous", "truncated"):
+    kinds = {r["modes"][0] == "loglikelihood" for r in results["tasks"].values()}   # the first mode names the kind
+    first, second = {frozenset({False}): ("greedy [95% CI]", "SC"), frozenset({True}): ("acc [95% CI]", "acc_norm")}.get(
+        frozenset(kinds), ("greedy | acc [95% CI]", "SC | acc_norm"))   # generation tasks, loglikelihood, or both
+    for col in ("task", "n", "metric", first, second, "invalid", "ambiguous", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise

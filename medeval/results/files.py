@@ -14,6 +14,7 @@ from ..errors import MedevalError
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, usual_mode())   # mkstemp makes 0600; results are read by colleagues, as any file they write
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -32,6 +33,7 @@ class SamplesWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, usual_mode())
         self.f = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, row: dict) -> None:
@@ -42,6 +44,13 @@ class SamplesWriter:
         os.fsync(self.f.fileno())
         self.f.close()
         os.replace(self.tmp, self.path)
+
+
+def usual_mode() -> int:
+    """The mode `open()` would give a new file: 0666 less the user's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def safe_child(directory: Path, name: str) -> Path:

@@ -89,6 +89,7 @@ class TaskResults(Block):
     samples_file: str | None = Field(None, description="the task's samples file, next to results.json")
     selection: Mapping | None = Field(None, description="dataset.filter and --limit: rows in the split, the "
                                       "filter, rows it removed, the limit and how the subset was drawn")
+    plugins: dict[str, str] | None = Field(None, description="the task's plugin files (metrics): name -> sha256")
     item_labels: Mapping | None = Field(None, description="the --item-labels side file used")
     adversarial_traces: Mapping | None = Field(None, description="the --adversarial-file side file used")
     judge: Mapping | None = Field(None, description="the diagnosis judge's or rubric grader's summary")
