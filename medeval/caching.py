@@ -59,8 +59,8 @@ class CachingBackend:
     are the wrapped backend's; `progress` shows the requests sent to it (medeval/progress.py: a bar on a
     terminal, a line now and then elsewhere)."""
 
-    def __init__(self, backend, cache: Cache, progress: bool = False):
-        self.backend, self.cache, self.progress = backend, cache, progress
+    def __init__(self, backend, cache: Cache, progress: bool = False, label: str = "generating"):
+        self.backend, self.cache, self.progress, self.label = backend, cache, progress, label
 
     def __getattr__(self, name):
         if name == "backend":   # not set yet (a copy being built): no recursion
@@ -98,7 +98,7 @@ class CachingBackend:
         if not todo:
             return
         failure = None
-        with Phase("generating", len(todo), self.progress) as advance:
+        with Phase(self.label, len(todo), self.progress) as advance:
             for j, out in self.backend.generate([t[1] for t in todo]):
                 idx, req, ph, keys, missing, got = todo[j]
                 if len(out.texts) != len(missing):

@@ -38,14 +38,16 @@ DEFAULTS = {"concurrency": 8, "max_retries": 5, "timeout": 120.0}
 
 
 def chat_model(model: str, base_url: str | None, cache: Cache, option: str = "--judge", hint: str = "",
-               **options) -> CachingBackend:
-    """An OpenAI-compatible chat model (hosted OpenAI unless `base_url`) behind `cache`."""
+               progress: bool = False, **options) -> CachingBackend:
+    """An OpenAI-compatible chat model (hosted OpenAI unless `base_url`) behind `cache`; `progress` shows
+    the verdicts it is asked for as the "judging" phase (medeval/progress.py)."""
     if not os.environ.get(KEY_ENV) and base_url is None:
         raise MedevalError(f"{option} {model} asks the OpenAI API: set ${KEY_ENV}, or pass {option}-base-url "
                            f"for another OpenAI-compatible server{hint}")
     if base_url:
         check_url(base_url, f"{option}-base-url")   # named by its own option, before the backend checks it
-    return CachingBackend(OpenAIBackend(model, base_url=base_url, **{**DEFAULTS, **options}), cache)
+    return CachingBackend(OpenAIBackend(model, base_url=base_url, **{**DEFAULTS, **options}), cache, progress,
+                          "judging")
 
 
 def template_of(name: str) -> tuple[jinja2.Template, str]:

@@ -33,9 +33,10 @@ NEEDS_GRADER = ("HealthBench tasks are graded by a model: pass --judge MODEL (th
 
 
 class Graders:
-    def __init__(self, cfg, tasks=(), **options):
-        """`options` go to each grader's OpenAIBackend (e.g. max_retries, timeout, concurrency)."""
-        self.cfg, self.options = cfg, options
+    def __init__(self, cfg, tasks=(), progress: bool = False, **options):
+        """`options` go to each grader's OpenAIBackend (e.g. max_retries, timeout, concurrency); `progress`
+        shows the judging phase."""
+        self.cfg, self.options, self.progress = cfg, options, progress
         self.cache: Cache | None = None
         self._models: dict[tuple, CachingBackend] = {}
         name = (getattr(cfg, "extract_judge", None) or "").strip()
@@ -57,7 +58,7 @@ class Graders:
                 cfg = self.cfg
                 self.cache = (NullCache() if getattr(cfg, "no_cache", False) else
                               Cache(getattr(cfg, "cache_dir", None) or default_cache_dir()))
-            self._models[key] = chat_model(name, base_url, self.cache, option, hint, **self.options)
+            self._models[key] = chat_model(name, base_url, self.cache, option, hint, self.progress, **self.options)
         return self._models[key]
 
     def judge(self, answer_type: str):

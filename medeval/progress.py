@@ -1,4 +1,4 @@
-"""Progress of a long phase (generating, scoring choices, scoring tasks), visible wherever stderr goes.
+"""Progress of a long phase (generating, scoring choices, judging, scoring tasks), visible wherever stderr goes.
 
 On a terminal, rich's live bar. Anywhere else (a CI log, `nohup`, a batch job's file) a live bar prints
 nothing until the end, so one plain line goes to stderr every `MEDEVAL_PROGRESS_SECONDS` seconds

@@ -85,7 +85,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
-    graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
+    graders = Graders(cfg, tasks, progress=progress)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)

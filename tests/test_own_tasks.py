@@ -263,3 +263,33 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_judging_shows_progress_lines_when_stderr_is_a_file(tmp_path, monkeypatch):
+    """FAKE judge: a loopback OpenAI-compatible server (medeval.testing) that answers every prompt 'none'."""
+    import sys
+
+    from medeval.graders import Graders
+    from medeval.testing.openai_server import OpenAITestServer
+
+    class NoneJudge(OpenAITestServer):
+        def complete(self, path, body):
+            return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-judge-FAKE",
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": "none"}}]}
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-FAKE")
+    with NoneJudge(model_name="fake-judge-FAKE", api_key="sk-test-FAKE") as server:
+        for progress, expected in ((True, True), (False, False)):
+            cfg = RunConfig(tasks=["medqa"], extract_judge="fake-judge-FAKE", extract_judge_base_url=server.url,
+                            no_cache=True)
+            graders = Graders(cfg, progress=progress)
+            log = tmp_path / f"stderr-{progress}.txt"
+            with open(log, "w") as err:
+                monkeypatch.setattr(sys, "stderr", err)
+                graders.extract.ask_all({f"h{k}": f"prompt {k} {progress}" for k in range(3)})
+                monkeypatch.undo()
+                monkeypatch.setenv("OPENAI_API_KEY", "sk-test-FAKE")
+            graders.close()
+            text = log.read_text()
+            assert ("medeval: judging 3/3 (100%)" in text) is expected and ("judging 0/3" in text) is expected, text
