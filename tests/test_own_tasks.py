@@ -287,7 +287,7 @@ def test_judging_shows_progress_lines_when_stderr_is_a_file(tmp_path, monkeypatc
             log = tmp_path / f"stderr-{progress}.txt"
             with open(log, "w") as err:
                 monkeypatch.setattr(sys, "stderr", err)
-                graders.extract.ask_all({f"h{k}": f"prompt {k} {progress}" for k in range(3)})
+                graders.extract_for().ask_all({f"h{k}": f"prompt {k} {progress}" for k in range(3)})
                 monkeypatch.undo()
                 monkeypatch.setenv("OPENAI_API_KEY", "sk-test-FAKE")
             graders.close()
