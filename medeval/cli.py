@@ -257,12 +257,28 @@ def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Pat
 
 @cache_app.command("info")
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
-    """Show where the cache is and how many samples it holds."""
+    """Show where the cache is and how many samples it holds (or that the file is damaged)."""
     from .cache import Cache
     from .paths import default_cache_dir
     from .config import writable_dir
 
-    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
+    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False).stats()))
+
+
+@cache_app.command("check")
+def cache_check(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
+    """Verify the cache file's integrity (SQLite's integrity_check): exit 0 when sound, 2 when damaged."""
+    from .cache import Cache
+    from .paths import default_cache_dir
+    from .config import writable_dir
+
+    cache = Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False)
+    problems = cache.check()
+    cache.close()
+    if problems:
+        raise MedevalError(f"{cache.path}: the generation cache is damaged ({'; '.join(problems)[:300]}); the next "
+                           "`medeval run` moves it aside and starts a fresh one (`medeval cache clear` does it now)")
+    out.print(f"{cache.path}: ok")
 
 
 @cache_app.command("clear")

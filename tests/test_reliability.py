@@ -1,0 +1,155 @@
+"""Issue 23: nothing lost, nothing forged. Damaged caches, full disks, unusable judge replies, odd
+bytes from a server, hand-edited results and side files.
+
+Server faults go through the in-package loopback server (medeval.testing.openai_server) in its `echo`
+mode, a FAKE model (hash-derived answer letters, one FAKE token per word); the HTTP client, the cache
+(a real SQLite file), scoring and the writers are the real code. A full disk cannot be made here
+without root, so it is a labelled FAKE fault: `os.fsync` or a file write raising ENOSPC, or SQLite's
+own `max_page_count` limit, which raises the same SQLITE_FULL a full disk does.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import medeval
+
+from medeval.backends.openai_backend import OpenAIBackend
+from medeval.cache import Cache
+from medeval.errors import MedevalError
+from medeval.results import SamplesWriter, atomic_write
+from medeval.runner import RunConfig, run
+from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def echo_run(srv, data_dir, out, cache, k=0, limit=3, tasks=("medqa",), samples="per_sample", **kw):
+    backend = OpenAIBackend(ECHO_MODEL, base_url=srv.url, max_retries=0, timeout=10, samples=samples)
+    cfg = RunConfig(tasks=list(tasks), limit=limit, self_consistency=k, max_tokens=8, data_dir=str(data_dir),
+                    output_dir=str(out), cache_dir=str(cache), **kw)
+    return run(cfg, backend=backend, progress=False)
+
+
+def cli(*args, env=None):
+    """The real `medeval` command in a subprocess: (exit code, stdout, stderr)."""
+    here = str(Path(medeval.__file__).resolve().parents[1])   # the medeval under test
+    p = subprocess.run([sys.executable, "-m", "medeval.cli", *map(str, args)], capture_output=True, text=True,
+                       cwd=here, env={**os.environ, "PYTHONPATH": here, **(env or {})}, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def command(*args):
+    """`medeval ARGS` in this process: (exit code, output, the MedevalError raised or None)."""
+    from typer.testing import CliRunner
+
+    from medeval.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    error = r.exception if isinstance(r.exception, MedevalError) else None
+    if r.exception is not None and error is None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.output, error
+
+
+def fill(cache_dir: Path, rows: int = 400) -> Path:
+    c = Cache(cache_dir)
+    c.put([(f"k{i}", "{}", "b", "p", {"t": 0}, 0, "filler text " * 40, "stop", {}) for i in range(rows)])
+    c.close()
+    return cache_dir / "generations.sqlite"
+
+
+DAMAGE = {
+    "cut in half": lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]),
+    "random bytes": lambda f: f.write_bytes(os.urandom(f.stat().st_size)),
+    "broken header": lambda f: f.write_bytes(b"not sqlite at all" + f.read_bytes()[17:]),
+    "a directory": lambda f: (f.unlink(), f.mkdir()),
+}
+
+
+# ------------------------------------------------------------------ 1. a damaged cache database
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_a_damaged_cache_is_moved_aside_with_one_warning_and_the_run_goes_on(how, tmp_path, data_dir, monkeypatch,
+                                                                            caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    db = fill(tmp_path / "c")
+    DAMAGE[how](db)
+    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.cache"):
+        res = echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c")
+    assert res["cache"]["misses"] == 3 and (tmp_path / "o" / "results.json").is_file()
+    aside = [p for p in (tmp_path / "c").iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert str(db) in warnings[0] and str(aside[0]) in warnings[0]
+    assert Cache(tmp_path / "c").stats()["entries"] == 3     # the fresh cache holds this run's samples
+
+
+def test_cache_info_reports_damage_and_cache_check_verifies_integrity(tmp_path):
+    db = fill(tmp_path / "c")
+    code, out, error = command("cache", "check", "--cache-dir", tmp_path / "c")
+    assert code == 0 and "ok" in out and error is None
+    DAMAGE["cut in half"](db)
+    code, out, error = command("cache", "info", "--cache-dir", tmp_path / "c")
+    assert code == 0 and error is None and json.loads(out)["damaged"]
+    code, out, error = command("cache", "check", "--cache-dir", tmp_path / "c")
+    assert error is not None and "\n" not in str(error) and str(db) in str(error) and "damaged" in str(error)
+    assert db.is_file(), "info and check only look; they move nothing"
+
+
+# ------------------------------------------------------------------ 2. a full disk
+def enospc(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")   # FAKE: what a full disk raises
+
+
+def test_a_full_disk_is_one_line_naming_the_directory_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    old = tmp_path / "results.json"
+    old.write_text("old")
+    monkeypatch.setattr("medeval.results.files.os.fsync", enospc)
+    with pytest.raises(MedevalError) as e:
+        atomic_write(old, "new")
+    assert str(tmp_path) in str(e.value) and "No space left" in str(e.value) and "\n" not in str(e.value)
+    w = SamplesWriter(tmp_path / "samples_x.jsonl")
+    w.write({"id": "1"})
+    with pytest.raises(MedevalError, match="samples_x.jsonl: cannot write it .No space left on device. in the directory"):
+        w.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"] and old.read_text() == "old"
+    # a writer dropped mid-way by an error elsewhere leaves nothing behind either
+    monkeypatch.undo()
+    w = SamplesWriter(tmp_path / "samples_y.jsonl")
+    w.write({"id": "1"})
+    del w
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_run_and_its_cache_on_a_full_disk_fail_in_one_line(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo") as srv:
+        with monkeypatch.context() as m:
+            m.setattr("medeval.results.files.os.fsync", enospc)
+            with pytest.raises(MedevalError, match=r"samples_medqa.jsonl: cannot write it \(No space left on device\)"):
+                echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c")
+        assert not [p for p in (tmp_path / "o").iterdir() if p.name.endswith(".tmp")]
+        cache = Cache(tmp_path / "c2")
+        cache.db.execute("PRAGMA max_page_count=" + str(cache.db.execute("PRAGMA page_count").fetchone()[0]))
+        with pytest.raises(MedevalError, match=r"generations.sqlite: cannot write to the generation cache .* is the "
+                                               r"disk of .*c2 full\?"):
+            cache.put([(f"k{i}", "{}", "b", "p", {}, 0, "x" * 5000, "stop", {}) for i in range(50)])
+
+
+def test_reports_that_cannot_be_written_name_the_target_not_a_temporary_file(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo") as srv:
+        echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c", limit=2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = cli("view", tmp_path / "o", "-o", blocker / "page.html")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{blocker / 'page.html'}: cannot write it" in err and ".tmp" not in err
