@@ -90,6 +90,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
     outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
+    if cache.repaired:
+        log.warning("%d replies held lone UTF-16 surrogates (a character cut in half); each was replaced by "
+                    "U+FFFD and kept (results.json: cache.replaced_surrogates)", cache.repaired)
     out_dir = Path(cfg.output_dir)
     task_results = {}
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
@@ -107,7 +110,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
     results = run_results(
         command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
-        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
+        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
+               "replaced_surrogates": cache.repaired},
         timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
                  "score_s": t_score - t_gen, "total_s": time.time() - t0},
         tasks=task_results, groups=group_scores(registry, tasks, task_results),

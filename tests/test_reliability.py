@@ -153,3 +153,73 @@ def test_reports_that_cannot_be_written_name_the_target_not_a_temporary_file(tmp
     code, out, err = cli("view", tmp_path / "o", "-o", blocker / "page.html")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert f"{blocker / 'page.html'}: cannot write it" in err and ".tmp" not in err
+
+
+# ------------------------------------------------------------------ 3. only usable judge verdicts are cached
+GRADER = "rubric-grader-FAKE"
+
+
+class FakeGrader(OpenAITestServer):
+    """FAKE grader: met iff the criterion text has an even number of characters (no model)."""
+
+    def complete(self, path, body):
+        prompt = body["messages"][-1]["content"]
+        met = len(prompt.split("# Rubric criterion", 1)[1].split("# Instructions")[0].strip()) % 2 == 0
+        content = json.dumps({"explanation": "fixed rule", "criteria_met": met})
+        return 200, {"id": "g", "object": "chat.completion", "created": 0, "model": GRADER,
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": content}}]}
+
+
+def healthbench(srv, judge, data_dir, out, cache):
+    backend = OpenAIBackend(ECHO_MODEL, base_url=srv.url, max_retries=0, timeout=10)
+    cfg = RunConfig(tasks=["healthbench"], limit=1, max_tokens=8, data_dir=str(data_dir), judge=GRADER,
+                    judge_base_url=judge.url, output_dir=str(out), cache_dir=str(cache))
+    return run(cfg, backend=backend, progress=False)["tasks"]["healthbench"]
+
+
+def test_empty_judge_replies_are_retried_counted_and_never_served_from_the_cache(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo") as srv:
+        with FakeGrader(model_name=GRADER) as fresh:
+            good = healthbench(srv, fresh, data_dir, tmp_path / "fresh", tmp_path / "c-fresh")
+        n = good["judge"]["criteria_graded"]
+        with FakeGrader(model_name=GRADER, faults=["empty"] * (3 * n)) as judge:   # one bad minute, then fine
+            bad = healthbench(srv, judge, data_dir, tmp_path / "bad", tmp_path / "c")
+            assert len(judge.entries(status="empty")) == 3 * n        # asked, then asked again twice
+            j = bad["judge"]
+            assert (j["unparseable"], j["unusable_replies"], j["empty_replies"], j["reasks"]) == (n, 3 * n, 3 * n, 2 * n)
+            assert bad["metrics"]["greedy"]["rubric_score"]["value"] == 0.0
+            healed = healthbench(srv, judge, data_dir, tmp_path / "healed", tmp_path / "c")
+            assert len(judge.entries(status=200)) == n, "the empty verdicts were not cached: asked again"
+    assert healed["judge"]["calls"] == n and healed["judge"]["unparseable"] == 0
+    assert healed["metrics"] == good["metrics"] and good["metrics"]["greedy"]["rubric_score"]["value"] > 0
+
+
+def test_an_unusable_verdict_already_in_the_cache_is_asked_again_and_replaced(tmp_path, monkeypatch):
+    from medeval.chat_grader import chat_model
+    from medeval.rubric import RubricGrader
+
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with FakeGrader(model_name=GRADER) as judge:
+        cache = Cache(tmp_path)
+        grader = RubricGrader(chat_model(GRADER, judge.url, cache))
+        prompt = "# Rubric criterion (5 points)\nSays hello.\n\n# Instructions\nJudge."
+        key = grader.cache_keys(prompt)[0]
+        cache.put([(key, "{}", "openai", "p", {}, 0, "Hard to say.", "stop", {})])   # as older versions stored it
+        _, reply = grader.reply(prompt)
+        assert len(judge.log) == 1 and isinstance(json.loads(reply["content"])["criteria_met"], bool)
+        assert cache.get([key])[key][0] == reply["content"]    # the verdict replaced the unusable row
+
+
+# ------------------------------------------------------------------ 12. lone surrogates in a server's reply
+def test_a_lone_surrogate_in_a_reply_is_replaced_counted_and_the_run_goes_on(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo", faults=["surrogate"]) as srv:
+        res = echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c")
+        again = echo_run(srv, data_dir, tmp_path / "o2", tmp_path / "c")
+    assert res["cache"]["replaced_surrogates"] == 1 and again["cache"]["misses"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "o" / "samples_medqa.jsonl").open(encoding="utf-8")]
+    assert sum(r["greedy"]["outputs"][0].endswith("\ufffd") for r in rows) == 1
+    assert all(r["greedy"]["pred"] for r in rows), "the replaced character does not hide the answer"
+    assert (tmp_path / "o2" / "samples_medqa.jsonl").read_text() == (tmp_path / "o" / "samples_medqa.jsonl").read_text()
