@@ -223,3 +223,74 @@ def test_a_lone_surrogate_in_a_reply_is_replaced_counted_and_the_run_goes_on(tmp
     assert sum(r["greedy"]["outputs"][0].endswith("\ufffd") for r in rows) == 1
     assert all(r["greedy"]["pred"] for r in rows), "the replaced character does not hide the answer"
     assert (tmp_path / "o2" / "samples_medqa.jsonl").read_text() == (tmp_path / "o" / "samples_medqa.jsonl").read_text()
+
+
+# ------------------------------------------------------------------ 4, 5. the gate is not moved by edited files
+def two_models(tmp_path, data_dir, monkeypatch):
+    """A baseline and a candidate run of two FAKE echo models (different served names: different identities)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo", model_name="echo-base-FAKE") as a, OpenAITestServer("echo", model_name="echo-cand-FAKE") as b:
+        for srv, name in ((a, "base"), (b, "cand")):
+            backend = OpenAIBackend(srv.model_name, base_url=srv.url, max_retries=0, timeout=10)
+            run(RunConfig(tasks=["medqa"], limit=20, max_tokens=8, data_dir=str(data_dir),
+                          output_dir=str(tmp_path / name), cache_dir=str(tmp_path / "c")), backend=backend, progress=False)
+    return tmp_path / "base", tmp_path / "cand"
+
+
+def edit_samples(run_dir: Path, change) -> Path:
+    f = run_dir / "samples_medqa.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    for r in rows:
+        change(r)
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run_dir
+
+
+def test_the_gate_decides_from_the_outputs_not_from_edited_flags(tmp_path, data_dir, monkeypatch):
+    import shutil
+
+    from medeval.reporting import gate as G
+
+    base, cand = two_models(tmp_path, data_dir, monkeypatch)
+    honest = G.run_gate(base, cand).results[0]
+    assert honest.stats["candidate"] < 0.6
+
+    def forge(r, extracted=False):
+        r["greedy"].update(pred=r["gold"], correct=True)
+        if extracted:
+            r["greedy"]["extracted"] = [r["gold"]]
+
+    forged = edit_samples(shutil.copytree(cand, tmp_path / "forged"), forge)
+    deeper = edit_samples(shutil.copytree(cand, tmp_path / "deeper"), lambda r: forge(r, extracted=True))
+    for run_dir in (forged, deeper):
+        got = G.run_gate(base, run_dir).results[0]
+        assert got.stats == honest.stats, "forged flags do not move the gate"
+        assert any("do not follow from the outputs" in n for n in got.notes)
+    # without the data file the run read, pred must still follow from the extracted answers
+    block = json.loads((forged / "results.json").read_text())
+    block["tasks"]["medqa"]["dataset"]["source"] = "local:/nonexistent/medqa/test.jsonl"
+    (forged / "results.json").write_text(json.dumps(block))
+    got = G.run_gate(base, forged).results[0]
+    assert got.stats == honest.stats and any("do not follow from the extracted answers" in n for n in got.notes)
+
+
+def test_the_same_model_refusal_cannot_be_bypassed_by_editing_results(tmp_path, data_dir, monkeypatch):
+    import shutil
+
+    from medeval.reporting import gate as G
+    from medeval.results import ResultsError
+
+    base, _ = two_models(tmp_path, data_dir, monkeypatch)
+    assert G.run_gate(base, base).exit_code == 2
+    for name, edit in (("no-model", lambda d: d.pop("model")),
+                       ("other-hash", lambda d: d["model"].update(identity_hash="0" * 64)),
+                       ("no-hash", lambda d: d["model"].pop("identity_hash"))):
+        copy = shutil.copytree(base, tmp_path / name)
+        data = json.loads((copy / "results.json").read_text())
+        edit(data)
+        (copy / "results.json").write_text(json.dumps(data))
+        with pytest.raises(ResultsError, match=r"results.json: field 'model") as e:
+            G.run_gate(base, copy)
+        assert "\n" not in str(e.value)
+    code, out, error = command("gate", "--baseline", base, "--candidate", tmp_path / "no-model")
+    assert code == 2 and "field 'model' is missing" in out
