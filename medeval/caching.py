@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .accounting import SAMPLE_KEY, cached_sample_tokens, sample_info
+from .accounting import BILLING_KEY, PROMPT_KEY, SAMPLE_KEY, SHARE_KEY, cached_sample_prompt, cached_sample_tokens, sample_info
 from .backends.base import BackendError, Request, prompt_hash
 from .cache import Cache, replace_surrogates, sample_key, score_key
 from .errors import MedevalError
@@ -36,10 +36,12 @@ class Generated:
     n_path: list           # how the backend obtained each sample (OpenAI backend), None elsewhere
     info: dict
     cached: int            # how many samples came from the cache
+    sample_prompts: list = None   # (prompt tokens of one call, billing, completion share) per sample (accounting)
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "texts": self.texts, "finish": self.finish, "cached": self.cached,
-                "info": self.info, "tokens": self.tokens, "n_path": self.n_path}
+                "info": self.info, "tokens": self.tokens, "n_path": self.n_path,
+                "sample_prompts": self.sample_prompts}
 
 
 @dataclass
@@ -124,6 +126,7 @@ class CachingBackend:
                 for s, (i, t, f) in enumerate(zip(missing, texts, finishes)):
                     got.texts[i], got.finish[i], got.n_path[i] = t, f, out.info.get("n_path")
                     got.tokens[i] = info[s][SAMPLE_KEY]
+                    got.sample_prompts[i] = (info[s][PROMPT_KEY], info[s][BILLING_KEY], info[s][SHARE_KEY])
                 got.info = out.info
                 advance()
                 yield idx, got
@@ -184,7 +187,8 @@ def _from_cache(text: str, have: list) -> tuple[Generated, list[int]]:
     got = Generated(prompt=text, texts=[h[0] if h else None for h in have], finish=[h[1] if h else None for h in have],
                     tokens=[cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)],
                     n_path=[(h[2] or {}).get("n_path") if h else None for h in have],
-                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have))
+                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have),
+                    sample_prompts=[cached_sample_prompt(h[2]) if h else (None, None, None) for h in have])
     return got, [i for i, h in enumerate(have) if h is None]
 
 

@@ -294,3 +294,23 @@ def test_the_same_model_refusal_cannot_be_bypassed_by_editing_results(tmp_path, 
         assert "\n" not in str(e.value)
     code, out, error = command("gate", "--baseline", base, "--candidate", tmp_path / "no-model")
     assert code == 2 and "field 'model' is missing" in out
+
+
+# ------------------------------------------------------------------ 6. usage is a property of the cached samples
+@pytest.mark.parametrize("samples", ["per_sample", "native"])
+def test_usage_and_cost_are_the_same_fresh_grown_and_cached(samples, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+
+    def usage(res):
+        return res["usage"]["generation"], res["tasks"]["pubmedqa"]["usage"]
+
+    with OpenAITestServer("echo") as srv:
+        go = lambda out, cache, k: echo_run(srv, data_dir, tmp_path / out, tmp_path / cache, k=k, tasks=("pubmedqa",),
+                                            samples=samples, price_per_mtok="2,8")
+        fresh = go("fresh", "c1", 5)
+        go("k3", "c2", 3)
+        grown = go("grown", "c2", 5)
+        cached = go("cached", "c2", 5)
+    assert cached["cache"]["misses"] == 0 and grown["cache"]["hits"] > 0
+    assert usage(grown) == usage(fresh) and usage(cached) == usage(fresh)
+    assert fresh["usage"]["generation"]["prompt_tokens"] > 0 and fresh["usage"]["generation"]["cost_usd"] > 0
