@@ -84,6 +84,9 @@ def check_config(cfg: RunConfig) -> None:
         raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
     if not 0 < cfg.top_p <= 1:
         raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    if cfg.adversarial_file and not cfg.adversarial:
+        raise MedevalError(f"--adversarial-file {cfg.adversarial_file}: pre-fills are used only in --adversarial "
+                           "mode; add --adversarial, or drop the file")
     from .backends.openai_backend import check_url
 
     for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):

@@ -314,3 +314,55 @@ def test_usage_and_cost_are_the_same_fresh_grown_and_cached(samples, tmp_path, d
     assert cached["cache"]["misses"] == 0 and grown["cache"]["hits"] > 0
     assert usage(grown) == usage(fresh) and usage(cached) == usage(fresh)
     assert fresh["usage"]["generation"]["prompt_tokens"] > 0 and fresh["usage"]["generation"]["cost_usd"] > 0
+
+
+# ------------------------------------------------------------------ 7, 8. side files are checked strictly
+def side_file(tmp_path, name, rows) -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def prepared(data_dir, **kw):
+    from medeval.config import RunConfig as C
+    from medeval.prepare import prepare
+    from medeval.spec import Registry
+
+    return prepare(Registry().tasks["medqa"], C(tasks=["medqa"], limit=3, data_dir=str(data_dir), **kw))
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([{"id": "0", "kind": "reasoning"}, {"id": "0", "kind": "knowledge"}], r"row 2: id '0' is also row 1, with other values"),
+    ([{"id": "0", "kind": {"nested": 1}}], r"id '0': label 'kind' is dict"),
+    ([{"id": None, "kind": "reasoning"}], r"row 1: field 'id' is None"),
+])
+def test_bad_item_label_files_are_one_line_errors(rows, message, tmp_path, data_dir):
+    with pytest.raises(MedevalError, match=message) as e:
+        prepared(data_dir, item_labels=side_file(tmp_path, "labels.jsonl", rows))
+    assert "labels.jsonl" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([{"id": "0", "prefill": "Wrong A."}, {"id": "0", "prefill": "Wrong B."}], r"row 2: id '0' is also row 1"),
+    ([{"id": "0", "prefill": 3}], r"id '0': 'prefill' 3; each row needs 'prefill'"),
+    ([{"id": "0", "trace": "x"}], r"id '0': no 'prefill' field"),
+])
+def test_bad_adversarial_files_are_one_line_errors(rows, message, tmp_path, data_dir):
+    with pytest.raises(MedevalError, match=message):
+        prepared(data_dir, adversarial=True, adversarial_file=side_file(tmp_path, "traces.jsonl", rows))
+
+
+def test_side_files_that_match_no_item_warn_and_an_adversarial_file_needs_adversarial(tmp_path, data_dir, caplog):
+    labels = side_file(tmp_path, "labels.jsonl", [{"id": "medqa-0", "kind": "reasoning"}])
+    traces = side_file(tmp_path, "traces.jsonl", [{"id": "medqa-0", "prefill": "Wrong."}])
+    with caplog.at_level(logging.WARNING, logger="medeval.item_files"):
+        p = prepared(data_dir, item_labels=labels, adversarial=True, adversarial_file=traces)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and all("none of its 1 ids is an item id of this task" in w for w in warned)
+    assert p.notes["item_labels"]["warning"] == warned[0] and p.notes["adversarial_traces"]["warning"] == warned[1]
+    from medeval.config import check_config
+
+    cfg = RunConfig(tasks=["medqa"], adversarial_file=traces, self_consistency=0, temperature=0.7, top_p=0.9,
+                    output_dir=str(tmp_path / "o"), no_cache=True)
+    with pytest.raises(MedevalError, match=r"--adversarial-file .*traces.jsonl: pre-fills are used only in --adversarial"):
+        check_config(cfg)
