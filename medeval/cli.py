@@ -138,9 +138,13 @@ def _chat_kwargs(text: str | None) -> dict | None:
     if not text:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+    if not isinstance(value, dict):
+        raise MedevalError(f"--chat-template-kwargs: expected a JSON object, got {type(value).__name__} {text!r:.60}; "
+                           "e.g. '{\"enable_thinking\": false}'")
+    return value
 
 
 def _argv() -> list[str]:

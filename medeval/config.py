@@ -72,6 +72,19 @@ def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
 
 def check_config(cfg: RunConfig) -> None:
     """Every option checked before any work: one line naming the option and the fix."""
+    check_values(cfg)
+    from .backends.openai_backend import check_url
+
+    for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):
+        if url is not None:
+            check_url(url, option)
+    writable_dir(cfg.output_dir, "--output-dir")
+    if not cfg.no_cache:
+        writable_dir(cfg.cache_dir or default_cache_dir(), "--cache-dir")
+
+
+def check_values(cfg: RunConfig) -> None:
+    """The option values `run` and `render` share (tasks, limit, -k, decoding), checked the same way."""
     if not [t for t in cfg.tasks if t.strip()]:
         raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
     if cfg.limit is not None and cfg.limit <= 0:
@@ -87,14 +100,6 @@ def check_config(cfg: RunConfig) -> None:
     if cfg.adversarial_file and not cfg.adversarial:
         raise MedevalError(f"--adversarial-file {cfg.adversarial_file}: pre-fills are used only in --adversarial "
                            "mode; add --adversarial, or drop the file")
-    from .backends.openai_backend import check_url
-
-    for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):
-        if url is not None:
-            check_url(url, option)
-    writable_dir(cfg.output_dir, "--output-dir")
-    if not cfg.no_cache:
-        writable_dir(cfg.cache_dir or default_cache_dir(), "--cache-dir")
 
 
 def writable_dir(path, option: str) -> Path:

@@ -130,8 +130,8 @@ def model_block(backend, cfg: RunConfig) -> dict:
 
 def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
     """(the model's price, the price table, where they came from) for the run's usage block."""
-    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok else None
-    table = load_price_table(cfg.price_table) if cfg.price_table else {}
+    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok is not None else None   # "" is refused, not skipped
+    table = load_price_table(cfg.price_table) if cfg.price_table is not None else {}
     where = [w for w, on in ((f"--price-per-mtok {cfg.price_per_mtok}", own), (f"--price-table {cfg.price_table}",
                                                                                  table)) if on]
     return own, table, "; ".join(where) or None

@@ -24,6 +24,9 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
     for n, row in iter_jsonl(path):
         if "id" not in row or not ({"output", "outputs"} & set(row)):
             raise MedevalError(f"{path}: line {n}: each line needs 'id' and 'output' (text) or 'outputs' (list)")
+        if "output" in row and "outputs" in row:
+            raise MedevalError(f"{path}: line {n}: has both 'output' and 'outputs'; give one ('output': a text, "
+                               "'outputs': a list of texts voted as self-consistency)")
         outs = row["outputs"] if "outputs" in row else [row["output"]]
         if not isinstance(outs, list) or not all(isinstance(o, str) for o in outs) or not outs:
             raise MedevalError(f"{path}: line {n}: 'output' must be a string and 'outputs' a non-empty list of strings")

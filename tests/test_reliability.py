@@ -366,3 +366,28 @@ def test_side_files_that_match_no_item_warn_and_an_adversarial_file_needs_advers
                     output_dir=str(tmp_path / "o"), no_cache=True)
     with pytest.raises(MedevalError, match=r"--adversarial-file .*traces.jsonl: pre-fills are used only in --adversarial"):
         check_config(cfg)
+
+
+# ------------------------------------------------------------------ 9, 10, 11. score lines, render options, prices
+def test_a_score_line_with_both_output_and_outputs_is_refused(tmp_path, data_dir):
+    from medeval.score_external import score_file
+
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"id": "0", "output": "The answer is A", "outputs": ["B", "C"]}) + "\n")
+    with pytest.raises(MedevalError, match=r"preds.jsonl: line 1: has both 'output' and 'outputs'"):
+        score_file("medqa", preds, tmp_path / "o", "m", data_dir)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-tokens", "0"], "--max-tokens must be a positive number of tokens, got 0"),
+    (["--chat-template-kwargs", "[1,2]"], "--chat-template-kwargs: expected a JSON object, got list"),
+])
+def test_render_refuses_what_run_refuses(args, message, data_dir):
+    code, out, error = command("render", "--tasks", "medqa", "--limit", "1", "--data-dir", data_dir, *args)
+    assert error is not None and message in str(error)
+
+
+def test_an_empty_price_is_refused_not_dropped(tmp_path):
+    cfg = RunConfig(tasks=["medqa"], price_per_mtok="", output_dir=str(tmp_path / "o"), no_cache=True)
+    with pytest.raises(MedevalError, match=r"--price-per-mtok '': expected IN,OUT"):
+        run(cfg, backend=object(), progress=False)   # object(): refused before any generation
