@@ -73,6 +73,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
     check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
+    claim = _claim(Path(cfg.output_dir))
     tasks = registry.resolve(cfg.tasks)
     prepared = full = [prepare(t, cfg) for t in tasks]
     if cfg.shard:
@@ -118,7 +119,47 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         usage=run_usage(task_results, *prices[:2], model_id, prices[2]), **shard)
     write_results(out_dir, results)
     cache.close()
+    _release(claim)
     return results
+
+
+LOCK = ".medeval-run.lock"
+
+
+def _claim(out_dir: Path):
+    """Hold an advisory lock on the output directory for the run; another run holding it gets a
+    one-line warning (both would write results.json there: the last to finish wins)."""
+    import fcntl
+    import os
+
+    path = out_dir / LOCK
+    try:
+        f = open(path, "a+")
+    except OSError:   # the directory was checked writable; a lock is only a courtesy
+        return None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        log.warning("%s is in use by another medeval run (pid %s): both write results.json and the samples "
+                    "files there, and the last to finish wins; give each run its own --output-dir", out_dir, other)
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    import atexit
+
+    atexit.register(_release, f)   # a run that fails leaves no lock file behind either
+    return f
+
+
+def _release(claim) -> None:
+    if claim is not None and not claim.closed:
+        Path(claim.name).unlink(missing_ok=True)
+        claim.close()
 
 
 def model_block(backend, cfg: RunConfig) -> dict:

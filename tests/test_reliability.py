@@ -391,3 +391,18 @@ def test_an_empty_price_is_refused_not_dropped(tmp_path):
     cfg = RunConfig(tasks=["medqa"], price_per_mtok="", output_dir=str(tmp_path / "o"), no_cache=True)
     with pytest.raises(MedevalError, match=r"--price-per-mtok '': expected IN,OUT"):
         run(cfg, backend=object(), progress=False)   # object(): refused before any generation
+
+
+# ------------------------------------------------------------------ also seen: two runs into one -o
+def test_a_second_run_into_a_directory_in_use_is_warned(tmp_path, data_dir, monkeypatch, caplog):
+    from medeval.runner import _claim, _release
+
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    (tmp_path / "o").mkdir()
+    held = _claim(tmp_path / "o")   # as a first run holds it
+    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.runner"):
+        echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c", limit=1)
+    warned = [r.getMessage() for r in caplog.records if "in use by another medeval run" in r.getMessage()]
+    assert len(warned) == 1 and str(tmp_path / "o") in warned[0] and f"pid {os.getpid()}" in warned[0]
+    _release(held)
+    assert not (tmp_path / "o" / ".medeval-run.lock").exists()
