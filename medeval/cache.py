@@ -80,6 +80,7 @@ class Cache:
         self.hits = self.misses = self.writes = self.repaired = 0
         self.damage: str | None = None
         self.moved_to: Path | None = None
+        self._inode = _inode(self.path)   # the file found: another process may replace it once it is damaged
         try:
             self._open()
         except sqlite3.DatabaseError as e:
@@ -116,8 +117,10 @@ class Cache:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{os.getpid()}")
         try:
+            if _inode(self.path) != self._inode:   # another process sharing the cache moved it (and made a fresh one)
+                raise FileNotFoundError(self.path)
             os.replace(self.path, target)
-        except FileNotFoundError:   # another process sharing the cache moved it first
+        except FileNotFoundError:
             target = None
         except OSError as e:
             raise MedevalError(f"{self.path}: the generation cache is damaged ({self.damage}) and cannot be "
@@ -208,6 +211,14 @@ class Cache:
     def close(self):
         if getattr(self, "db", None) is not None:
             self.db.close()
+
+
+def _inode(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _model_name(stored: str) -> str | None:

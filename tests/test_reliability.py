@@ -92,6 +92,17 @@ def test_a_damaged_cache_is_moved_aside_with_one_warning_and_the_run_goes_on(how
     assert Cache(tmp_path / "c").stats()["entries"] == 3     # the fresh cache holds this run's samples
 
 
+def test_two_runs_that_find_one_damaged_cache_move_it_aside_once(tmp_path):
+    db = fill(tmp_path / "c")
+    DAMAGE["random bytes"](db)
+    late = Cache(tmp_path / "c", heal=False)   # found the damaged file, has not moved it yet
+    first = Cache(tmp_path / "c")               # moves it aside, starts a fresh cache
+    first.put([("k", "{}", "b", "p", {}, 0, "kept", "stop", {})])
+    late._move_aside()                          # must not move the fresh cache aside
+    assert late.moved_to is None and Cache(tmp_path / "c").get(["k"])["k"][0] == "kept"
+    assert len([p for p in (tmp_path / "c").iterdir() if ".damaged-" in p.name]) == 1
+
+
 def test_cache_info_reports_damage_and_cache_check_verifies_integrity(tmp_path):
     db = fill(tmp_path / "c")
     code, out, error = command("cache", "check", "--cache-dir", tmp_path / "c")
