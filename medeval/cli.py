@@ -80,6 +80,8 @@ def run(
     item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    judge_timeout: Optional[float] = typer.Option(None, help="Seconds per judge request (default 120); --timeout "
+                                                  "is the evaluated model's."),
     extract_judge: Optional[str] = EXTRACT_JUDGE,
     extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
@@ -105,7 +107,7 @@ def run(
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial,
         adversarial_file=str(adversarial_file) if adversarial_file else None,
         item_labels=str(item_labels) if item_labels else None, judge=judge,
-        judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
+        judge_base_url=judge_base_url, judge_timeout=judge_timeout, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
         extract_judge_base_url=extract_judge_base_url, backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())

@@ -35,6 +35,7 @@ class RunConfig:
     item_labels: str | None = None       # JSONL/JSON/CSV {id, label...}: extra strata for every task
     judge: str = "none"
     judge_base_url: str | None = None
+    judge_timeout: float | None = None   # seconds per grader request (default: chat_grader.DEFAULTS, 120)
     extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
     extract_judge_base_url: str | None = None
     bertscore_model: str | None = None
@@ -97,6 +98,8 @@ def check_values(cfg: RunConfig) -> None:
         raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
     if not 0 < cfg.top_p <= 1:
         raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    if cfg.judge_timeout is not None and not (math.isfinite(cfg.judge_timeout) and cfg.judge_timeout > 0):
+        raise MedevalError(f"--judge-timeout must be a positive number of seconds, got {cfg.judge_timeout}")
     if cfg.adversarial_file and not cfg.adversarial:
         raise MedevalError(f"--adversarial-file {cfg.adversarial_file}: pre-fills are used only in --adversarial "
                            "mode; add --adversarial, or drop the file")

@@ -80,7 +80,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
-    graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
+    judge_options = {"timeout": cfg.judge_timeout} if cfg.judge_timeout is not None else {}
+    graders = Graders(cfg, tasks, **judge_options)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)

@@ -417,3 +417,21 @@ def test_a_second_run_into_a_directory_in_use_is_warned(tmp_path, data_dir, monk
     assert len(warned) == 1 and str(tmp_path / "o") in warned[0] and f"pid {os.getpid()}" in warned[0]
     _release(held)
     assert not (tmp_path / "o" / ".medeval-run.lock").exists()
+
+
+# ------------------------------------------------------------------ also seen: the judge's own timeout
+def test_the_judge_has_its_own_timeout(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
+    with OpenAITestServer("echo") as srv, FakeGrader(model_name=GRADER, faults=["delay"] * 30, delay_s=3) as judge:
+        backend = OpenAIBackend(ECHO_MODEL, base_url=srv.url, max_retries=0, timeout=10)
+        cfg = RunConfig(tasks=["healthbench"], limit=1, max_tokens=8, data_dir=str(data_dir), judge=GRADER,
+                        judge_base_url=judge.url, judge_timeout=0.5, output_dir=str(tmp_path / "o"),
+                        cache_dir=str(tmp_path / "c"))
+        from medeval import graders
+
+        monkeypatch.setitem(graders.chat_model.__globals__["DEFAULTS"], "max_retries", 0)
+        with pytest.raises(MedevalError, match=r"judge rubric-grader-FAKE .* no response within 0.5s"):
+            run(cfg, backend=backend, progress=False)
+    with pytest.raises(MedevalError, match="--judge-timeout must be a positive number of seconds"):
+        run(RunConfig(tasks=["medqa"], judge_timeout=0, no_cache=True, output_dir=str(tmp_path / "o")),
+            backend=object(), progress=False)
