@@ -68,7 +68,7 @@ def replace_surrogates(text: str) -> tuple[str, int]:
 class Cache:
     """The cache file `generations.sqlite` in `directory`. Opening checks it (`PRAGMA quick_check`): a
     damaged file (a crash, a full disk, a copy cut short) is moved aside to
-    `generations.sqlite.damaged-<time>` with a one-line warning naming both files, and the run goes on
+    `generations.sqlite.damaged-<time>-<pid>` with a one-line warning naming both files, and the run goes on
     with a fresh, empty cache (`heal=False`: the damage is recorded in `self.damage` instead, for
     `medeval cache info`). Rows of the damaged file are not copied over: a damaged page can hold a
     changed text that still reads, and a wrong cached answer is worse than a regenerated one."""
