@@ -17,9 +17,9 @@ import json
 from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
-from .accounting import SAMPLE_KEY, cached_sample_tokens, sample_info
+from .accounting import BILLING_KEY, PROMPT_KEY, SAMPLE_KEY, SHARE_KEY, cached_sample_prompt, cached_sample_tokens, sample_info
 from .backends.base import BackendError, Request, prompt_hash
-from .cache import Cache, sample_key, score_key
+from .cache import Cache, replace_surrogates, sample_key, score_key
 from .errors import MedevalError
 from .progress import Phase
 
@@ -35,10 +35,12 @@ class Generated:
     n_path: list           # how the backend obtained each sample (OpenAI backend), None elsewhere
     info: dict
     cached: int            # how many samples came from the cache
+    sample_prompts: list = None   # (prompt tokens of one call, billing, completion share) per sample (accounting)
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "texts": self.texts, "finish": self.finish, "cached": self.cached,
-                "info": self.info, "tokens": self.tokens, "n_path": self.n_path}
+                "info": self.info, "tokens": self.tokens, "n_path": self.n_path,
+                "sample_prompts": self.sample_prompts}
 
 
 @dataclass
@@ -75,12 +77,17 @@ class CachingBackend:
         return text, ph, [sample_key(ident, self.backend.name, ph, request.sampling, i)
                           for i in range(request.sampling.n)]
 
-    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generated]]:
+    def generate(self, requests: Sequence[Request], usable=None) -> Iterator[tuple[int, Generated]]:
         """(index, Generated) for every request: fully cached ones first, then the others as the backend
-        answers. A reply with the wrong number of samples is reported after every other one is stored."""
+        answers. A reply with the wrong number of samples is reported after every other one is stored.
+
+        `usable(text) -> bool` (graders): a reply it refuses is returned but never stored, and a stored one
+        it refuses (written before the check existed) counts as missing, so it is asked again and replaced."""
         ident = self.backend.identity().as_dict()
         plan = [self.sample_keys(r, ident) for r in requests]
         hits = self.cache.get([k for *_, keys in plan for k in keys])
+        if usable is not None:
+            hits = {k: h for k, h in hits.items() if usable(h[0])}
         todo = []
         for idx, (r, (text, ph, keys)) in enumerate(zip(requests, plan)):
             got, missing = _from_cache(text, [hits.get(k) for k in keys])
@@ -92,9 +99,9 @@ class CachingBackend:
             sub = r if len(missing) == r.sampling.n else replace(   # exactly the missing sample indices
                 r, sampling=replace(r.sampling, n=len(missing)), sample_indices=tuple(missing))
             todo.append((idx, sub, ph, keys, missing, got))
-        yield from self._ask(todo, json.dumps(ident, sort_keys=True, default=str))
+        yield from self._ask(todo, json.dumps(ident, sort_keys=True, default=str), usable)
 
-    def _ask(self, todo: list, model: str) -> Iterator[tuple[int, Generated]]:
+    def _ask(self, todo: list, model: str, usable=None) -> Iterator[tuple[int, Generated]]:
         if not todo:
             return
         failure = None
@@ -107,11 +114,19 @@ class CachingBackend:
                     continue
                 finishes = out.finish_reasons or [None] * len(out.texts)
                 info = [sample_info(out.info, s) for s in range(len(missing))]
+                texts = []
+                for t in out.texts:   # text SQLite and UTF-8 files can hold: lone surrogates replaced, counted
+                    t, n = replace_surrogates(t)
+                    self.cache.repaired += bool(n)
+                    texts.append(t)
+                keep = [(s, i, t, f) for s, (i, t, f) in enumerate(zip(missing, texts, finishes))
+                        if usable is None or usable(t)]
                 self.cache.put([(keys[i], model, self.backend.name, ph, req.sampling, i, t, f, info[s])
-                                for s, (i, t, f) in enumerate(zip(missing, out.texts, finishes))])
-                for s, (i, t, f) in enumerate(zip(missing, out.texts, finishes)):
+                                for s, i, t, f in keep], replace=usable is not None)   # over a refused old row
+                for s, (i, t, f) in enumerate(zip(missing, texts, finishes)):
                     got.texts[i], got.finish[i], got.n_path[i] = t, f, out.info.get("n_path")
                     got.tokens[i] = info[s][SAMPLE_KEY]
+                    got.sample_prompts[i] = (info[s][PROMPT_KEY], info[s][BILLING_KEY], info[s][SHARE_KEY])
                 got.info = out.info
                 advance()
                 yield idx, got
@@ -172,5 +187,6 @@ def _from_cache(text: str, have: list) -> tuple[Generated, list[int]]:
     got = Generated(prompt=text, texts=[h[0] if h else None for h in have], finish=[h[1] if h else None for h in have],
                     tokens=[cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)],
                     n_path=[(h[2] or {}).get("n_path") if h else None for h in have],
-                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have))
+                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have),
+                    sample_prompts=[cached_sample_prompt(h[2]) if h else (None, None, None) for h in have])
     return got, [i for i, h in enumerate(have) if h is None]

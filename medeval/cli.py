@@ -83,6 +83,8 @@ def run(
     item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    judge_timeout: Optional[float] = typer.Option(None, help="Seconds per judge request (default 120); --timeout "
+                                                  "is the evaluated model's."),
     extract_judge: Optional[str] = EXTRACT_JUDGE,
     extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
     extract_fallback: Optional[str] = typer.Option(None, "--extract-fallback", help="self: for outputs the extraction "
@@ -117,7 +119,7 @@ def run(
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial,
         adversarial_file=str(adversarial_file) if adversarial_file else None,
         item_labels=str(item_labels) if item_labels else None, judge=judge,
-        judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
+        judge_base_url=judge_base_url, judge_timeout=judge_timeout, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
         extract_judge_base_url=extract_judge_base_url, extract_fallback=extract_fallback, extract_audit=extract_audit,
         backend_args=_backend_args(locals()),
@@ -151,9 +153,13 @@ def _chat_kwargs(text: str | None) -> dict | None:
     if not text:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+    if not isinstance(value, dict):
+        raise MedevalError(f"--chat-template-kwargs: expected a JSON object, got {type(value).__name__} {text!r:.60}; "
+                           "e.g. '{\"enable_thinking\": false}'")
+    return value
 
 
 def _argv() -> list[str]:
@@ -314,12 +320,28 @@ def _task_table(title: str, tasks: list, data_dir: Optional[Path], problems: lis
 
 @cache_app.command("info")
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
-    """Show where the cache is and how many samples it holds."""
+    """Show where the cache is and how many samples it holds (or that the file is damaged)."""
     from .cache import Cache
     from .paths import default_cache_dir
     from .config import writable_dir
 
-    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
+    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False).stats()))
+
+
+@cache_app.command("check")
+def cache_check(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
+    """Verify the cache file's integrity (SQLite's integrity_check): exit 0 when sound, 2 when damaged."""
+    from .cache import Cache
+    from .paths import default_cache_dir
+    from .config import writable_dir
+
+    cache = Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False)
+    problems = cache.check()
+    cache.close()
+    if problems:
+        raise MedevalError(f"{cache.path}: the generation cache is damaged ({'; '.join(problems)[:300]}); the next "
+                           "`medeval run` moves it aside and starts a fresh one (`medeval cache clear` does it now)")
+    out.print(f"{cache.path}: ok")
 
 
 @cache_app.command("clear")

@@ -78,6 +78,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         backend_cls, backend_opts = type(backend), {"tokenizer": getattr(backend, "tokenizer", None)}
     check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
+    claim = _claim(Path(cfg.output_dir))
     tasks = registry.resolve(cfg.tasks)
     check_self_answer(cfg, tasks, backend_cls, backend_opts)   # --extract-fallback / --extract-audit
     prepared = full = [prepare(t, cfg) for t in tasks]
@@ -85,7 +86,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
-    graders = Graders(cfg, tasks, progress=progress)   # built once, before generating: a missing key or bad URL fails now, not after
+    judge_options = {"timeout": cfg.judge_timeout} if cfg.judge_timeout is not None else {}
+    graders = Graders(cfg, tasks, progress=progress, **judge_options)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -100,6 +102,9 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     own = (self_answers(prepared, reqs, outputs, lambda t: modes_for(t, cfg), backend, cache, self_check, progress)
            if self_check else {})
     t_self = time.time()
+    if cache.repaired:
+        log.warning("%d replies held lone UTF-16 surrogates (a character cut in half); each was replaced by "
+                    "U+FFFD and kept (results.json: cache.replaced_surrogates)", cache.repaired)
     out_dir = Path(cfg.output_dir)
     task_results = {}
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
@@ -121,7 +126,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
     results = run_results(
         command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
-        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
+        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
+               "replaced_surrogates": cache.repaired},
         timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
                  **({"self_answer_s": t_self - t_gen} if self_check else {}),
                  "score_s": t_score - t_self, "total_s": time.time() - t0},
@@ -129,6 +135,7 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
     write_results(out_dir, results)
     cache.close()
+    _release(claim)
     return results
 
 
@@ -142,6 +149,45 @@ def extraction_block(cfg) -> dict:
     return block
 
 
+LOCK = ".medeval-run.lock"
+
+
+def _claim(out_dir: Path):
+    """Hold an advisory lock on the output directory for the run; another run holding it gets a
+    one-line warning (both would write results.json there: the last to finish wins)."""
+    import fcntl
+    import os
+
+    path = out_dir / LOCK
+    try:
+        f = open(path, "a+")
+    except OSError:   # the directory was checked writable; a lock is only a courtesy
+        return None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        log.warning("%s is in use by another medeval run (pid %s): both write results.json and the samples "
+                    "files there, and the last to finish wins; give each run its own --output-dir", out_dir, other)
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    import atexit
+
+    atexit.register(_release, f)   # a run that fails leaves no lock file behind either
+    return f
+
+
+def _release(claim) -> None:
+    if claim is not None and not claim.closed:
+        Path(claim.name).unlink(missing_ok=True)
+        claim.close()
+
+
 def model_block(backend, cfg: RunConfig) -> dict:
     """results.json's `model`: the backend's description, its typed identity and that identity's hash."""
     ident = backend.identity()
@@ -151,8 +197,8 @@ def model_block(backend, cfg: RunConfig) -> dict:
 
 def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
     """(the model's price, the price table, where they came from) for the run's usage block."""
-    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok else None
-    table = load_price_table(cfg.price_table) if cfg.price_table else {}
+    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok is not None else None   # "" is refused, not skipped
+    table = load_price_table(cfg.price_table) if cfg.price_table is not None else {}
     where = [w for w, on in ((f"--price-per-mtok {cfg.price_per_mtok}", own), (f"--price-table {cfg.price_table}",
                                                                                  table)) if on]
     return own, table, "; ".join(where) or None

@@ -27,6 +27,9 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
     preds: dict = {}
     for n, row in iter_jsonl(path):
         given = {"output", "outputs", "key", "keys"} & set(row)
+        if "output" in row and "outputs" in row:
+            raise MedevalError(f"{path}: line {n}: has both 'output' and 'outputs'; give one ('output': a text, "
+                               "'outputs': a list of texts voted as self-consistency)")
         if "id" not in row or len(given) != 1:
             raise MedevalError(f"{path}: line {n}: each line needs 'id' and exactly one of 'output' (text), "
                                "'outputs' (list), 'key' or 'keys' (the source's option keys; docs/score.md)")

@@ -18,7 +18,8 @@ import importlib
 
 import typer
 
-from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, read_results
+from ..errors import MedevalError
+from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, atomic_write, read_results
 
 
 class _Lazy:
@@ -67,7 +68,7 @@ def _guard(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ResultsError as e:
+        except MedevalError as e:   # ResultsError, and a report that cannot be written
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(G.CANNOT_COMPARE) from None
         except OSError as e:
@@ -79,10 +80,8 @@ def _guard(fn):
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomically; a failure is one line naming `path` and its directory, and leaves no temporary file."""
+    atomic_write(path, text)
 
 
 def _print_table(report: G.GateReport, title: str) -> None:

@@ -56,6 +56,8 @@ class CacheInfo(Block):
     hits: int | None = Field(None, description="samples reused from the cache")
     misses: int | None = Field(None, description="samples generated")
     dir: str | None = Field(None, description="the cache directory (None: --no-cache)")
+    replaced_surrogates: int | None = Field(None, description="generated samples whose text held lone UTF-16 "
+                                            "surrogates, each replaced by U+FFFD")
 
 
 Mapping = dict[str, Any]
