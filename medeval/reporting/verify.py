@@ -16,24 +16,13 @@ their `pred`: nothing here can re-derive them.
 """
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
 
+from ..extract import vote
 from ..results import ResultsError, Run
 from .paired import predictions
 
 GENERATED = ("greedy", "sc")
-
-
-def majority(answers: list):
-    """The vote of docs/results.md: the most frequent non-null answer, ties to the one seen first."""
-    keyed = [json.dumps(a, sort_keys=True) for a in answers if a is not None]
-    if not keyed:
-        return None
-    counts = Counter(keyed)
-    best = max(counts.values())
-    return json.loads(next(k for k in keyed if counts[k] == best))
 
 
 def _reader(run: Run, task: str):
@@ -87,7 +76,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
         else:
             raise ResultsError(f"{run.dir}: task {task}, item {i!r}: {mode}.extracted must be a list with one "
                                f"answer per output; the gate re-derives pred from it")
-        derived.append(answers[0] if mode == "greedy" else majority(answers))
+        derived.append(answers[0] if mode == "greedy" else vote(answers)[0])
     changed = sum(d != s for d, s in zip(derived, stored))
     notes = ([f"{run.dir}: {changed} of {len(ids)} items' {mode}.pred do not follow from {how} (edited samples?); "
               f"the gate compares the predictions re-derived from {how}"] if changed else [])
