@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-from .extract import INVALID, Outcome, boxed_contents, clean, norm
+from .extract import INVALID, Outcome, boxed_spans, clean, norm
+from .extract_statements import (FINAL, LEAVES, MARKERS, REJECTED, SELF_QUESTION, WEAK, Statement, check_marks,
+                                 decide)
 
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
@@ -23,11 +25,32 @@ _JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/o
                    r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
 
 
+def _exact(s: str) -> str:
+    """Whitespace collapsed, case, signs and symbols kept: what tells "-1000" from "1000", "<20%" from ">20%"."""
+    return " ".join(s.replace("−", "-").split())
+
+
+def _clashes(o: dict, options: list[dict]) -> bool:
+    """Another option of the item reads the same once case and symbols are dropped ("Bb BB" / "bb bb")."""
+    return any(p is not o and norm(p["text"]) == norm(o["text"]) for p in options)
+
+
 def _text_hit(s: str, options: list[dict]) -> dict | None:
-    """The option whose whole text starts `s` (the longest such option)."""
-    ns = f" {norm(s)} "
-    hits = [o for o in options if norm(o["text"]) and ns.startswith(f" {norm(o['text'])} ")]
-    return max(hits, key=lambda o: len(norm(o["text"]))) if hits else None
+    """The option whose whole text starts `s` (the longest such option). Where two options read the same
+    without case and symbols, or an option is a single letter, only the exact text counts."""
+    ns, es = f" {norm(s)} ", _exact(s)
+    hits = []
+    for o in options:
+        no = norm(o["text"])
+        if not no:
+            continue
+        if _clashes(o, options) or len(no) == 1:
+            eo = _exact(o["text"])
+            if es.startswith(eo) and not re.match(r"[\w%]", es[len(eo):len(eo) + 1]):
+                hits.append(o)
+        elif ns.startswith(f" {no} ") and not (no[0].isdigit() and re.match(r"\s*[-+−<>≤≥±]", s)):
+            hits.append(o)
+    return max(hits, key=lambda o: len(_exact(o["text"]))) if hits else None
 
 
 def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
@@ -43,6 +66,8 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     if not m:
         return None
     letter, rest = m.group(1), s[m.end():]
+    if REJECTED.match(rest) and not _text_hit(rest.lstrip(" \t.):*_]-–—"), options):
+        return None   # "C is incorrect", "B: wrong", "A ❌": a rejected option, not an answer ("B. False" is B)
     if letter.islower():   # "answer: (b)", "answer: b." -- only after an answer phrase, never before words
         if not lower:
             return None
@@ -62,8 +87,11 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
 
 def read_span(span: str, options: list[dict], strict: bool = False, lower: bool = False) -> set[str]:
     """Every answer the start of `span` names: {} none, {X} one, two or more = a hedge."""
-    s = span.lstrip(_DECOR)
-    hit = _text_hit(s, options)       # "Both A and B" may itself be an option's text
+    s = span.lstrip(" \t\r\n*_:\"'“”‘’`")
+    hit = _text_hit(s, options)       # "-1000", ">20%", "(a) and (b)": the option's own text, signs included
+    if not hit or _letter(s.lstrip(_DECOR), options, strict, lower):
+        s = span.lstrip(_DECOR)
+        hit = _text_hit(s, options)   # "Both A and B" may itself be an option's text
     if not hit:
         for _ in range(2):
             s = _FILLER.sub("", s).lstrip(_DECOR)
@@ -108,11 +136,11 @@ def _match_len(s: str, text: str) -> int:
 
 # Answer positions ----------------------------------------------------------------
 _PREFIX = re.compile(
-    r"(?:\b(?:(?:final|correct|right|best|true|most\s+(?:likely|appropriate|accurate|correct))\s+)?"
+    r"(?:\b(?:(?:final|correct|right|best|true|most[ \t]+(?:likely|appropriate|accurate|correct))[ \t]+)?"
     r"answer(?:\s+(?:choice|option|letter))?(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|item|problem))?(?:\s+here)?"
     r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)"
     r"|\b(?:option|choice|selection|response|solution|correct|letter|selected|result|ans)(?=\s*\**\s*[:=])"
-    r"|\bans\.(?=\s)|(?m:^)[*_\s]*A\s*:(?=\s*[*(\[]*[A-J](?![\w'’])))"
+    r"|\bans\.(?=\s)|(?m:^)[*_\s]*A\s*:(?=\s*[*(\[]*[A-Z](?![\w'’])))"
     r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*"
     r"[\"']?(?:[:=|>→⇒]|=>|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
     r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
@@ -123,11 +151,14 @@ _PREFIX = re.compile(
     r"|\b(?:my|the)\s+(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
 _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(
-    r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-J])[)*\]]*\s+"
+    r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*\s+"
     r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
     r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
     r"(?!\s+(?:than|if|when|only\s+if|in\s+(?:a|an|the|patients?|cases?)|for\s+(?:a|an|patients?)|had|were)\b)",
     re.I)
+# "C would be correct in children", "...if the patient were older": a conditional, unless it ends there
+_WOULD_END = re.compile(r"\s*(?:answer|choice|option|one|here|in\s+this\s+(?:case|patient|scenario))?\s*[*_)]*\s*"
+                        r"(?:[.!\n]|$|[,;:]\s*(?:because|since|as|given)\b)", re.I)
 _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answer|so|thus|therefore|hence|think|"
                             r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
 
@@ -137,31 +168,57 @@ _TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|org
                        r"therapy|intervention|finding|mechanism|explanation|culprit|agent|investigation|option|choice)"
                        r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
 _NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
-                             r"alternative|common(?:\s+wrong)?|tricky)[ \t]+$", re.I)
+                             r"alternative|common(?:\s+wrong)?|tricky|second|third|next|runner[- ]up|less|least|"
+                             r"backup|fallback|previous|earlier|initial|original|usual)[ \t-]+$", re.I)
 _EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
 
 
+MAX_PHRASES = 200   # answer phrases read per kind (the last ones): a hostile repetition stays cheap
+
+
 def _phrase_spans(t: str):
-    """(tier, position, span, strict) of every answer position made by a phrase. Tier 2: an explicit
-    answer phrase ("answer is", "correct option:"); tier 3: weaker ones (verbs, verdicts after the
-    letter, "so, B.", "the diagnosis is B"), read only when no tier-2 phrase gives a reading, so an
-    explanation after the answer ("C is correct only for children") cannot override it."""
+    """(tier, position, span, strict) of every answer position made by a phrase. FINAL: an explicit
+    answer phrase ("answer is", "correct option:", "<final_answer>", "Respuesta:"); WEAK: verbs, verdicts
+    after the letter, "so, B.", "the diagnosis is B", "that leaves B", read only when no final statement
+    exists, so an explanation after the answer ("C is correct only for children") cannot override it."""
     out = []
-    for m in _PREFIX.finditer(t):
+    for m in list(_PREFIX.finditer(t))[-MAX_PHRASES:]:
         if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
-            tier = 2 if _EXPLICIT.search(m.group(0)) else 3
+            tier = FINAL if _EXPLICIT.search(m.group(0)) else WEAK
             out.append((tier, m.end(), t[m.end():m.end() + 300], False))
-    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
-    out += [(3, m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
+    for m in list(MARKERS.finditer(t))[-MAX_PHRASES:]:
+        if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
+            out.append((FINAL, m.end(), t[m.end():m.end() + 300], False))
+    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
+    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
+    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in LEAVES.finditer(t)]
     for m in _SUFFIX.finditer(t):
-        if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]):
-            out.append((3, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
-    return sorted(out, key=lambda x: (-x[0], x[1]))
+        would = re.search(r"would|should", m.group(0), re.I)
+        if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]) and \
+                (not would or _WOULD_END.match(t, m.end())):
+            out.append((WEAK, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
+    for m in SELF_QUESTION.finditer(t):                           # "Is it D? Yes."
+        if m.group(2).lower() == "yes":
+            out.append((WEAK, m.start(), m.group(1).upper() + ".", False))
+    return out
+
+
+def statements(t: str, options: list[dict]) -> list[Statement]:
+    """Every final and weak answer statement of the cleaned text `t`, with its position."""
+    out = [Statement(pos, frozenset(found), FINAL, "boxed") for pos, span in boxed_spans(t)
+           if (found := read_span(span, options, lower=True))]
+    for tier, pos, span, strict in _phrase_spans(t):
+        if (found := read_span(span, options, strict, lower=not strict)):
+            out.append(Statement(pos, frozenset(found), tier, "answer-phrase" if tier == FINAL else "weak-phrase"))
+    for pos, key, positive in check_marks(t):                    # ✅ lines, verdict columns of a table
+        if positive and (found := read_span(key, options, strict=True)):
+            out.append(Statement(pos, frozenset(found), FINAL, "check-mark"))
+    return out
 
 
 def _is_option_list(t: str, letters: list[str]) -> bool:
     """The output echoes the options ("A. ...\\nB. ...") instead of answering."""
-    starts = {m.group(1) for m in re.finditer(r"(?m)^[\s*_(\[]*([A-J])[.):\]]", t)}
+    starts = {m.group(1) for m in re.finditer(r"(?m)^[\s*_(\[]*([A-Z])[.):\]]", t)}
     return len(starts & set(letters)) >= 2
 
 
@@ -172,28 +229,25 @@ def _decide(found: set[str], letters: list[str], rule: str) -> Outcome:
     return Outcome(x, "answer", rule) if x in letters else Outcome(None, "invalid", rule + ":out-of-range")
 
 
-def choice_outcome(text: str, options: list[dict]) -> Outcome:
+def choice_outcome(text: str, options: list[dict], finish_reason: str | None = None) -> Outcome:
+    """The option `text` answers. Final statements decide, then weak ones (docs/extraction.md); an output
+    cut off at the token limit (`finish_reason` "length") is read only through them."""
     letters = [o["letter"] for o in options]
     t = clean(text)
     if not t:
         return INVALID
-    for span in reversed(boxed_contents(t)):                     # 1. \boxed{B}
-        if (found := read_span(span, options, lower=True)):
-            return _decide(found, letters, "boxed")
-    spans = _phrase_spans(t)                                      # 2. answer phrases, last first,
-    for _, _, span, strict in [x for x in spans if x[0] == 2][::-1] + [x for x in spans if x[0] == 3][::-1]:
-        if (found := read_span(span, options, strict, lower=not strict)):   # explicit ones before weaker ones
-            return _decide(found, letters, "answer-phrase")
-    if _NON_ANSWER.match(t):      # "No idea", "Not sure": no option's text, even when an option reads "no"
-        return INVALID
+    if (decided := decide(t, statements(t, options), letters)) is not None:   # 1-2. final, then weak statements
+        return decided
+    if finish_reason == "length" or _NON_ANSWER.match(t):   # truncated mid-thought; "No idea", "Not sure"
+        return Outcome(None, "invalid", "truncated" if finish_reason == "length" else None)
     listing = _is_option_list(t, letters)
     if not listing and (found := read_span(t, options)):          # 3. the start of the output
         return _decide(found, letters, "start")
     last = t.rsplit("\n", 1)[-1]
     if "\n" in t and not listing and (found := _whole(last, options)):            # 4. a last line that is only an answer
         return _decide(found, letters, "last-line")
-    bold = set(re.findall(r"\*\*\s*\(?([A-J])\)?(?:[.:)]\s*[^*\n]{0,200})?\*\*", t))
-    if len(bold) == 1:                                            # 5. exactly one bold letter
+    bold = {b for b in re.findall(r"\*\*\s*\(?([A-Z])\)?(?:[.:)]\s*[^*\n]{0,200})?\*\*", t)}
+    if len(bold) == 1 and not _bold_rejected(t, next(iter(bold))):   # 5. exactly one bold letter
         return _decide(bold, letters, "bold")
     hits = _text_mentions(t, options)                             # 6. exactly one option text
     if len(hits) == 1:
@@ -201,6 +255,12 @@ def choice_outcome(text: str, options: list[dict]) -> Outcome:
     if len(hits) > 1 and re.search(r"\bor\b|/", t) and len(t) < 200:
         return Outcome(None, "ambiguous", "option-text")
     return INVALID
+
+
+def _bold_rejected(t: str, letter: str) -> bool:
+    """Every bold mention of the letter is followed by a rejection ("**C** is incorrect")."""
+    ms = list(re.finditer(rf"\*\*\s*\(?{letter}\)?(?:[.:)]\s*[^*\n]{{0,200}})?\*\*", t))
+    return all(REJECTED.match(t[m.end():]) for m in ms)
 
 
 def extract_choice(text: str, options: list[dict]) -> str | None:
@@ -234,9 +294,9 @@ def _text_mentions(t: str, options: list[dict]) -> set[str]:
     hits = []
     for o in options:
         words = norm(o["text"]).split()
-        if not words:
-            continue
-        pattern = r"(?<![^\W_])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
+        if not words or len(words) == 1 and len(words[0]) == 1 or _clashes(o, options):
+            continue   # a one-letter option ("choose a treatment" is not option "A"); "<20%" vs ">20%"
+        pattern = r"(?<![^\W_])(?<![-+−<>≤≥±])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
         for m in re.finditer(pattern, t, re.I):
             before = t[max(0, m.start() - 40):m.start()]
             if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " "):

@@ -45,9 +45,12 @@ def read(task, row: dict) -> tuple[object, list[dict]]:
     return at.gold(task, raw, options), options
 
 
-def outcome(task, text: str, row: dict | None = None, options: list[dict] | None = None) -> Outcome:
-    """The answer read from `text` for `task`, with its status and the rule that decided."""
-    return of(task).outcome(task, text, row, options or [])
+def outcome(task, text: str, row: dict | None = None, options: list[dict] | None = None,
+            finish_reason: str | None = None) -> Outcome:
+    """The answer read from `text` for `task`, with its status and the rule that decided. An output cut
+    off at the token limit (`finish_reason` "length") counts only through an explicit final answer."""
+    extra = {"finish_reason": finish_reason} if finish_reason is not None else {}   # types written before it
+    return of(task).outcome(task, text, row, options or [], **extra)
 
 
 def extract(task, text: str, row: dict | None = None, options: list[dict] | None = None):

@@ -72,8 +72,8 @@ class Choice(AnswerType):
                                f"index, but the gold is {raw!r};{hint}") from None
         return letters[k] if 0 <= k < len(letters) else None
 
-    def outcome(self, task, text, row, options):
-        return choice_outcome(text, options or [])
+    def outcome(self, task, text, row, options, finish_reason=None):
+        return choice_outcome(text, options or [], finish_reason)
 
     def metric_labels(self, task, options_per_item):
         """The option letters any item has (A-D, or A-J where some items have ten options)."""

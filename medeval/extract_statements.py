@@ -1,0 +1,135 @@
+"""Answer statements: where a text states an answer, and how several statements make one outcome.
+
+The readers (medeval/extract_choice.py for options, medeval/extract.py for labels) find every
+answer statement of an output with its position and its tier: 1 a final-answer statement (`\\boxed{}`,
+`Answer: B`, `<final_answer>`, `{"choice": "B"}`, a verdict column, `La respuesta es B`), 2 a
+weaker one (`I'd go with B`, `So, B.`, `B is correct`, `That leaves B`), 3 a fallback position (the
+start of the output, a last line, a bold letter, an option's text). `decide` turns them into one
+outcome: the strongest tier that has statements decides; a statement after a revision marker
+(`wait`, `actually`, `on reflection`) replaces those before it; one distinct answer is the answer,
+several are ambiguous (never the boxed or the last one silently). Rules: docs/extraction.md.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .extract import Outcome
+
+FINAL, WEAK, FALLBACK = 1, 2, 3
+
+
+class Statement(NamedTuple):
+    pos: int                 # where in the (cleaned) text it is stated
+    answers: frozenset       # what it names: one answer, or two or more (a hedge: "B or C")
+    tier: int                # FINAL, WEAK or FALLBACK
+    rule: str                # which rule found it (recorded as Outcome.rule)
+
+
+# A later statement that follows one of these replaces the earlier ones ("Answer: A ... wait, no. Final answer: C").
+REVISION = re.compile(
+    r"\b(?:wait|actually|hmm+|on\s+(?:second\s+thought|reflection|reconsideration|further\s+reflection)|"
+    r"correction|scratch\s+that|I\s+(?:was\s+wrong|made\s+a\s+mistake|change\s+my\s+(?:answer|mind))|"
+    r"let\s+me\s+(?:reconsider|correct|re-?check|re-?evaluate)|re-?considering|(?:upon|after|on)\s+(?:further\s+)?"
+    r"(?:review|re-?checking|reconsideration)|revised|changing\s+my\s+answer|no,\s+that'?s\s+(?:wrong|not\s+right)|"
+    r"en\s+realidad|na\s+verdade|en\s+fait|eigentlich|其实|实际上|訂正|いや)\b", re.I)
+
+# A verdict that rejects what it follows ("C is incorrect", "B: wrong", "A ❌"): not an answer statement.
+REJECTED = re.compile(
+    r"^[ \t*_)\].:,-]*(?:[-–—:][ \t]*)?(?:(?:is|was|are|would\s+be|seems|appears|looks)\s+(?:also\s+|clearly\s+|definitely\s+)?"
+    r"(?:not\b|incorrect|wrong|false|unlikely|less\s+likely|least\s+likely|inappropriate|contraindicated|"
+    r"a\s+(?:distractor|trap)|ruled\s+out|excluded|eliminated|a\s+poor)|(?:incorrect|wrong|false|ruled\s+out|"
+    r"excluded|eliminated|unlikely|not\s+(?:correct|right|the\s+answer|it))|[❌✗✘✖×⛔🚫])", re.I)
+
+# Final-answer markers beyond "answer": JSON and XML keys, verdicts, summaries, and the answer phrases
+# of Spanish, Portuguese, French, German, Italian, Chinese and Japanese. The answer follows the match.
+MARKERS = re.compile(
+    r"[\"']?(?:final_answer|final|answer|choice|selected_option|selected|selection|option|prediction|"
+    r"correct_answer|correct_option|correct_choice|best_answer|best_option|response|letter|label)[\"']\s*:\s*"
+    r"|<(?:final_answer|final|answer|choice|selected_option|option|correct_answer|correct_option)>"
+    r"|\b(?:final\s+)?(?:verdict|tl;?\s*dr|bottom\s+line|(?:in\s+)?summary|conclusion|final\s+(?:pick|selection|call))"
+    r"\s*[*_]*\s*(?:[:=—–-]|\bis\b)"
+    r"|\b(?:(?:la\s+)?respuesta(?:\s+(?:correcta|final|final\s+correcta))?|(?:la\s+)?opci[oó]n\s+correcta"
+    r"|(?:a\s+)?resposta(?:\s+(?:correta|certa|final))?|(?:a\s+)?(?:alternativa|op[cç][aã]o)\s+(?:correta|certa)"
+    r"|(?:la\s+)?(?:bonne\s+)?r[ée]ponse(?:\s+(?:correcte|finale|juste))?"
+    r"|(?:die\s+)?(?:richtige\s+|korrekte\s+|endg[uü]ltige\s+)?(?:antwort|l[oö]sung)"
+    r"|(?:la\s+)?risposta(?:\s+(?:corretta|finale))?)"
+    r"\s*[*_]*\s*(?:[:=]|\b(?:es|é|est|ist|è|seria|sería|serait|w[aä]re|lautet)\b\s*:?)"
+    r"|(?:最终|最終|正确|正確|正解の)?(?:答案|答え|回答|解答|正解|选项|選択肢)(?:是|为|為|は|：|:|应该是|應該是)\s*"
+    r"|(?:我选|我選|选择|選擇|应选|應選)\s*", re.I)
+
+# "Is it B? No." (a rejection) and "Is it D? Yes." (a weak statement)
+SELF_QUESTION = re.compile(r"\b(?:is\s+it|could\s+it\s+be|what\s+about)\s+(?:option\s+)?\(?([A-Z])\)?\s*\?\s*[*_]*"
+                           r"(yes|no)\b", re.I)
+
+# "That leaves A", "we are left with C", "which leaves B": the end of an elimination
+LEAVES = re.compile(r"\b(?:(?:that|this|which|it)\s+leaves(?:\s+us\s+with)?|(?:we\s+are|I'm|I\s+am)\s+left\s+with|"
+                    r"leaving(?:\s+us\s+with)?|the\s+(?:only\s+)?(?:one|option)\s+(?:left|remaining)\s+is)\s*:?", re.I)
+
+# Check marks and verdict cells
+POSITIVE_MARK = re.compile(r"^[\s*_]*(?:✅|✔️?|☑️?|✓|🟢|(?:the\s+)?(?:correct|right|true|best|yes|answer|"
+                           r"selected|chosen|most\s+likely|best\s+answer|correct\s+answer)\b)", re.I)
+NEGATIVE_MARK = re.compile(r"^[\s*_]*(?:❌|✗|✘|✖️?|×|⛔|🔴|incorrect|wrong|false|no\b|not\b|"
+                           r"unlikely|less\s+likely|ruled\s+out|excluded)", re.I)
+_CHECKS = re.compile(r"(✅|✔️?|☑️?|✓|❌|✗|✘|✖️?)")
+
+
+def check_marks(t: str) -> list[tuple[int, str, bool]]:
+    """(position, the line's text without its marks, positive?) of every line with a check mark, and of
+    every row of a markdown table with a verdict column. The caller reads which option the text names."""
+    out = []
+    lines, pos = t.split("\n"), 0
+    header: list[str] | None = None
+    for line in lines:
+        start, pos = pos, pos + len(line) + 1
+        s = line.strip()
+        if s.startswith("|") and s.count("|") >= 3:
+            cells = [c.strip() for c in s.strip("|").split("|")]
+            if all(re.fullmatch(r":?-{2,}:?|", c) for c in cells):
+                continue
+            if header is None:
+                header = cells
+                continue
+            vcol = next((i for i, h in enumerate(header) if re.search(
+                r"verdict|correct|assessment|answer|best|status|result|judg|evaluation|✅|fit", h, re.I)), None)
+            verdict = cells[vcol] if vcol is not None and vcol < len(cells) else cells[-1]
+            key = " ".join(c for i, c in enumerate(cells) if i != vcol) if vcol is not None else cells[0]
+            if NEGATIVE_MARK.search(verdict):
+                out.append((start, key, False))
+            elif POSITIVE_MARK.search(verdict):
+                out.append((start, key, True))
+            continue
+        header = None
+        marks = _CHECKS.findall(line)
+        if not marks:
+            continue
+        positive = {m[0] in "✅✔☑✓" for m in marks}
+        if len(positive) == 1:
+            out.append((start, _CHECKS.sub(" ", line).strip(" -*•\t"), positive.pop()))
+    return out
+
+
+def latest(t: str, stmts: list[Statement]) -> list[Statement]:
+    """The statements from the last revision on: a statement preceded by a revision marker
+    (between it and the statement before it) replaces every earlier one."""
+    stmts = sorted(stmts)
+    keep_from = 0
+    for i in range(1, len(stmts)):
+        if REVISION.search(t[stmts[i - 1].pos:stmts[i].pos]):
+            keep_from = i
+    return stmts[keep_from:]
+
+
+def decide(t: str, stmts: list[Statement], allowed: list) -> Outcome | None:
+    """The outcome of the strongest tier that has statements, or None if there are none."""
+    for tier in (FINAL, WEAK, FALLBACK):
+        group = latest(t, [s for s in stmts if s.tier == tier])
+        if not group:
+            continue
+        rule = group[-1].rule
+        named = frozenset().union(*(s.answers for s in group))
+        if len(named) > 1:
+            return Outcome(None, "ambiguous", rule if len(group) == 1 else f"{rule}:conflict")
+        x = next(iter(named))
+        return Outcome(x, "answer", rule) if x in allowed else Outcome(None, "invalid", rule + ":out-of-range")
+    return None
