@@ -143,9 +143,10 @@ _LABEL_REVISION = re.compile(r"(?:^|(?<=[\s.;!?—–-]))(?:actually|wait|on\s+(
                              r"no,\s+wait|scratch\s+that|rather|revised(?:\s+answer)?)\b[\s,:—–-]*", re.I)
 # "yes/no cannot be determined": the labels it names are not stated as the answer (neither is "maybe")
 _UNDETERMINED = re.compile(r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:cannot|can\s*not|can't|could\s+not|couldn't|unable\s+to)\s+(?:be\s+)?"
-                           r"(?:determined?|decided?|answered?|concluded?|established?|said|inferred?|tell|known?)\b|"
+                           r"(?:determined?|decided?|answered?|concluded?|established?|said|say|inferred?|tell|known?)\b[^.;!?\n,]*|"
                            r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|insufficient\s+(?:data|evidence)"
-                           r"\s+to\s+(?:decide|determine|say)|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell))\b", re.I)
+                           r"\s+to\s+(?:decide|determine|say)|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
+                           r"(?:not\s+possible|impossible)\s+to\s+(?:say|tell|determine|decide|conclude|know))\b[^.;!?\n,]*", re.I)
 # Yes / no / maybe in the languages of the answer phrases above (only where the label set holds them)
 _YESNO_WORDS = {"yes": ["sí", "sim", "oui", "ja", "是", "是的", "はい"],
                 "no": ["não", "nao", "non", "nein", "否", "不是", "いいえ"],
@@ -171,7 +172,7 @@ def label_outcome(text: str, labels: list[str], aliases: dict | None = None,
     phrases = [(m.end(), True) for m in _LABEL_PHRASE.finditer(t)] + \
               [(m.end(), False) for m in _LABEL_REVISION.finditer(t) if m.start() > 0]
     for end, whole in sorted(phrases, reverse=True)[:200]:   # the last final statement wins (the last 200 read)
-        if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n"), surfaces, whole)):
+        if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n" if whole else " *_:\n.,;!—–-"), surfaces, whole)):
             return r._replace(rule="answer-phrase")
     if finish_reason == "length":
         return Outcome(None, "invalid", "truncated")

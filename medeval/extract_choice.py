@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from .extract import INVALID, Outcome, boxed_spans, clean, norm
-from .extract_statements import (FINAL, LEAVES, MARKERS, REJECTED, SELF_QUESTION, WEAK, Statement, check_marks,
-                                 decide)
+from .extract_statements import (CONDITION, FINAL, LEAVES, MARKERS, REJECTED, REVISION, SELF_QUESTION, TORN, WEAK,
+                                 Statement, check_marks, decide)
 
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
@@ -19,8 +19,11 @@ CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "s
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
+                     r"(?:la|el|le|die|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
+                     r"opci[oó]n|op[cç][aã]o|alternativa)(?=\s*[(*\[]*[A-Z](?![\w’]))|"
                      r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
-_LETTER = re.compile(r"([A-Za-z])(?![\w’])(?!'\w)(?!-\w)(?!\.\w)")
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
+_LETTER = re.compile(rf"([A-Za-z])(?![^\W{_CJK}]|’)(?!'\w)(?!-\w)(?!\.\w)")
 _JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?|\(\s*or\b)\s*"
                    r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
 
@@ -41,12 +44,12 @@ def _text_hit(s: str, options: list[dict]) -> dict | None:
     ns, es = f" {norm(s)} ", _exact(s)
     hits = []
     for o in options:
-        no = norm(o["text"])
-        if not no:
+        no, eo = norm(o["text"]), _exact(o["text"])
+        if not eo:
             continue
-        if _clashes(o, options) or len(no) == 1:
-            eo = _exact(o["text"])
-            if es.startswith(eo) and not re.match(r"[\w%]", es[len(eo):len(eo) + 1]):
+        if _clashes(o, options) or len(no) <= 1:
+            follow = es[len(eo):]
+            if es.startswith(eo) and not re.match(r"[\w%]" if len(no) != 1 else r"\s*\w", follow):
                 hits.append(o)
         elif ns.startswith(f" {no} ") and not (no[0].isdigit() and re.match(r"\s*[-+−<>≤≥±]", s)):
             hits.append(o)
@@ -72,7 +75,7 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
         if not lower:
             return None
         return (letter.upper(), rest) if re.match(r"\s*\)|[\s.*_\]]*(?:\n|$)", rest) else None
-    if re.match(r"\s*(?:$|\n|[^\w\s])", rest):
+    if re.match(rf"\s*(?:$|\n|[^\w\s]|[{_CJK}])", rest):
         return letter, rest
     word = re.match(r"\s+([A-Za-z]+)", rest)
     if _own_text_follows(rest, letter, options):
@@ -148,7 +151,7 @@ _PREFIX = re.compile(
     r"|\b(?:let'?s|let\s+us|we(?:\s+(?:would|will|should|can|must))?)\s+(?:choose|pick|select|go\s+with|opt\s+for)\b"
     r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
-    r"|\b(?:my|the)\s+(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
+    r"|\b(?:my|the)\s+(?:top\s+|first\s+|final\s+|best\s+)?(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
 _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(
     r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*\s+"
@@ -169,7 +172,7 @@ _TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|org
                        r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
 _NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
                              r"alternative|common(?:\s+wrong)?|tricky|second|third|next|runner[- ]up|less|least|"
-                             r"backup|fallback|previous|earlier|initial|original|usual)[ \t-]+$", re.I)
+                             r"backup|fallback|previous|earlier|initial|original|usual|\d+(?:nd|rd|th))[ \t-]+$", re.I)
 _EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
 
 
@@ -180,40 +183,73 @@ def _phrase_spans(t: str):
     """(tier, position, span, strict) of every answer position made by a phrase. FINAL: an explicit
     answer phrase ("answer is", "correct option:", "<final_answer>", "Respuesta:"); WEAK: verbs, verdicts
     after the letter, "so, B.", "the diagnosis is B", "that leaves B", read only when no final statement
-    exists, so an explanation after the answer ("C is correct only for children") cannot override it."""
+    exists, so an explanation after the answer ("C is correct only for children") cannot override it.
+    A phrase after a negation ("incorrect answer:"), a rank ("second-best answer:") or inside a condition
+    ("if the answer is A, ...", "otherwise I would choose A") is not an answer position."""
     out = []
+    free = lambda m: not (_NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]) or
+                          CONDITION.search(t[max(0, m.start() - 150):m.start()]))
     for m in list(_PREFIX.finditer(t))[-MAX_PHRASES:]:
-        if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
-            tier = FINAL if _EXPLICIT.search(m.group(0)) else WEAK
-            out.append((tier, m.end(), t[m.end():m.end() + 300], False))
-    for m in list(MARKERS.finditer(t))[-MAX_PHRASES:]:
-        if not _NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]):
-            out.append((FINAL, m.end(), t[m.end():m.end() + 300], False))
-    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in _CONCLUDE.finditer(t)]
-    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in _TOPIC_IS.finditer(t)]
-    out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in LEAVES.finditer(t)]
+        if free(m):
+            out.append((FINAL if _EXPLICIT.search(m.group(0)) else WEAK, m.end(), t[m.end():m.end() + 300], False))
+    out += [(FINAL, m.end(), t[m.end():m.end() + 300], False) for m in list(MARKERS.finditer(t))[-MAX_PHRASES:]
+            if free(m)]
+    for rx in (_CONCLUDE, _TOPIC_IS, LEAVES):
+        out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in list(rx.finditer(t))[-MAX_PHRASES:] if free(m)]
     for m in _SUFFIX.finditer(t):
         would = re.search(r"would|should", m.group(0), re.I)
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]) and \
-                (not would or _WOULD_END.match(t, m.end())):
+                (not would or _WOULD_END.match(t, m.end())) and free(m):
             out.append((WEAK, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
-    for m in SELF_QUESTION.finditer(t):                           # "Is it D? Yes."
-        if m.group(2).lower() == "yes":
-            out.append((WEAK, m.start(), m.group(1).upper() + ".", False))
     return out
 
 
-def statements(t: str, options: list[dict]) -> list[Statement]:
-    """Every final and weak answer statement of the cleaned text `t`, with its position."""
+def _alone(span: str, options: list[dict]) -> set[str]:
+    """The answer a short span is nothing but ("B", "(C)", "Heparin"), up to its first full stop."""
+    return _whole(re.split(r"(?<![A-Z])[.!?;\n]|\s[-–—]\s", span.strip(" \t,:;.!—–-*_"), maxsplit=1)[0], options)
+
+
+def _self_questions(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
+    """ "Is it D? Yes." -> a weak statement of D; "Is it B? No." -> B is rejected."""
+    out, rejected = [], set()
+    for m in list(SELF_QUESTION.finditer(t))[-MAX_PHRASES:]:
+        asked = m.group(1).strip()
+        found = _alone(asked, options) or _alone(re.sub(r"^(?:it|we|I)\s+\S+\s+", "", asked), options)
+        if len(found) == 1:
+            if m.group(2).lower() == "yes":
+                out.append(Statement(m.start(), frozenset(found), WEAK, "self-question"))
+            else:
+                rejected |= found
+    return out, rejected
+
+
+def statements(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
+    """Every final and weak answer statement of the cleaned text `t`, with its position, and the
+    letters it rejects by a question ("Is it B? No.")."""
     out = [Statement(pos, frozenset(found), FINAL, "boxed") for pos, span in boxed_spans(t)
            if (found := read_span(span, options, lower=True))]
     for tier, pos, span, strict in _phrase_spans(t):
-        if (found := read_span(span, options, strict, lower=not strict)):
+        if (found := read_span(span, options, strict, lower=not strict)) and not _QUESTION.match(span):
             out.append(Statement(pos, frozenset(found), tier, "answer-phrase" if tier == FINAL else "weak-phrase"))
     for pos, key, positive in check_marks(t):                    # ✅ lines, verdict columns of a table
-        if positive and (found := read_span(key, options, strict=True)):
+        found = next((f for cell in key.split("\n") if (f := _whole(cell, options))), None) if positive else None
+        if found or positive and (found := read_span(key, options, strict=True)):
             out.append(Statement(pos, frozenset(found), FINAL, "check-mark"))
-    return out
+    for m in list(_REVISED.finditer(t))[-MAX_PHRASES:]:          # "D. Actually, B." "C - no, scratch that: B"
+        if (found := _alone(t[m.end():m.end() + 300], options)):
+            out.append(Statement(m.end(), frozenset(found), WEAK, "revision"))
+    for m in list(TORN.finditer(t))[-MAX_PHRASES:]:               # "torn between B (...) and C (...)": a hedge
+        sentence = re.split(r"[.!?](?=\s+[A-Z]|\s*$)|\n", t[m.end():m.end() + 400], maxsplit=1)[0]
+        named = {x for x in re.findall(r"(?<![\w’'])([A-Z])(?![\w’])", sentence) if x in {o["letter"] for o in options}}
+        if len(named) > 1:
+            out.append(Statement(m.end(), frozenset(named), WEAK, "torn"))
+    asked, rejected = _self_questions(t, options)
+    return out + asked, rejected
+
+
+_QUESTION = re.compile(r"[^.!\n?]{0,60}\?")   # "Is the answer C?" asks, it does not state
+_REVISED = re.compile(REVISION.pattern + r"[\s,.:;!—–-]*(?:no[\s,.:;!—–-]+)?(?:(?:it'?s|it\s+is|make\s+(?:it|that)|"
+                      r"the\s+answer\s+is|I'?ll\s+(?:go\s+with|say)|scratch\s+that)[\s,:]+)?", re.I)
 
 
 def _is_option_list(t: str, letters: list[str]) -> bool:
@@ -236,20 +272,21 @@ def choice_outcome(text: str, options: list[dict], finish_reason: str | None = N
     t = clean(text)
     if not t:
         return INVALID
-    if (decided := decide(t, statements(t, options), letters)) is not None:   # 1-2. final, then weak statements
+    stmts, rejected = statements(t, options)
+    if (decided := decide(t, stmts, letters)) is not None:   # 1-2. final, then weak statements
         return decided
     if finish_reason == "length" or _NON_ANSWER.match(t):   # truncated mid-thought; "No idea", "Not sure"
         return Outcome(None, "invalid", "truncated" if finish_reason == "length" else None)
-    listing = _is_option_list(t, letters)
-    if not listing and (found := read_span(t, options)):          # 3. the start of the output
+    listing = _is_option_list(t, letters)   # below: a letter rejected by a question ("B? No.") is not read
+    if not listing and (found := read_span(t, options)) and not found & rejected:   # 3. the start of the output
         return _decide(found, letters, "start")
     last = t.rsplit("\n", 1)[-1]
-    if "\n" in t and not listing and (found := _whole(last, options)):            # 4. a last line that is only an answer
+    if "\n" in t and not listing and (found := _whole(last, options)) and not found & rejected:   # 4. a last line
         return _decide(found, letters, "last-line")
     bold = {b for b in re.findall(r"\*\*\s*\(?([A-Z])\)?(?:[.:)]\s*[^*\n]{0,200})?\*\*", t)}
-    if len(bold) == 1 and not _bold_rejected(t, next(iter(bold))):   # 5. exactly one bold letter
+    if len(bold) == 1 and not _bold_rejected(t, next(iter(bold))) and not bold & rejected:   # 5. one bold letter
         return _decide(bold, letters, "bold")
-    hits = _text_mentions(t, options)                             # 6. exactly one option text
+    hits = _text_mentions(t, options) - rejected                  # 6. exactly one option text
     if len(hits) == 1:
         return _decide(hits, letters, "option-text")
     if len(hits) > 1 and re.search(r"\bor\b|/", t) and len(t) < 200:

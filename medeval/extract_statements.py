@@ -39,7 +39,9 @@ REJECTED = re.compile(
     r"^[ \t*_)\].:,-]*(?:[-–—:][ \t]*)?(?:(?:is|was|are|would\s+be|seems|appears|looks)\s+(?:also\s+|clearly\s+|definitely\s+)?"
     r"(?:not\b|incorrect|wrong|false|unlikely|less\s+likely|least\s+likely|inappropriate|contraindicated|"
     r"a\s+(?:distractor|trap)|ruled\s+out|excluded|eliminated|a\s+poor)|(?:incorrect|wrong|false|ruled\s+out|"
-    r"excluded|eliminated|unlikely|not\s+(?:correct|right|the\s+answer|it))|[❌✗✘✖×⛔🚫])", re.I)
+    r"excluded|eliminated|unlikely|not\s+(?:correct|right|the\s+answer|it))|[❌✗✘✖×⛔🚫]"
+    r"|(?:ist|est|es|é|está|è)\s+(?:falsch|nicht|inkorrekt|incorrect[ea]?|incorrecta|errad[ao]|equivocad[ao]|faux|"
+    r"fausse|sbagliat[ao]|no\s+es)|[はがも]?(?:誤り|不正解|間違い|错误|錯誤|不正确|不正確|不对|不對|排除))", re.I)
 
 # Final-answer markers beyond "answer": JSON and XML keys, verdicts, summaries, and the answer phrases
 # of Spanish, Portuguese, French, German, Italian, Chinese and Japanese. The answer follows the match.
@@ -54,13 +56,25 @@ MARKERS = re.compile(
     r"|(?:la\s+)?(?:bonne\s+)?r[ée]ponse(?:\s+(?:correcte|finale|juste))?"
     r"|(?:die\s+)?(?:richtige\s+|korrekte\s+|endg[uü]ltige\s+)?(?:antwort|l[oö]sung)"
     r"|(?:la\s+)?risposta(?:\s+(?:corretta|finale))?)"
-    r"\s*[*_]*\s*(?:[:=]|\b(?:es|é|est|ist|è|seria|sería|serait|w[aä]re|lautet)\b\s*:?)"
+    r"\s*[*_]*\s*(?:[:=]|\b(?:es|é|est|ist|è|seria|sería|serait|w[aä]re|lautet)\b"
+    r"(?:\s+(?:donc|also|daher|somit|entonces|portanto|logo|quindi|dunque|clairement|claramente))?\s*:?)"
+    r"|\b(?:ist|lautet)\s+(?:die\s+)?(?:richtige\s+|korrekte\s+)?(?:antwort|l[oö]sung)\b\s*:?"
     r"|(?:最终|最終|正确|正確|正解の)?(?:答案|答え|回答|解答|正解|选项|選択肢)(?:是|为|為|は|：|:|应该是|應該是)\s*"
     r"|(?:我选|我選|选择|選擇|应选|應選)\s*", re.I)
 
 # "Is it B? No." (a rejection) and "Is it D? Yes." (a weak statement)
-SELF_QUESTION = re.compile(r"\b(?:is\s+it|could\s+it\s+be|what\s+about)\s+(?:option\s+)?\(?([A-Z])\)?\s*\?\s*[*_]*"
-                           r"(yes|no)\b", re.I)
+SELF_QUESTION = re.compile(
+    r"(?:^|(?<=[.!?;:\n]))[\s*_-]*(?:(?:is\s+it|could\s+it\s+be|what\s+about|how\s+about|is|should\s+(?:we|I)\s+(?:pick|choose|"
+    r"select|go\s+with)|do\s+(?:we|I)\s+(?:pick|choose))\s+)?(?:option\s+)?([^?\n]{1,300}?)"
+    r"(?:\s+(?:the\s+)?(?:right|correct|best|answer)(?:\s+(?:choice|answer|option|one))?)?\s*\?[\s*_]*"
+    r"(yes|no|nope|not\s+(?:here|really|quite|this\s+time|it))\b", re.I)
+
+# "I'm torn between B and C": a hedge (read as two answers)
+TORN = re.compile(r"\b(?:torn|undecided|hesitating|wavering)\s+between\b|(?:^|(?<=[.!?\n]))\s*between\b", re.I)
+# a statement inside a condition or an alternative ("if that were not available I would choose A")
+CONDITION = re.compile(r"\b(?:if|unless|whether|in\s+case)\b[^,;.!?\n]*$|"
+                       r"\b(?:otherwise|alternatively|failing\s+that|as\s+a\s+(?:backup|fallback)|if\s+not)\b[^.;!?\n]*$",
+                       re.I)
 
 # "That leaves A", "we are left with C", "which leaves B": the end of an elimination
 LEAVES = re.compile(r"\b(?:(?:that|this|which|it)\s+leaves(?:\s+us\s+with)?|(?:we\s+are|I'm|I\s+am)\s+left\s+with|"
@@ -76,7 +90,8 @@ _CHECKS = re.compile(r"(✅|✔️?|☑️?|✓|❌|✗|✘|✖️?)")
 
 def check_marks(t: str) -> list[tuple[int, str, bool]]:
     """(position, the line's text without its marks, positive?) of every line with a check mark, and of
-    every row of a markdown table with a verdict column. The caller reads which option the text names."""
+    every row of a markdown table with a verdict column (its other cells, one per line). The caller
+    reads which option the text names."""
     out = []
     lines, pos = t.split("\n"), 0
     header: list[str] | None = None
@@ -90,10 +105,11 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
             if header is None:
                 header = cells
                 continue
-            vcol = next((i for i, h in enumerate(header) if re.search(
-                r"verdict|correct|assessment|answer|best|status|result|judg|evaluation|✅|fit", h, re.I)), None)
+            vcol = next((i for word in ("verdict", "correct", "answer", "best", "✅", "status", "result", "judg",
+                                        "assessment", "evaluation", "fit")
+                         for i, h in enumerate(header) if word in h.lower()), None)
             verdict = cells[vcol] if vcol is not None and vcol < len(cells) else cells[-1]
-            key = " ".join(c for i, c in enumerate(cells) if i != vcol) if vcol is not None else cells[0]
+            key = "\n".join(c for i, c in enumerate(cells) if i != vcol) if vcol is not None else cells[0]
             if NEGATIVE_MARK.search(verdict):
                 out.append((start, key, False))
             elif POSITIVE_MARK.search(verdict):
