@@ -140,12 +140,14 @@ _LABEL_PHRASE = re.compile(
     r"|(?:最终|最終)?(?:答案|答え|回答|结论|結論)(?:是|为|は|：|:))", re.I)
 # "Maybe. Actually, yes": a revision, read only when a label starts what follows it
 _LABEL_REVISION = re.compile(r"(?:^|(?<=[\s.;!?—–-]))(?:actually|wait|on\s+(?:second\s+thought|reflection)|correction|"
-                             r"no,\s+wait|scratch\s+that|rather|revised(?:\s+answer)?)\b[\s,:—–-]*", re.I)
+                             r"no,\s+wait|scratch\s+that|rather|revised(?:\s+answer)?|(?:revise|change)\s+(?:it|that|"
+                             r"my\s+answer)\s+to)\b[\s,:—–-]*", re.I)
 # "yes/no cannot be determined": the labels it names are not stated as the answer (neither is "maybe")
 _UNDETERMINED = re.compile(r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:cannot|can\s*not|can't|could\s+not|couldn't|unable\s+to)\s+(?:be\s+)?"
                            r"(?:determined?|decided?|answered?|concluded?|established?|said|say|inferred?|tell|known?)\b[^.;!?\n,]*|"
                            r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|insufficient\s+(?:data|evidence)"
                            r"\s+to\s+(?:decide|determine|say)|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
+                           r"(?:a\s+)?(?:clear\s+|definite\s+|definitive\s+)?yes[\s/-]*(?:or|/)[\s/-]*no\s+(?:answer|question|response)|"
                            r"(?:not\s+possible|impossible)\s+to\s+(?:say|tell|determine|decide|conclude|know))\b[^.;!?\n,]*", re.I)
 # Yes / no / maybe in the languages of the answer phrases above (only where the label set holds them)
 _YESNO_WORDS = {"yes": ["sí", "sim", "oui", "ja", "是", "是的", "はい"],

@@ -15,17 +15,18 @@ from .extract_statements import (CONDITION, FINAL, LEAVES, MARKERS, REJECTED, RE
 
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
-               "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it"}
+               "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it",
+               "could", "may", "seem", "seems"}
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
-                     r"(?:la|el|le|die|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
-                     r"opci[oó]n|op[cç][aã]o|alternativa)(?=\s*[(*\[]*[A-Z](?![\w’]))|"
+                     r"(?-i:la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
+                     r"opci[oó]n|op[cç][aã]o|alternativa)(?=[ \t]+[(*\[]*[A-Z](?![\w’]))|"
                      r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
 _LETTER = re.compile(rf"([A-Za-z])(?![^\W{_CJK}]|’)(?!'\w)(?!-\w)(?!\.\w)")
 _JOIN = re.compile(r"\s*[)\].*_]*\s*(?:,\s*(?:or\s+|and/or\s+)?|/|\bor\b|\band/or\b|\band\b|&|\bvs\.?|\(\s*or\b)\s*"
-                   r"(?:option\s+|choice\s+)?[(*\[]*", re.I)
+                   r"(?:possibly\s+|perhaps\s+|maybe\s+|probably\s+)?(?:option\s+|choice\s+)?[(*\[]*", re.I)
 
 
 def _exact(s: str) -> str:
@@ -69,6 +70,8 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     if not m:
         return None
     letter, rest = m.group(1), s[m.end():]
+    if re.match(r"[)\]*_]*\s*\?", rest):
+        return None   # "Option D?" asks
     if REJECTED.match(rest) and not _text_hit(rest.lstrip(" \t.):*_]-–—"), options):
         return None   # "C is incorrect", "B: wrong", "A ❌": a rejected option, not an answer ("B. False" is B)
     if letter.islower():   # "answer: (b)", "answer: b." -- only after an answer phrase, never before words
@@ -216,7 +219,7 @@ def _self_questions(t: str, options: list[dict]) -> tuple[list[Statement], set[s
         asked = m.group(1).strip()
         found = _alone(asked, options) or _alone(re.sub(r"^(?:it|we|I)\s+\S+\s+", "", asked), options)
         if len(found) == 1:
-            if m.group(2).lower() == "yes":
+            if m.group(2).lower() in ("yes", "right", "correct", "yep", "indeed", "definitely"):
                 out.append(Statement(m.start(), frozenset(found), WEAK, "self-question"))
             else:
                 rejected |= found
@@ -236,8 +239,8 @@ def statements(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
         if found or positive and (found := read_span(key, options, strict=True)):
             out.append(Statement(pos, frozenset(found), FINAL, "check-mark"))
     for m in list(_REVISED.finditer(t))[-MAX_PHRASES:]:          # "D. Actually, B." "C - no, scratch that: B"
-        if (found := _alone(t[m.end():m.end() + 300], options)):
-            out.append(Statement(m.end(), frozenset(found), WEAK, "revision"))
+        if (found := _alone(t[m.end():m.end() + 300], options)):   # a correction of a final answer is final
+            out.append(Statement(m.end(), frozenset(found), FINAL, "revision"))
     for m in list(TORN.finditer(t))[-MAX_PHRASES:]:               # "torn between B (...) and C (...)": a hedge
         sentence = re.split(r"[.!?](?=\s+[A-Z]|\s*$)|\n", t[m.end():m.end() + 400], maxsplit=1)[0]
         named = {x for x in re.findall(r"(?<![\w’'])([A-Z])(?![\w’])", sentence) if x in {o["letter"] for o in options}}

@@ -31,7 +31,7 @@ REVISION = re.compile(
     r"\b(?:wait|actually|hmm+|on\s+(?:second\s+thought|reflection|reconsideration|further\s+reflection)|"
     r"correction|scratch\s+that|I\s+(?:was\s+wrong|made\s+a\s+mistake|change\s+my\s+(?:answer|mind))|"
     r"let\s+me\s+(?:reconsider|correct|re-?check|re-?evaluate)|re-?considering|(?:upon|after|on)\s+(?:further\s+)?"
-    r"(?:review|re-?checking|reconsideration)|revised|changing\s+my\s+answer|no,\s+that'?s\s+(?:wrong|not\s+right)|"
+    r"(?:review|re-?checking|reconsideration)|revised|changing\s+my\s+answer|(?:revise|change)\s+(?:it|that|my\s+answer)\s+to|no,\s+that'?s\s+(?:wrong|not\s+right)|"
     r"en\s+realidad|na\s+verdade|en\s+fait|eigentlich|其实|实际上|訂正|いや)\b", re.I)
 
 # A verdict that rejects what it follows ("C is incorrect", "B: wrong", "A ❌"): not an answer statement.
@@ -51,6 +51,8 @@ MARKERS = re.compile(
     r"|<(?:final_answer|final|answer|choice|selected_option|option|correct_answer|correct_option)>"
     r"|\b(?:final\s+)?(?:verdict|tl;?\s*dr|bottom\s+line|(?:in\s+)?summary|conclusion|final\s+(?:pick|selection|call))"
     r"\s*[*_]*\s*(?:[:=—–-]|\bis\b)"
+    r"|\b(?:ranking|best|top(?:\s+(?:answer|pick|choice))?|primary(?:\s+answer)?|most\s+likely|first\s+(?:choice|pick))"
+    r"\s*[*_]*\s*(?::|\bis\b|(?=\s+[(*\[]*[A-Z](?![\w’])))"
     r"|\b(?:(?:la\s+)?respuesta(?:\s+(?:correcta|final|final\s+correcta))?|(?:la\s+)?opci[oó]n\s+correcta"
     r"|(?:a\s+)?resposta(?:\s+(?:correta|certa|final))?|(?:a\s+)?(?:alternativa|op[cç][aã]o)\s+(?:correta|certa)"
     r"|(?:la\s+)?(?:bonne\s+)?r[ée]ponse(?:\s+(?:correcte|finale|juste))?"
@@ -64,10 +66,12 @@ MARKERS = re.compile(
 
 # "Is it B? No." (a rejection) and "Is it D? Yes." (a weak statement)
 SELF_QUESTION = re.compile(
-    r"(?:^|(?<=[.!?;:\n]))[\s*_-]*(?:(?:is\s+it|could\s+it\s+be|what\s+about|how\s+about|is|should\s+(?:we|I)\s+(?:pick|choose|"
+    r"(?:^|(?<=[.!?;:\n]))[\s*_-]*(?:(?:is\s+it|could\s+it\s+be|(?:is|could|might)\s+the\s+(?:correct\s+|right\s+|best\s+)?answer(?:\s+be)?|"
+    r"what\s+about|how\s+about|is|should\s+(?:we|I)\s+(?:pick|choose|"
     r"select|go\s+with)|do\s+(?:we|I)\s+(?:pick|choose))\s+)?(?:option\s+)?([^?\n]{1,300}?)"
     r"(?:\s+(?:the\s+)?(?:right|correct|best|answer)(?:\s+(?:choice|answer|option|one))?)?\s*\?[\s*_]*"
-    r"(yes|no|nope|not\s+(?:here|really|quite|this\s+time|it))\b", re.I)
+    r"(yes|right|correct|yep|indeed|definitely|no|nope|wrong|incorrect|unlikely|not\s+(?:here|really|quite|this\s+time|it))"
+    r"\b", re.I)
 
 # "I'm torn between B and C": a hedge (read as two answers)
 TORN = re.compile(r"\b(?:torn|undecided|hesitating|wavering)\s+between\b|(?:^|(?<=[.!?\n]))\s*between\b", re.I)
@@ -77,7 +81,8 @@ CONDITION = re.compile(r"\b(?:if|unless|whether|in\s+case)\b[^,;.!?\n]*$|"
                        re.I)
 
 # "That leaves A", "we are left with C", "which leaves B": the end of an elimination
-LEAVES = re.compile(r"\b(?:(?:that|this|which|it)\s+leaves(?:\s+us\s+with)?|(?:we\s+are|I'm|I\s+am)\s+left\s+with|"
+LEAVES = re.compile(r"\b(?:(?:that|this|which|it)\s+leaves(?:\s+us\s+with)?|the\s+(?:only\s+)?remaining\s+"
+                    r"(?:choice|option|answer)(?:\s+is)?[,:]?|(?:we\s+are|I'm|I\s+am)\s+left\s+with|"
                     r"leaving(?:\s+us\s+with)?|the\s+(?:only\s+)?(?:one|option)\s+(?:left|remaining)\s+is)\s*:?", re.I)
 
 # Check marks and verdict cells
@@ -105,7 +110,7 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
             if header is None:
                 header = cells
                 continue
-            vcol = next((i for word in ("verdict", "correct", "answer", "best", "✅", "status", "result", "judg",
+            vcol = next((i for word in ("verdict", "correct", "best", "✅", "answer", "status", "result", "judg",
                                         "assessment", "evaluation", "fit")
                          for i, h in enumerate(header) if word in h.lower()), None)
             verdict = cells[vcol] if vcol is not None and vcol < len(cells) else cells[-1]
