@@ -148,6 +148,7 @@ _UNDETERMINED = re.compile(r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:cannot|can\s*not
                            r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|insufficient\s+(?:data|evidence)"
                            r"\s+to\s+(?:decide|determine|say)|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
                            r"(?:a\s+)?(?:clear\s+|definite\s+|definitive\s+)?yes[\s/-]*(?:or|/)[\s/-]*no\s+(?:answer|question|response)|"
+                           r"remains?\s+(?:to\s+be\s+(?:determined|seen|established)|unclear|unknown|uncertain|undetermined)|"
                            r"(?:not\s+possible|impossible)\s+to\s+(?:say|tell|determine|decide|conclude|know))\b[^.;!?\n,]*", re.I)
 # Yes / no / maybe in the languages of the answer phrases above (only where the label set holds them)
 _YESNO_WORDS = {"yes": ["sí", "sim", "oui", "ja", "是", "是的", "はい"],

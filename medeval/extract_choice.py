@@ -62,7 +62,19 @@ def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
     return bool(own and norm(own["text"]) and f" {norm(rest)} ".startswith(f" {norm(own['text'])} "))
 
 
-def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = False):
+# At the start of an output a letter followed by a verb is an answer only with a verdict: "B is correct", "B would
+# be the best answer", not "B is the usual choice for outpatients", "C would be correct if ...", "B might be".
+_VERBS = {"is", "was", "would", "should", "seems", "appears", "looks", "remains", "must", "will", "might", "has", "are",
+          "could", "may", "seem"}
+_VERDICT = re.compile(
+    r"\s+(?:is|was|would\s+be|should\s+be|seems\s+to\s+be|seems|appears\s+to\s+be|appears|looks|remains|must\s+be|"
+    r"will\s+be|has\s+to\s+be|are)\s+(?:also\s+)?(?:the\s+|my\s+|our\s+)?(?:most\s+|best\s+|only\s+|single\s+|final\s+|"
+    r"clearly\s+|definitely\s+|certainly\s+)?(?:correct|right|best|answer|true|appropriate|likely|accurate|indicated|"
+    r"preferred|optimal|choice|option|response|pick|selection)\b"
+    r"(?!\s+(?:if|when|unless|only|than|had|were|in\s+(?!this\b)|for\s+(?!this\b)|among\s+(?!these\b))\b)", re.I)
+
+
+def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = False, start: bool = False):
     """(letter, rest) when `s` starts with a standalone option letter, else None.
     A letter followed by a word counts only when the word is a connective or the letter's own
     option text ("B because", "B Heparin"), so "A chest X-ray" is never the letter A."""
@@ -84,6 +96,8 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     if _own_text_follows(rest, letter, options):
         return letter, rest
     if word and not strict and word.group(1).lower() in (CONNECTIVES if letter != "I" else PRONOUN_SAFE):
+        if start and word.group(1).lower() in _VERBS and not _VERDICT.match(rest):
+            return None
         return letter, rest
     if word and word.group(1).lower() in ("or", "and") and _JOIN.match(rest) and \
             _letter(rest[_JOIN.match(rest).end():], options):
@@ -91,11 +105,11 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     return None
 
 
-def read_span(span: str, options: list[dict], strict: bool = False, lower: bool = False) -> set[str]:
+def read_span(span: str, options: list[dict], strict: bool = False, lower: bool = False, start: bool = False) -> set[str]:
     """Every answer the start of `span` names: {} none, {X} one, two or more = a hedge."""
     s = span.lstrip(" \t\r\n*_:\"'“”‘’`")
     hit = _text_hit(s, options)       # "-1000", ">20%", "(a) and (b)": the option's own text, signs included
-    if not hit or _letter(s.lstrip(_DECOR), options, strict, lower):
+    if not hit or _letter(s.lstrip(_DECOR), options, strict, lower, start):
         s = span.lstrip(_DECOR)
         hit = _text_hit(s, options)   # "Both A and B" may itself be an option's text
     if not hit:
@@ -105,7 +119,7 @@ def read_span(span: str, options: list[dict], strict: bool = False, lower: bool 
     if not s:
         return set()
     found: set[str] = set()
-    lt = _letter(s, options, strict, lower)
+    lt = _letter(s, options, strict, lower, start)
     if lt and hit and norm(hit["text"]).startswith(norm(lt[0]) + " ") and not _own_text_follows(lt[1], lt[0], options):
         lt = None          # the letter is the first word of an option's text ("A chest X-ray ...")
     if lt:
@@ -155,7 +169,9 @@ _PREFIX = re.compile(
     r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
     r"|\b(?:my|the)\s+(?:top\s+|first\s+|final\s+|best\s+)?(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
-_CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*", re.I)
+_CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*"
+                       r"|\b(?:all\s+things\s+considered|putting\s+it\s+(?:all\s+)?together|all\s+in\s+all|in\s+the\s+end|"
+                       r"ultimately|to\s+conclude|in\s+short|to\s+sum\s+up|considering\s+everything)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(
     r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*\s+"
     r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
@@ -191,7 +207,7 @@ def _phrase_spans(t: str):
     ("if the answer is A, ...", "otherwise I would choose A") is not an answer position."""
     out = []
     free = lambda m: not (_NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]) or
-                          CONDITION.search(t[max(0, m.start() - 150):m.start()]))
+                          CONDITION.search(t[max(0, m.start() - 150):m.start()]) or _conditional(t, m))
     for m in list(_PREFIX.finditer(t))[-MAX_PHRASES:]:
         if free(m):
             out.append((FINAL if _EXPLICIT.search(m.group(0)) else WEAK, m.end(), t[m.end():m.end() + 300], False))
@@ -205,6 +221,20 @@ def _phrase_spans(t: str):
                 (not would or _WOULD_END.match(t, m.end())) and free(m):
             out.append((WEAK, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
     return out
+
+
+_SETTING = (r"(?:if|unless|when|whenever|in\s+(?:a|an)\s|in\s+(?:children|pregnan\w*|outpatients?|adults?|the\s+elderly|"
+            r"infants?)|for\s+(?:a|an)\s|for\s+(?:children|outpatients?|adults?|infants?))")
+_SENTENCE_SETTING = re.compile(r"(?:^|[.!?;\n])[\s*_]*" + _SETTING + r"[^.!?;\n]*$", re.I)
+_AFTER_SETTING = re.compile(r"[^.!?;\n]*?\b" + _SETTING, re.I)
+
+
+def _conditional(t: str, m) -> bool:
+    """A phrase in a sentence about another setting: "In a child, the answer would be B.", "If the patient
+    were older, the answer is B.", "The answer would be B in pregnancy." """
+    if _SENTENCE_SETTING.search(t[max(0, m.start() - 200):m.start()]):
+        return True
+    return bool(re.search(r"\b(?:would|could|might)\b", m.group(0), re.I) and _AFTER_SETTING.match(t, m.end(), m.end() + 200))
 
 
 def _alone(span: str, options: list[dict]) -> set[str]:
@@ -246,6 +276,12 @@ def statements(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
         named = {x for x in re.findall(r"(?<![\w’'])([A-Z])(?![\w’])", sentence) if x in {o["letter"] for o in options}}
         if len(named) > 1:
             out.append(Statement(m.end(), frozenset(named), WEAK, "torn"))
+    lines = t.split("\n")
+    if len(lines) > 1 and not _is_option_list(t, [o["letter"] for o in options]):   # "B\n\n...", "...\n\n**C**"
+        if (found := _whole(lines[0], options)):
+            out.append(Statement(0, frozenset(found), FINAL, "first-line"))
+        if (found := _whole(lines[-1], options)):
+            out.append(Statement(len(t) - len(lines[-1]), frozenset(found), FINAL, "last-line"))
     asked, rejected = _self_questions(t, options)
     return out + asked, rejected
 
@@ -281,7 +317,7 @@ def choice_outcome(text: str, options: list[dict], finish_reason: str | None = N
     if finish_reason == "length" or _NON_ANSWER.match(t):   # truncated mid-thought; "No idea", "Not sure"
         return Outcome(None, "invalid", "truncated" if finish_reason == "length" else None)
     listing = _is_option_list(t, letters)   # below: a letter rejected by a question ("B? No.") is not read
-    if not listing and (found := read_span(t, options)) and not found & rejected:   # 3. the start of the output
+    if not listing and (found := read_span(t, options, start=True)) and not found & rejected:   # 3. the start
         return _decide(found, letters, "start")
     last = t.rsplit("\n", 1)[-1]
     if "\n" in t and not listing and (found := _whole(last, options)) and not found & rejected:   # 4. a last line
