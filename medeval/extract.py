@@ -3,7 +3,7 @@
 This module holds the shared text helpers (`clean`, `norm`, `boxed_contents`, `Outcome`), the
 label rules (`label_outcome`, `extract_labels`) and the majority `vote`; the multiple-choice rules
 live in medeval/extract_choice.py, which builds on the helpers here. Each answer type
-(medeval/answer_types/) picks its rules: `answer_types.outcome(task, text, row, options)` returns an
+(medeval/answer_types/) picks its rules: `answer_types.outcome(task, text, row, options, finish_reason)` returns an
 `Outcome(answer, status, rule)` where status is "answer", "invalid" (nothing readable) or
 "ambiguous" (two different answers in the final-answer position: a hedge such as "B or C");
 `answer_types.extract()` returns only the answer (None unless "answer"). The rules and their

@@ -1,9 +1,11 @@
 """Multiple-choice extraction: raw text -> one option letter, invalid, or ambiguous.
 
-Built so that it cannot give a confident wrong answer: option text is matched as text (never a
-capital "A" article read as a letter), a letter counts only as a standalone token in an answer
-position, and two different answers in the same answer position ("B or C", "B/C") are
-ambiguous. Rules and precedence: docs/extraction.md.
+Built so that a wrong reading needs a wrong rule, not a missing one: every answer statement is found
+with its position and strength (`statements`), and medeval/extract_statements.py decides: one distinct
+final answer is the answer, several are ambiguous, none is invalid. Option text is matched as a whole
+option, keeping the signs, symbols and case that tell two options apart; a letter counts only as a
+standalone token in an answer position; rejected, conditional and ranked options are not statements.
+Rules and precedence: docs/extraction.md.
 """
 from __future__ import annotations
 
