@@ -20,7 +20,7 @@ CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "s
                "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it",
                "could", "may", "seem", "seems"}
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
-_DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~"
+_DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~→⇒"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
                      r"(?-i:la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
                      r"opci[oó]n|op[cç][aã]o|alternativa)(?=[ \t]+[(*\[]*[A-Z](?![\w’]))|"
@@ -133,8 +133,10 @@ def read_span(span: str, options: list[dict], strict: bool = False, lower: bool 
             found.add(other["letter"])   # "B. Warfarin" where Warfarin is option D
         rest_after = rest
     elif hit:
-        found.add(hit["letter"])
         rest_after = s[_match_len(s, hit["text"]):]
+        if REJECTED.match(rest_after):
+            return set()   # "Heparin is contraindicated here"
+        found.add(hit["letter"])
     else:
         return set()
     j = _JOIN.match(rest_after)
@@ -160,7 +162,7 @@ def _match_len(s: str, text: str) -> int:
 _PREFIX = re.compile(
     r"(?:\b(?:(?:final|correct|right|best|true|most[ \t]+(?:likely|appropriate|accurate|correct))[ \t]+)?"
     r"answer(?:\s+(?:choice|option|letter))?(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|item|problem))?(?:\s+here)?"
-    r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)"
+    r"|\b(?:correct|right|best|final|appropriate|most\s+likely|most\s+appropriate|my)\s+(?:option|choice|letter|response|selection|pick)(?:\s+here)?"
     r"|\b(?:option|choice|selection|response|solution|correct|letter|selected|result|ans)(?=\s*\**\s*[:=])"
     r"|\bans\.(?=\s)|(?m:^)[*_\s]*A\s*:(?=\s*[*(\[]*[A-Z](?![\w'’])))"
     r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*"
@@ -377,7 +379,8 @@ def _text_mentions(t: str, options: list[dict]) -> set[str]:
         pattern = r"(?<![^\W_])(?<![-+−<>≤≥±])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
         for m in re.finditer(pattern, t, re.I):
             before = t[max(0, m.start() - 40):m.start()]
-            if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " "):
+            if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " ") and \
+                    not REJECTED.match(t[m.end():]):
                 hits.append(o)
                 break
     hits = [o for o in hits if not any(o is not p and norm(o["text"]) in norm(p["text"]) for p in hits)]

@@ -51,6 +51,7 @@ MARKERS = re.compile(
     r"|<(?:final_answer|final|answer|choice|selected_option|option|correct_answer|correct_option)>"
     r"|\b(?:final\s+)?(?:verdict|tl;?\s*dr|bottom\s+line|(?:in\s+)?summary|conclusion|final\s+(?:pick|selection|call))"
     r"\s*[*_]*\s*(?:[:=—–-]|\bis\b)"
+    r"|\b(?:key|pick|most\s+appropriate|correct\s+response(?:\s+here)?)\s*[*_]*\s*:"
     r"|\b(?:ranking|best|top(?:\s+(?:answer|pick|choice))?|primary(?:\s+answer)?|most\s+likely|first\s+(?:choice|pick))"
     r"\s*[*_]*\s*(?::|\bis\b|(?=\s+[(*\[]*[A-Z](?![\w’])))"
     r"|\b(?:(?:la\s+)?respuesta(?:\s+(?:correcta|final|final\s+correcta))?|(?:la\s+)?opci[oó]n\s+correcta"
@@ -90,6 +91,8 @@ POSITIVE_MARK = re.compile(r"^[\s*_]*(?:✅|✔️?|☑️?|✓|🟢|(?:the\s+)?
                            r"selected|chosen|most\s+likely|best\s+answer|correct\s+answer)\b)", re.I)
 NEGATIVE_MARK = re.compile(r"^[\s*_]*(?:❌|✗|✘|✖️?|×|⛔|🔴|incorrect|wrong|false|no\b|not\b|"
                            r"unlikely|less\s+likely|ruled\s+out|excluded)", re.I)
+_VERDICT_LINE = re.compile(r"^[\s*_>#-]*((?:option\s+|choice\s+)?[(\[]?[A-Z]\b[^\n]{0,200}?)[*_]*\s*(?::|\s[-–—]|[–—])\s*[*_]*"
+                           r"(correct|incorrect|wrong|right|best\s+answer)[\s*_.!]*(?:$|[-–—:(,])", re.I)
 _CHECKS = re.compile(r"(✅|✔️?|☑️?|✓|❌|✗|✘|✖️?)")
 
 
@@ -121,6 +124,10 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
                 out.append((start, key, True))
             continue
         header = None
+        said = _VERDICT_LINE.match(line)   # "Option B: Correct - matches", "**D. text** – Incorrect."
+        if said:
+            out.append((start, said.group(1), said.group(2).lower() not in ("incorrect", "wrong")))
+            continue
         marks = _CHECKS.findall(line)
         if not marks:
             continue
