@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from .extract import INVALID, Outcome, boxed_spans, clean, norm
-from .extract_statements import (CONDITION, FINAL, LEAVES, MARKERS, REJECTED, REVISION, SELF_QUESTION, TORN, WEAK,
+from .extract_statements import (CONDITION, FINAL, FOREIGN_VERDICT, LEAVES, MARKERS, REJECTED, REVISION, SELF_QUESTION, TORN, WEAK,
                                  Statement, check_marks, decide)
 
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
@@ -22,7 +22,7 @@ CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "s
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~→⇒"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
-                     r"(?-i:la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
+                     r"(?-i:a\s+letra|la\s+letra|la\s+lettre|der\s+[Bb]uchstabe|[Ll]etra|[Ll]ettre|la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
                      r"opci[oó]n|op[cç][aã]o|alternativa)(?=[ \t]+[(*\[]*[A-Z](?![\w’]))|"
                      r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
@@ -219,6 +219,9 @@ def _phrase_spans(t: str):
             if free(m)]
     for rx in (_CONCLUDE, _TOPIC_IS, LEAVES):
         out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in list(rx.finditer(t))[-MAX_PHRASES:] if free(m)]
+    for m in list(FOREIGN_VERDICT.finditer(t))[-MAX_PHRASES:]:
+        if free(m):
+            out.append((WEAK, m.start(), m.group(1) + ".", False))
     for m in _SUFFIX.finditer(t):
         would = re.search(r"would|should", m.group(0), re.I)
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]) and \
@@ -354,7 +357,9 @@ _NON_ANSWER = re.compile(r"[\W_]*(?:no\s+(?:idea|clue|answer|way\s+to\s+(?:tell|
 
 
 def _whole(line: str, options: list[dict]) -> set[str]:
-    """A line that is nothing but an answer: "B", "(C).", "**D. Heparin**", "Heparin"."""
+    """A line that is nothing but an answer: "B", "(C).", "**D. Heparin**", "Heparin" (not "[ ] D", "D ❌")."""
+    if re.match(r"\s*[-*]?\s*\[ \]", line) or REJECTED.search(line[-3:]):
+        return set()
     found = read_span(line, options, strict=True)
     if len(found) != 1:
         return found

@@ -51,7 +51,7 @@ MARKERS = re.compile(
     r"|<(?:final_answer|final|answer|choice|selected_option|option|correct_answer|correct_option)>"
     r"|\b(?:final\s+)?(?:verdict|tl;?\s*dr|bottom\s+line|(?:in\s+)?summary|conclusion|final\s+(?:pick|selection|call))"
     r"\s*[*_]*\s*(?:[:=—–-]|\bis\b)"
-    r"|\b(?:key|pick|most\s+appropriate|correct\s+response(?:\s+here)?)\s*[*_]*\s*:"
+    r"|\b(?:key|pick|final|most\s+appropriate|correct\s+response(?:\s+here)?)\s*[*_]*\s*:"
     r"|\b(?:ranking|best|top(?:\s+(?:answer|pick|choice))?|primary(?:\s+answer)?|most\s+likely|first\s+(?:choice|pick))"
     r"\s*[*_]*\s*(?::|\bis\b|(?=\s+[(*\[]*[A-Z](?![\w’])))"
     r"|\b(?:(?:la\s+)?respuesta(?:\s+(?:correcta|final|final\s+correcta))?|(?:la\s+)?opci[oó]n\s+correcta"
@@ -64,6 +64,13 @@ MARKERS = re.compile(
     r"|\b(?:ist|lautet)\s+(?:die\s+)?(?:richtige\s+|korrekte\s+)?(?:antwort|l[oö]sung)\b\s*:?"
     r"|(?:最终|最終|正确|正確|正解の)?(?:答案|答え|回答|解答|正解|选项|選択肢)(?:是|为|為|は|：|:|应该是|應該是)\s*"
     r"|(?:我选|我選|选择|選擇|应选|應選)\s*", re.I)
+
+# "Antwort B ist richtig", "La B es correcta", "L'option B est la bonne réponse" (a weak statement)
+FOREIGN_VERDICT = re.compile(
+    r"(?:^|(?<=[\s.:;(]))(?:(?:option|opci[oó]n|op[cç][aã]o|alternativa|antwort|r[ée]ponse|respuesta|resposta|la|a|l')\s*)?"
+    r"\(?([A-Z])\)?\s+(?:ist|est|es|é|è|está)\s+(?:die\s+|la\s+|a\s+|le\s+)?(?:richtig|korrekt|correct[ae]?|correcta|"
+    r"corret[ao]|certa|juste|bonne\s+r[ée]ponse|richtige\s+antwort|respuesta\s+correcta|resposta\s+correta)\b(?!\s+(?:si|se|wenn|quand|cuando)\b)",
+    re.I)
 
 # "Is it B? No." (a rejection) and "Is it D? Yes." (a weak statement)
 SELF_QUESTION = re.compile(
@@ -93,7 +100,7 @@ NEGATIVE_MARK = re.compile(r"^[\s*_]*(?:❌|✗|✘|✖️?|×|⛔|🔴|incorrec
                            r"unlikely|less\s+likely|ruled\s+out|excluded)", re.I)
 _VERDICT_LINE = re.compile(r"^[\s*_>#-]*((?:option\s+|choice\s+)?[(\[]?[A-Z]\b[^\n]{0,200}?)[*_]*\s*(?::|\s[-–—]|[–—])\s*[*_]*"
                            r"(correct|incorrect|wrong|right|best\s+answer)[\s*_.!]*(?:$|[-–—:(,])", re.I)
-_CHECKS = re.compile(r"(✅|✔️?|☑️?|✓|❌|✗|✘|✖️?)")
+_CHECKS = re.compile(r"(✅|✔️?|☑️?|✓|❌|✗|✘|✖️?|^\s*[-*]?\s*\[[xX✓✔]\]|^\s*[-*]?\s*\[ \])")
 
 
 def check_marks(t: str) -> list[tuple[int, str, bool]]:
@@ -131,7 +138,7 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
         marks = _CHECKS.findall(line)
         if not marks:
             continue
-        positive = {m[0] in "✅✔☑✓" for m in marks}
+        positive = {m.strip(" -*")[0] in "✅✔☑✓" or m.strip(" -*")[:2] in ("[x", "[X", "[✓", "[✔") for m in marks}
         if len(positive) == 1:
             out.append((start, _CHECKS.sub(" ", line).strip(" -*•\t"), positive.pop()))
     return out
