@@ -179,8 +179,10 @@ _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequ
 _SUFFIX = re.compile(
     r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*\s+"
     r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
-    r"(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
-    r"(?!\s+(?:than|if|when|only\s+if|in\s+(?:a|an|the|patients?|cases?)|for\s+(?:a|an|patients?)|had|were)\b)",
+    r"(?>(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
+    r"(?:\s+(?:answer|choice|option|one)\b)?)"   # atomic: "the most likely answer only when" is not "most likely"
+    r"(?!\s+(?:than|if|when|only|unless|in\s+(?:a|an|the|patients?|cases?|children|pregnan\w*|outpatients?)|"
+    r"for\s+(?:a|an|patients?|children|outpatients?)|had|were)\b)",
     re.I)
 # "C would be correct in children", "...if the patient were older": a conditional, unless it ends there
 _WOULD_END = re.compile(r"\s*(?:answer|choice|option|one|here|in\s+this\s+(?:case|patient|scenario))?\s*[*_)]*\s*"
@@ -195,7 +197,8 @@ _TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|org
                        r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
 _NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
                              r"alternative|common(?:\s+wrong)?|tricky|second|third|next|runner[- ]up|less|least|"
-                             r"backup|fallback|previous|earlier|initial|original|usual|\d+(?:nd|rd|th))[ \t-]+$", re.I)
+                             r"backup|fallback|previous|earlier|initial|original|usual|\d+(?:nd|rd|th))[ \t-]+"
+                             r"(?:(?:best|most\s+likely|likely|most\s+appropriate|appropriate|correct)[ \t]+)?$", re.I)
 _EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
 
 

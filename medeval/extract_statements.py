@@ -166,5 +166,7 @@ def decide(t: str, stmts: list[Statement], allowed: list) -> Outcome | None:
         if len(named) > 1:
             return Outcome(None, "ambiguous", rule if len(group) == 1 else f"{rule}:conflict")
         x = next(iter(named))
+        if tier == FINAL and any(s.tier == WEAK and s.answers - named for s in latest(t, stmts)):
+            return Outcome(None, "ambiguous", "final-vs-weak")   # "I'd go with B. ... Final answer: C"
         return Outcome(x, "answer", rule) if x in allowed else Outcome(None, "invalid", rule + ":out-of-range")
     return None
