@@ -22,7 +22,8 @@ CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "s
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~→⇒"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
-                     r"(?-i:a\s+letra|la\s+letra|la\s+lettre|der\s+[Bb]uchstabe|[Ll]etra|[Ll]ettre|la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
+                     r"(?-i:a\s+letra|la\s+letra|la\s+lettre|der\s+[Bb]uchstabe|[Ll]etra|[Ll]ettre|[Aa]lternativa|"
+                     r"[Oo]pci[oó]n|[Oo]p[cç][aã]o|la\s+opci[oó]n|la|el|le|die|a|l'|la\s+opci[oó]n|a\s+op[cç][aã]o|a\s+alternativa|l'option|die\s+option|"
                      r"opci[oó]n|op[cç][aã]o|alternativa)(?=[ \t]+[(*\[]*[A-Z](?![\w’]))|"
                      r"probably\b|clearly\b|certainly\b|likely\b|most\s+likely\b|surely\b)\s*[:#,]?\s*", re.I)
 _CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
@@ -169,6 +170,8 @@ _PREFIX = re.compile(
     r"[\"']?(?:[:=|>→⇒]|=>|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|appears\s+to\s+be|remains)\b\s*:?|(?=\s*\n)|(?=\s+\S))"
     r"|\bI\s*(?:would|will|'d|’d|'ll|’ll|am\s+going\s+to|must)?\s*(?:choose|pick|select|go\s+with|opt\s+for|answer|say)\b\s*:?"
     r"|\b(?:go|going)\s+with\b"
+    r"|\b(?:elijo|escojo|me\s+quedo\s+con|escolho|fico\s+com|je\s+choisis|je\s+r[ée]ponds|je\s+prends|"
+    r"ich\s+w[äa]hle|ich\s+nehme|ich\s+antworte)\b"
     r"|\b(?:let'?s|let\s+us|we(?:\s+(?:would|will|should|can|must))?)\s+(?:choose|pick|select|go\s+with|opt\s+for)\b"
     r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
@@ -224,7 +227,7 @@ def _phrase_spans(t: str):
         out += [(WEAK, m.end(), t[m.end():m.end() + 300], True) for m in list(rx.finditer(t))[-MAX_PHRASES:] if free(m)]
     for m in list(FOREIGN_VERDICT.finditer(t))[-MAX_PHRASES:]:
         if free(m):
-            out.append((WEAK, m.start(), m.group(1) + ".", False))
+            out.append((WEAK, m.start(), (m.group(1) or m.group(2)) + ".", False))
     for m in _SUFFIX.finditer(t):
         would = re.search(r"would|should", m.group(0), re.I)
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]) and \
@@ -258,6 +261,13 @@ def _self_questions(t: str, options: list[dict]) -> tuple[list[Statement], set[s
     for m in list(SELF_QUESTION.finditer(t))[-MAX_PHRASES:]:
         asked = m.group(1).strip()
         found = _alone(asked, options) or _alone(re.sub(r"^(?:it|we|I)\s+\S+\s+", "", asked), options)
+        if not found and len(asked) <= 60:   # "Does B fit?", "Is B correct?": the one letter the question names
+            lead = re.match(r"(?:does|do|is|could|would|should|can|might|will|option|choice)\s+\(?([A-Z])\)?(?![\w’])", asked,
+                            re.I)
+            named = ({lead.group(1)} if lead and lead.group(1).isupper() else
+                     set(re.findall(r"(?<![\w’'])((?![AI])[A-Z]|[AI](?![ \t]+[a-z]))(?![\w’])", asked)))
+            named &= {o["letter"] for o in options}
+            found = named if len(named) == 1 else set()
         if len(found) == 1:
             if m.group(2).lower() in ("yes", "right", "correct", "yep", "indeed", "definitely"):
                 out.append(Statement(m.start(), frozenset(found), WEAK, "self-question"))
@@ -297,7 +307,7 @@ def statements(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
 
 
 _QUESTION = re.compile(r"[^.!\n?]{0,60}\?")   # "Is the answer C?" asks, it does not state
-_REVISED = re.compile(REVISION.pattern + r"[\s,.:;!—–-]*(?:no[\s,.:;!—–-]+)?(?:(?:it'?s|it\s+is|make\s+(?:it|that)|"
+_REVISED = re.compile(REVISION.pattern + r"[\s,.:;!—–-]*(?:no[\s,.:;!—–-]+)?(?:(?:it'?s|it\s+is|make\s+(?:it|that)|to|"
                       r"the\s+answer\s+is|I'?ll\s+(?:go\s+with|say)|scratch\s+that)[\s,:]+)?", re.I)
 
 

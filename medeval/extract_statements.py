@@ -46,9 +46,9 @@ REJECTED = re.compile(
 # Final-answer markers beyond "answer": JSON and XML keys, verdicts, summaries, and the answer phrases
 # of Spanish, Portuguese, French, German, Italian, Chinese and Japanese. The answer follows the match.
 MARKERS = re.compile(
-    r"[\"']?(?:final_answer|final|answer|choice|selected_option|selected|selection|option|prediction|"
-    r"correct_answer|correct_option|correct_choice|best_answer|best_option|response|letter|label)[\"']\s*:\s*"
-    r"|<(?:final_answer|final|answer|choice|selected_option|option|correct_answer|correct_option)>"
+    r"[\"'](?![\w\s-]*(?:reject|incorrect|wrong|other|alternative|second|runner|distractor|exclud|reason|explan|rationale|confiden|think|analysis|discard))[\w\s-]{0,30}(?:answer|choice|option|final|select|pred|letter|correct|verdict|decision|result|response|label|pick)[\w\s-]{0,30}[\"']\s*:\s*"   # JSON keys
+    r"|<(?![\w-]*(?:reject|incorrect|wrong|other|alternative|second|runner|distractor|exclud|reason|explan|rationale|confiden|think|analysis|discard))[\w-]{0,30}(?:answer|choice|option|final|select|pred|letter|correct|verdict|decision|result|response|label|pick)[\w-]{0,30}>"                         # XML tags
+    r"|\b(?:richtig\s+ist|正しいのは|故选|答案选|应该选|應該選|所以选)\s*"
     r"|\b(?:final\s+)?(?:verdict|tl;?\s*dr|bottom\s+line|(?:in\s+)?summary|conclusion|final\s+(?:pick|selection|call))"
     r"\s*[*_]*\s*(?:[:=—–-]|\bis\b)"
     r"|\b(?:key|pick|final|most\s+appropriate|correct\s+response(?:\s+here)?)\s*[*_]*\s*:"
@@ -69,8 +69,8 @@ MARKERS = re.compile(
 FOREIGN_VERDICT = re.compile(
     r"(?:^|(?<=[\s.:;(]))(?:(?:option|opci[oó]n|op[cç][aã]o|alternativa|antwort|r[ée]ponse|respuesta|resposta|la|a|l')\s*)?"
     r"\(?([A-Z])\)?\s+(?:ist|est|es|é|è|está)\s+(?:die\s+|la\s+|a\s+|le\s+)?(?:richtig|korrekt|correct[ae]?|correcta|"
-    r"corret[ao]|certa|juste|bonne\s+r[ée]ponse|richtige\s+antwort|respuesta\s+correcta|resposta\s+correta)\b(?!\s+(?:si|se|wenn|quand|cuando)\b)",
-    re.I)
+    r"corret[ao]|certa|juste|bonne\s+r[ée]ponse|richtige\s+antwort|respuesta\s+correcta|resposta\s+correta)\b(?!\s+(?:si|se|wenn|quand|cuando)\b)"
+    r"|(?<![A-Za-z])([A-Z])\s*(?:是正确的|是正確的|正确|正確|是对的|是對的|が正解|が正しい|が最も適切|が適切)", re.I)
 
 # "Is it B? No." (a rejection) and "Is it D? Yes." (a weak statement)
 SELF_QUESTION = re.compile(
@@ -113,7 +113,7 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
     for line in lines:
         start, pos = pos, pos + len(line) + 1
         s = line.strip()
-        if s.startswith("|") and s.count("|") >= 3:
+        if s.startswith("|") and s.count("|") >= 2:
             cells = [c.strip() for c in s.strip("|").split("|")]
             if all(re.fullmatch(r":?-{2,}:?|", c) for c in cells):
                 continue
@@ -129,6 +129,8 @@ def check_marks(t: str) -> list[tuple[int, str, bool]]:
                 out.append((start, key, False))
             elif POSITIVE_MARK.search(verdict):
                 out.append((start, key, True))
+            elif vcol is not None and re.search(r"answer|choice|selected|final|pick", header[vcol], re.I):
+                out.append((start, verdict, True))   # | Answer | / | B |: the cell is the answer
             continue
         header = None
         said = _VERDICT_LINE.match(line)   # "Option B: Correct - matches", "**D. text** – Incorrect."
