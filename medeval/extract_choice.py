@@ -68,8 +68,9 @@ def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
 # At the start of an output a letter followed by a verb is an answer only with a verdict: "B is correct", "B would
 # be the best answer", not "B is the usual choice for outpatients", "C would be correct if ...", "B might be".
 _VERBS = {"is", "was", "would", "should", "seems", "appears", "looks", "remains", "must", "will", "might", "has", "are",
-          "could", "may", "seem"}
+          "could", "may", "seem", "fits"}
 _VERDICT = re.compile(
+    r"\s+fits\s+(?:best|(?:all|every)\b|the\s+(?:picture|presentation|findings|vignette)\s+best)|"
     r"\s+(?:is|was|would\s+be|should\s+be|seems\s+to\s+be|seems|appears\s+to\s+be|appears|looks|remains|must\s+be|"
     r"will\s+be|has\s+to\s+be|are)\s+(?:also\s+)?(?:the\s+|my\s+|our\s+)?(?:most\s+|best\s+|only\s+|single\s+|final\s+|"
     r"clearly\s+|definitely\s+|certainly\s+)?(?:correct|right|best|answer|true|appropriate|likely|accurate|indicated|"
@@ -187,9 +188,10 @@ _SUFFIX = re.compile(
     r"(?!\s+(?:than|if|when|only|unless|in\s+(?:a|an|the|patients?|cases?|children|pregnan\w*|outpatients?)|"
     r"for\s+(?:a|an|patients?|children|outpatients?)|had|were)\b)",
     re.I)
-# "C would be correct in children", "...if the patient were older": a conditional, unless it ends there
-_WOULD_END = re.compile(r"\s*(?:answer|choice|option|one|here|in\s+this\s+(?:case|patient|scenario))?\s*[*_)]*\s*"
-                        r"(?:[.!\n]|$|[,;:]\s*(?:because|since|as|given)\b)", re.I)
+# "C would be correct in children", "D is the answer most people choose": a verdict counts where it ends its clause
+_WOULD_END = re.compile(r"\s*(?:answer|choice|option|one)?\s*(?:here|for\s+this\s+(?:patient|question|case|item)|"
+                        r"in\s+this\s+(?:case|patient|scenario|question))?\s*[*_)]*\s*"
+                        r"(?:[.!;\n]|$|,?\s*(?:because|since|as|given|so)\b|[,:]\s*(?:\(?[A-Z]\)?|not\b)|\()", re.I)
 _SUFFIX_PRE_OK = re.compile(r"(?:^|[\n.;:!?,(\[*]|\b(?:option|choice|letter|answer|so|thus|therefore|hence|think|"
                             r"believe|guess|that|clearly|definitely|probably)\s*)\s*$", re.I)
 
@@ -229,9 +231,8 @@ def _phrase_spans(t: str):
         if free(m):
             out.append((WEAK, m.start(), (m.group(1) or m.group(2)) + ".", False))
     for m in _SUFFIX.finditer(t):
-        would = re.search(r"would|should", m.group(0), re.I)
         if m.group(1).isupper() and _SUFFIX_PRE_OK.search(t[max(0, m.start() - 30):m.start()]) and \
-                (not would or _WOULD_END.match(t, m.end())) and free(m):
+                _WOULD_END.match(t, m.end()) and free(m):   # the verdict ends its clause: not "... for children"
             out.append((WEAK, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
     return out
 
