@@ -91,7 +91,8 @@ def _mentions(text: str, surfaces) -> list[tuple[int, int, str]]:
     "no" followed by a word is the determiner ("no difference"), not the label."""
     found, taken = [], []
     for surf, label in surfaces:
-        for m in re.finditer(rf"(?<![\w-]){re.escape(surf)}(?![\w-])", text):
+        edge = r"[A-Za-z0-9_\u00c0-\u024f-]" if surf.isascii() else r"[\w-]"   # "yesです" is yes; "答案是否" holds no 是
+        for m in re.finditer(rf"(?<!{edge}){re.escape(surf)}(?!{edge})", text):
             if any(a <= m.start() < b for a, b in taken):
                 continue  # part of a longer label already matched
             taken.append((m.start(), m.end()))
@@ -139,14 +140,16 @@ _LABEL_PHRASE = re.compile(
     r"(?:\s+(?:correcta|correta|final|finale|correcte|richtige|corretta))?\s*(?:[:=]|\b(?:es|é|est|ist|è|lautet)\b:?)"
     r"|(?:最终|最終)?(?:答案|答え|回答|结论|結論)(?:是|为|は|：|:))", re.I)
 # "Maybe. Actually, yes": a revision, read only when a label starts what follows it
-_LABEL_REVISION = re.compile(r"(?:^|(?<=[\s.;!?—–-]))(?:actually|wait|on\s+(?:second\s+thought|reflection)|correction|"
+_LABEL_REVISION = re.compile(r"(?:^|(?<=[\s.;!?—–-]))(?:(?:actually|wait|on\s+(?:second\s+thought|reflection)|correction|"
                              r"no,\s+wait|scratch\s+that|rather|revised(?:\s+answer)?|(?:revise|change)\s+(?:it|that|"
-                             r"my\s+answer)\s+to)\b[\s,:—–-]*", re.I)
+                             r"my\s+answer)\s+to)\b|(?:after|upon|on)\s+(?:reviewing|considering|re-?reading|looking\s+(?:again|"
+                             r"closer|more\s+closely))[^,.;\n]{0,60},)[\s,:—–-]*", re.I)
 # "yes/no cannot be determined": the labels it names are not stated as the answer (neither is "maybe")
 _UNDETERMINED = re.compile(r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:cannot|can\s*not|can't|could\s+not|couldn't|unable\s+to)\s+(?:be\s+)?"
                            r"(?:determined?|decided?|answered?|concluded?|established?|said|say|inferred?|tell|known?)\b[^.;!?\n,]*|"
-                           r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|insufficient\s+(?:data|evidence)"
-                           r"\s+to\s+(?:decide|determine|say)|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
+                           r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|"
+                           r"(?:insufficient|not\s+enough)(?:\s+\w+){0,2}\s+to\s+(?:decide|determine|say|answer|tell|conclude)|"
+                           r"(?:unclear|uncertain|not\s+clear)\s+whether|no\s+(?:firm\s+|clear\s+)?conclusion\s+can\s+be\s+drawn|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
                            r"(?:a\s+)?(?:clear\s+|definite\s+|definitive\s+)?yes[\s/-]*(?:or|/)[\s/-]*no\s+(?:answer|question|response)|"
                            r"remains?\s+(?:to\s+be\s+(?:determined|seen|established)|unclear|unknown|uncertain|undetermined)|"
                            r"(?:not\s+possible|impossible)\s+to\s+(?:say|tell|determine|decide|conclude|know))\b[^.;!?\n,]*", re.I)
@@ -164,6 +167,7 @@ def label_outcome(text: str, labels: list[str], aliases: dict | None = None,
     if not t:
         return INVALID
     t = _UNDETERMINED.sub(lambda m: " " * len(m.group(0)), t)
+    t = re.sub(r"(?<!\w)(['‘\"“])\s*(\w[\w -]{0,30}?)\s*(['’\"”])(?!\w)", r"\2 ,", t)   # "a 'no' answer": the quoted word is the label
     aliases = dict(aliases or {})
     for lab, words in _YESNO_WORDS.items():
         if lab in labels:

@@ -32,6 +32,7 @@ REVISION = re.compile(
     r"correction|scratch\s+that|I\s+(?:was\s+wrong|made\s+a\s+mistake|change\s+my\s+(?:answer|mind))|"
     r"let\s+me\s+(?:reconsider|correct|re-?check|re-?evaluate)|re-?considering|(?:upon|after|on)\s+(?:further\s+)?"
     r"(?:review|re-?checking|reconsideration)|revised|changing\s+my\s+answer|(?:revise|change)\s+(?:it|that|my\s+answer)\s+to|no,\s+that'?s\s+(?:wrong|not\s+right)|"
+    r"(?:after|upon|on)\s+(?:reviewing|considering|re-?reading|looking\s+(?:again|closer|more\s+closely))[^,.;\n]{0,60},|"
     r"en\s+realidad|na\s+verdade|en\s+fait|eigentlich|其实|实际上|訂正|いや)\b", re.I)
 
 # A verdict that rejects what it follows ("C is incorrect", "B: wrong", "A ❌"): not an answer statement.

@@ -275,6 +275,9 @@ def test_a_truncated_output_counts_only_through_a_final_answer():
     ("Whether it is yes or no remains to be determined.", None), ("The answer cannot be determined; maybe.", "maybe"),
     ("Respuesta: sí", "yes"), ("Resposta: não", "no"), ("Réponse : peut-être", "maybe"), ("答案：否", "no"),
     ('{"final_decision": "no"}', "no"),
+    ("I'd initially say no; however, after reviewing the data, yes.", "yes"), ("The study supports a 'no' answer.", "no"),
+    ("答えはyesです。", "yes"), ("The evidence is insufficient to answer yes or no.", None),
+    ("No, but maybe in subgroups.", "no"),
 ])
 def test_yesno_last_final_statement_and_undetermined(text, answer):
     assert label_outcome(text, ["yes", "no", "maybe"]).answer == answer
