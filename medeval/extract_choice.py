@@ -62,6 +62,9 @@ def _text_hit(s: str, options: list[dict]) -> dict | None:
 
 def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
     own = next((o for o in options if o["letter"] == letter), None)
+    if own and _clashes(own, options):   # "D. Bb Bb" where D is "Bb bb" and C is "Bb Bb": not D's own text
+        es, eo = _exact(rest.lstrip(" \t.):*_]-–—")), _exact(own["text"])
+        return es.startswith(eo) and not re.match(r"[\w%]", es[len(eo):len(eo) + 1])
     return bool(own and norm(own["text"]) and f" {norm(rest)} ".startswith(f" {norm(own['text'])} "))
 
 
