@@ -81,6 +81,11 @@ _VERDICT = re.compile(
     r"(?!\s+(?:if|when|unless|only|than|had|were|in\s+(?!this\b)|for\s+(?!this\b)|among\s+(?!these\b))\b)", re.I)
 
 
+_TEXT_GO = re.compile(r"\s+(?:because|since|as|given|due\s+to|which\s+(?:is|fits|explains)|fits\s+best|best\s+"
+                      r"(?:explains|fits|describes|accounts)|(?:should|must|needs\s+to)\s+be\s+(?:given|started|done|"
+                      r"performed|used|chosen|ordered)(?:\s+(?:first|now|next|immediately))?\s*(?:[.!\n]|$))\b", re.I)
+
+
 def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = False, start: bool = False):
     """(letter, rest) when `s` starts with a standalone option letter, else None.
     A letter followed by a word counts only when the word is a connective or the letter's own
@@ -141,6 +146,8 @@ def read_span(span: str, options: list[dict], strict: bool = False, lower: bool 
         rest_after = s[_match_len(s, hit["text"]):]
         if REJECTED.match(rest_after):
             return set()   # "Heparin is contraindicated here"
+        if start and re.match(r"\s+[A-Za-z]", rest_after) and not (_VERDICT.match(rest_after) or _TEXT_GO.match(rest_after)):
+            return set()   # "Heparin is often used, but ...", "Observation alone is not enough": a discussion
         found.add(hit["letter"])
     else:
         return set()
@@ -401,8 +408,11 @@ def _text_mentions(t: str, options: list[dict]) -> set[str]:
         pattern = r"(?<![^\W_])(?<![-+−<>≤≥±])" + r"[\W_]+".join(re.escape(w) for w in words) + r"(?![^\W_])"
         for m in re.finditer(pattern, t, re.I):
             before = t[max(0, m.start() - 40):m.start()]
+            after = t[m.end():m.end() + 200]
+            opening = re.search(r"(?:^|[.,;:!?(\n])\s*$", before)   # a sentence start: only with a verdict after it
             if _CUE.search(before) and not _NEGATED_TEXT.search(norm(before[-30:]) + " ") and \
-                    not REJECTED.match(t[m.end():]):
+                    not REJECTED.match(after) and \
+                    (not opening or re.match(r"\s*(?:[.!?\n]|$)", after) or _VERDICT.match(after) or _TEXT_GO.match(after)):
                 hits.append(o)
                 break
     hits = [o for o in hits if not any(o is not p and norm(o["text"]) in norm(p["text"]) for p in hits)]

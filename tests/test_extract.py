@@ -215,7 +215,10 @@ O5 = [{"letter": l, "text": t} for l, t in zip("ABCDE", ["Observation", "Increas
     ("Choice D is correct for the acute setting. Choice B is correct for the chronic setting.", None, "invalid"),
     ("B fits the age, D fits the labs.", None, "invalid"), ("I'd go with B.\n\nFinal answer: C", None, "ambiguous"),
     ('{"rejected": ["A", "B"], "selected": "C"}', "C", "answer"), ("[x] B\n[ ] C\n[ ] D", "B", "answer"),
-    ("Does A fit? No. Does E fit? Yes.", "E", "answer"), ("Ich wähle D.", "D", "answer"), ("故选B", "B", "answer"),
+    ("Does A fit? No. Does E fit? Yes.", "E", "answer"),
+    ("Observation is often used, but here Gastric lavage is indicated.", None, "invalid"),   # a discussion of texts
+    ("Observation alone is not enough; we should switch.", None, "invalid"),
+    ("Gastric lavage because the ingestion was recent.", "D", "answer"), ("Ich wähle D.", "D", "answer"), ("故选B", "B", "answer"),
     # final-answer markers in common formats
     ("<final_answer>C</final_answer>", "C", "answer"), ('{"selected_option": "B", "confidence": 0.8}', "B", "answer"),
     ('{"choice": "E"}', "E", "answer"), ('{"final": "D"}', "D", "answer"), ("I'd go with C.", "C", "answer"),
