@@ -88,7 +88,7 @@ class Truncating(Scripted):
     def generate(self, reqs):
         for i, r in enumerate(reqs):
             item = r.id.split("/")[1]
-            yield i, Output(["Heparin would make sense here because the"], finish_reasons=["length" if item == "0" else "stop"])
+            yield i, Output(["Heparin, because the"], finish_reasons=["length" if item == "0" else "stop"])
 
 
 def test_a_truncated_output_is_read_only_through_a_final_answer(tmp_path):

@@ -263,8 +263,8 @@ def test_letters_beyond_j_and_a_lone_word_a_or_i():
 def test_a_truncated_output_counts_only_through_a_final_answer():
     cut = "Let's weigh the options.\nA. Observation - not enough.\nD. Gastric lavage - this is reasonable if the patient"
     assert choice_outcome(cut, O5, finish_reason="length").status == "invalid"
-    assert choice_outcome("Gastric lavage would make sense because", O5, finish_reason="length").status == "invalid"
-    assert choice_outcome("Gastric lavage would make sense because", O5).answer == "D"   # complete: read
+    assert choice_outcome("Gastric lavage, because the", O5, finish_reason="length").status == "invalid"
+    assert choice_outcome("Gastric lavage, because the", O5).answer == "D"   # complete: read
     assert choice_outcome("Answer: D\n\nExplanation: A is incorrect because", O5, finish_reason="length").answer == "D"
     assert label_outcome("Looking at the outcome, the effect favours yes because the", ["yes", "no", "maybe"],
                          finish_reason="length").status == "invalid"
