@@ -191,8 +191,10 @@ _CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequ
                        r"|\b(?:all\s+things\s+considered|putting\s+it\s+(?:all\s+)?together|all\s+in\s+all|in\s+the\s+end|"
                        r"ultimately|to\s+conclude|in\s+short|to\s+sum\s+up|considering\s+everything)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(
-    r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*\s+"
-    r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be)\s+(?:the\s+|my\s+)?"
+    r"(?:^|(?<=[\n.;:!?,(\[*])|(?<=\s))(?:(?:option|choice|letter|answer)\s+)?[(*\[]*([A-Z])[)*\]]*"
+    r"(?:\s*\([^()\n]{1,200}\))?\s+"   # "B (its text) is the best answer"
+    r"(?:is|would\s+be|seems\s+to\s+be|appears\s+to\s+be|should\s+be|must\s+be|emerges\s+as|stands\s+out\s+as)\s+"
+    r"(?:the\s+|my\s+)?"
     r"(?>(?:most\s+|only\s+|single\s+|best\s+|final\s+)?(?:correct|right|best|true|accurate|appropriate|likely|answer)\b"
     r"(?:\s+(?:answer|choice|option|one)\b)?)"   # atomic: "the most likely answer only when" is not "most likely"
     r"(?!\s+(?:than|if|when|only|unless|in\s+(?:a|an|the|patients?|cases?|children|pregnan\w*|outpatients?)|"
@@ -211,9 +213,11 @@ _TOPIC_IS = re.compile(r"\b(?:diagnosis|step|management|treatment|cause|drug|org
                        r"therapy|intervention|finding|mechanism|explanation|culprit|agent|investigation|option|choice)"
                        r"(?:\s+(?:here|for\s+[^.\n]{0,60}?|in\s+[^.\n]{0,60}?))?\s+(?:is|would\s+be|will\s+be)\b:?", re.I)
 _NEGATED_PHRASE = re.compile(r"\b(?:incorrect|wrong|false|not\s+the|isn't\s+the|other|distractor|tempting|"
-                             r"alternative|common(?:\s+wrong)?|tricky|second|third|next|runner[- ]up|less|least|"
-                             r"backup|fallback|previous|earlier|initial|original|usual|\d+(?:nd|rd|th))[ \t-]+"
-                             r"(?:(?:best|most\s+likely|likely|most\s+appropriate|appropriate|correct)[ \t]+)?$", re.I)
+                             r"alternative|common(?:\s+wrong)?|tricky|second|third|runner[- ]up|less|least|"
+                             r"backup|fallback|previous|earlier|initial|original|usual|\d+(?:nd|rd|th)|each|every|all|any|"
+                             r"per|these|those|following|analy[sz]e|review|consider|evaluate|examine|discuss)[ \t-]+"
+                             r"(?:(?:best|most\s+likely|likely|most\s+appropriate|appropriate|correct)[ \t]+)?$|"
+                             r"\bnext[ \t-]+(?:best|most\s+likely|likely|most\s+appropriate)[ \t]+$", re.I)
 _EXPLICIT = re.compile(r"answer|option|choice|response|selection|solution|correct|letter|\bans\b|^[*_\s]*A\s*:", re.I)
 
 
@@ -229,6 +233,8 @@ def _phrase_spans(t: str):
     ("if the answer is A, ...", "otherwise I would choose A") is not an answer position."""
     out = []
     free = lambda m: not (_NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]) or
+                          re.search(r"\bnext[ \t-]+$", t[max(0, m.start() - 8):m.start()], re.I) and
+                          re.match(r"[*_\s]*(?:best|most|likely|top|answer|option|choice|pick)", m.group(0), re.I) or
                           CONDITION.search(t[max(0, m.start() - 150):m.start()]) or _conditional(t, m))
     for m in list(_PREFIX.finditer(t))[-MAX_PHRASES:]:
         if free(m):

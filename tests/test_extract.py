@@ -218,7 +218,11 @@ O5 = [{"letter": l, "text": t} for l, t in zip("ABCDE", ["Observation", "Increas
     ("Does A fit? No. Does E fit? Yes.", "E", "answer"),
     ("Observation is often used, but here Gastric lavage is indicated.", None, "invalid"),   # a discussion of texts
     ("Observation alone is not enough; we should switch.", None, "invalid"),
-    ("Gastric lavage because the ingestion was recent.", "D", "answer"), ("Ich wähle D.", "D", "answer"), ("故选B", "B", "answer"),
+    ("Gastric lavage because the ingestion was recent.", "D", "answer"),
+    ("Let's analyze each option:\n\nA) Observation - not the best choice because...\nB) Increase the dose - could be "
+     "considered, but...", None, "invalid"),   # "each option:" introduces a list, it states no answer
+    ("The most appropriate next step in management is **Gastric lavage** (Option D).", "D", "answer"),
+    ("After evaluating all options, E (Switch to IV therapy) emerges as the best answer.", "E", "answer"), ("Ich wähle D.", "D", "answer"), ("故选B", "B", "answer"),
     # final-answer markers in common formats
     ("<final_answer>C</final_answer>", "C", "answer"), ('{"selected_option": "B", "confidence": 0.8}', "B", "answer"),
     ('{"choice": "E"}', "E", "answer"), ('{"final": "D"}', "D", "answer"), ("I'd go with C.", "C", "answer"),
