@@ -232,10 +232,7 @@ def _phrase_spans(t: str):
     A phrase after a negation ("incorrect answer:"), a rank ("second-best answer:") or inside a condition
     ("if the answer is A, ...", "otherwise I would choose A") is not an answer position."""
     out = []
-    free = lambda m: not (_NEGATED_PHRASE.search(t[max(0, m.start() - 24):m.start()]) or
-                          re.search(r"\bnext[ \t-]+$", t[max(0, m.start() - 8):m.start()], re.I) and
-                          re.match(r"[*_\s]*(?:best|most|likely|top|answer|option|choice|pick)", m.group(0), re.I) or
-                          CONDITION.search(t[max(0, m.start() - 150):m.start()]) or _conditional(t, m))
+    free = lambda m: _free(t, m)
     for m in list(_PREFIX.finditer(t))[-MAX_PHRASES:]:
         if free(m):
             out.append((FINAL if _EXPLICIT.search(m.group(0)) else WEAK, m.end(), t[m.end():m.end() + 300], False))
@@ -251,6 +248,16 @@ def _phrase_spans(t: str):
                 _WOULD_END.match(t, m.end()) and free(m):   # the verdict ends its clause: not "... for children"
             out.append((WEAK, m.start(), m.group(1) + ".", False))   # the verdict regex already read the letter
     return out
+
+
+def _free(t: str, m) -> bool:
+    """The phrase `m` is an answer position: not negated or ranked ("incorrect answer:", "second-best:",
+    "each option:", "next best answer:"), not inside a condition or about another setting."""
+    before = t[max(0, m.start() - 24):m.start()]
+    ranked_next = re.search(r"\bnext[ \t-]+$", before, re.I) and \
+        re.match(r"[*_\s]*(?:best|most|likely|top|answer|option|choice|pick)", m.group(0), re.I)
+    return not (_NEGATED_PHRASE.search(before) or ranked_next or
+                CONDITION.search(t[max(0, m.start() - 150):m.start()]) or _conditional(t, m))
 
 
 _SETTING = (r"(?:if|unless|when|whenever|in\s+(?:a|an)\s|in\s+(?:children|pregnan\w*|outpatients?|adults?|the\s+elderly|"
