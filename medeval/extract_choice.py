@@ -45,25 +45,33 @@ def _clashes(o: dict, options: list[dict]) -> bool:
 def _text_hit(s: str, options: list[dict]) -> dict | None:
     """The option whose whole text starts `s` (the longest such option). Where two options read the same
     without case and symbols, or an option is a single letter, only the exact text counts."""
+    s = s.replace("−", "-")
     ns, es = f" {norm(s)} ", _exact(s)
     hits = []
     for o in options:
         no, eo = norm(o["text"]), _exact(o["text"])
         if not eo:
             continue
-        if _clashes(o, options) or len(no) <= 1:
+        if _clashes(o, options) or not no or len(no) == 1 and no.isalpha():
             follow = es[len(eo):]
-            if es.startswith(eo) and not re.match(r"[\w%]" if len(no) != 1 else r"\s*\w", follow):
+            if es.startswith(eo) and not re.match(r"[.,]\d|" + (r"[\w%]" if len(no) != 1 else r"\s*\w"), follow):
                 hits.append(o)
-        elif ns.startswith(f" {no} ") and not (no[0].isdigit() and re.match(r"\s*[-+−<>≤≥±]", s)):
+        elif ns.startswith(f" {no} ") and (sign := re.match(r"\s*([-+−<>≤≥±]?)", s).group(1).replace("−", "-")) \
+                == (eo[0] if eo[0] in "-+<>≤≥±" else "") and \
+                not re.match(r"(?:[.,]\d|\d|%)", s[_text_end(s, o["text"]):]):   # "2.5" is not the option "2"
             hits.append(o)
     return max(hits, key=lambda o: len(_exact(o["text"]))) if hits else None
+
+
+def _after_letter(rest: str) -> str:
+    """What follows "B." / "B)" / "B -": the separator removed, a minus sign kept ("D. -5 mg/kg")."""
+    return re.sub(r"^[ \t.):*_\]–—]*(?:-(?![\d.]))?[ \t]*", "", rest)
 
 
 def _own_text_follows(rest: str, letter: str, options: list[dict]) -> bool:
     own = next((o for o in options if o["letter"] == letter), None)
     if own and _clashes(own, options):   # "D. Bb Bb" where D is "Bb bb" and C is "Bb Bb": not D's own text
-        es, eo = _exact(rest.lstrip(" \t.):*_]-–—")), _exact(own["text"])
+        es, eo = _exact(_after_letter(rest)), _exact(own["text"])
         return es.startswith(eo) and not re.match(r"[\w%]", es[len(eo):len(eo) + 1])
     return bool(own and norm(own["text"]) and f" {norm(rest)} ".startswith(f" {norm(own['text'])} "))
 
@@ -96,7 +104,7 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     letter, rest = m.group(1), s[m.end():]
     if re.match(r"[)\]*_]*\s*\?", rest):
         return None   # "Option D?" asks
-    if REJECTED.match(rest) and not _text_hit(rest.lstrip(" \t.):*_]-–—"), options):
+    if REJECTED.match(rest) and not _text_hit(_after_letter(rest), options):
         return None   # "C is incorrect", "B: wrong", "A ❌": a rejected option, not an answer ("B. False" is B)
     if letter.islower():   # "answer: (b)", "answer: b." -- only after an answer phrase, never before words
         if not lower:
@@ -137,7 +145,7 @@ def read_span(span: str, options: list[dict], strict: bool = False, lower: bool 
     if lt:
         letter, rest = lt
         found.add(letter)
-        after = rest.lstrip(" \t.):*_]-–—")
+        after = _after_letter(rest)
         other = _text_hit(after, options)
         if other and other["letter"] != letter and not _own_text_follows(after, letter, options):
             found.add(other["letter"])   # "B. Warfarin" where Warfarin is option D
@@ -161,6 +169,11 @@ def read_span(span: str, options: list[dict], strict: bool = False, lower: bool 
         elif other:
             found.add(other["letter"])
     return found
+
+
+def _text_end(s: str, text: str) -> int:
+    """Where the option text that starts `s` ends in `s` (its own symbols included: "20%")."""
+    return len(text) if s[:len(text)].lower() == text.lower() else _match_len(s, text)
 
 
 def _match_len(s: str, text: str) -> int:

@@ -247,6 +247,9 @@ def test_answer_statements(text, answer, status):
     (["<20%", ">20%", "20%", "<2%"], "**20%**", "C"), (["Bb BB", "bb bb", "BB BB", "Bb bb"], "Answer: bb bb", "B"),
     (["Bb BB", "bb bb", "BB BB", "Bb bb"], "The answer is Bb bb (D)", "D"), (["↑ ↑", "↑ ↓", "↓ ↑", "↓ ↓"], "↓ ↑", "C"),
     (["Bb BB", "bb bb", "BB BB", "Bb bb"], "Answer: BB bb", None),   # fits none exactly: not read
+    (["-1000", "1000", "0", "+100"], "Answer: −1000", "A"), (["+2", "-2", "+1", "-1"], "The answer is +2.", "A"),
+    (["2", "3", "5", "10"], "Answer: 2.5", None), (["20%", "50%", "0%", "90%"], "0% is the correct answer.", "C"),
+    (["0.5 mg/kg", "5 mg/kg", "50 mg/kg", "-5 mg/kg"], "D. -5 mg/kg", "D"),
     ([o["text"] for o in O5], "Answer: Measure the drug", None),   # the prefix of a longer option
 ])
 def test_option_text_keeps_signs_symbols_and_case(texts, stated, answer):
