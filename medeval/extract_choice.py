@@ -284,6 +284,8 @@ def _conditional(t: str, m) -> bool:
     were older, the answer is B.", "The answer would be B in pregnancy." """
     if _SENTENCE_SETTING.search(t[max(0, m.start() - 200):m.start()]):
         return True
+    if re.match(r"[^.!?;\n]{0,80}?(?<!even)\s(?:if|unless|provided|assuming)\s", t[m.end():m.end() + 120], re.I):
+        return True   # "The answer is B if the patient is stable"
     return bool(re.search(r"\b(?:would|could|might)\b", m.group(0), re.I) and _AFTER_SETTING.match(t, m.end(), m.end() + 200))
 
 

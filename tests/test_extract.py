@@ -210,6 +210,7 @@ O5 = [{"letter": l, "text": t} for l, t in zip("ABCDE", ["Observation", "Increas
     ("C is incorrect.", None, "invalid"), ("C is incorrect because the level is normal.", None, "invalid"),
     ("Not D.", None, "invalid"), ("B is the usual choice for outpatients.", None, "invalid"),
     ("In a child, the answer would be B.", None, "invalid"), ("Second-best: C", None, "invalid"),
+    ("The answer is B if the patient is stable, otherwise C.", None, "invalid"),
     ("Is it B? Possibly. Is it D? Possibly.", None, "invalid"),
     ("The answer is B.\n\nNote: D is the answer most people choose.", "B", "answer"),
     ("Choice D is correct for the acute setting. Choice B is correct for the chronic setting.", None, "invalid"),
