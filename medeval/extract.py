@@ -3,7 +3,7 @@
 This module holds the shared text helpers (`clean`, `norm`, `boxed_contents`, `Outcome`), the
 label rules (`label_outcome`, `extract_labels`) and the majority `vote`; the multiple-choice rules
 live in medeval/extract_choice.py, which builds on the helpers here. Each answer type
-(medeval/answer_types/) picks its rules: `answer_types.outcome(task, text, row, options)` returns an
+(medeval/answer_types/) picks its rules: `answer_types.outcome(task, text, row, options, finish_reason)` returns an
 `Outcome(answer, status, rule)` where status is "answer", "invalid" (nothing readable) or
 "ambiguous" (two different answers in the final-answer position: a hedge such as "B or C");
 `answer_types.extract()` returns only the answer (None unless "answer"). The rules and their
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import NamedTuple
 
 MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are read
@@ -48,6 +49,7 @@ def clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
+@lru_cache(maxsize=8192)
 def norm(s: str) -> str:
     """Lower case, punctuation to spaces (keeps / & -), single spaces."""
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s/&-]", " ", s.lower())).strip()
@@ -62,6 +64,11 @@ def lnorm(s: str) -> str:
 
 def boxed_contents(t: str) -> list[str]:
     r"""The contents of every \boxed{...} (balanced braces), LaTeX commands and braces removed."""
+    return [c for _, c in boxed_spans(t)]
+
+
+def boxed_spans(t: str) -> list[tuple[int, str]]:
+    r"""(position, contents) of every \boxed{...}, as boxed_contents reads them."""
     out = []
     for m in list(re.finditer(r"\\boxed\s*\{", t))[-20:]:   # the last 20, each read up to 2,000 characters
         depth, i, end = 1, m.end(), min(len(t), m.end() + 2000)
@@ -69,7 +76,7 @@ def boxed_contents(t: str) -> list[str]:
             depth += {"{": 1, "}": -1}.get(t[i], 0)
             i += 1
         inner = t[m.end():i - 1] if depth == 0 else t[m.end():end]
-        out.append(re.sub(r"[{}$]", "", re.sub(r"\\[A-Za-z]+\s*", "", inner)).strip())
+        out.append((m.start(), re.sub(r"[{}$]", "", re.sub(r"\\[A-Za-z]+\s*", "", inner)).strip()))
     return out
 
 
@@ -84,7 +91,8 @@ def _mentions(text: str, surfaces) -> list[tuple[int, int, str]]:
     "no" followed by a word is the determiner ("no difference"), not the label."""
     found, taken = [], []
     for surf, label in surfaces:
-        for m in re.finditer(rf"(?<![\w-]){re.escape(surf)}(?![\w-])", text):
+        edge = r"[A-Za-z0-9_\u00c0-\u024f-]" if surf.isascii() else r"[\w-]"   # "yesです" is yes; "答案是否" holds no 是
+        for m in re.finditer(rf"(?<!{edge}){re.escape(surf)}(?!{edge})", text):
             if any(a <= m.start() < b for a, b in taken):
                 continue  # part of a longer label already matched
             taken.append((m.start(), m.end()))
@@ -127,20 +135,54 @@ _LABEL_PHRASE = re.compile(
     r"\b(?:(?:final\s+|my\s+|the\s+)?(?:answer|decision|conclusion|verdict|label|classification|category|"
     r"specialty|relation(?:ship)?|prediction|class|response)(?:\s+(?:to|for)\s+(?:this|the)\s+question)?"
     r"(?:\s*\([^()\n]{0,80}\))?\s*[*_]*\s*(?:[:=]|[-–—]+>?|\b(?:is|would\s+be|will\s+be|should\s+be)\b:?|\*\*\s*\n)"
-    r"|\bI\s*(?:would|will|'d|’d|'ll|’ll)?\s*(?:say|answer|choose|go\s+with)\b:?)", re.I)
+    r"|\bI\s*(?:would|will|'d|’d|'ll|’ll)?\s*(?:say|answer|choose|go\s+with)\b:?"
+    r"|\b(?:(?:la\s+)?respuesta|(?:a\s+)?resposta|(?:la\s+)?r[ée]ponse|(?:die\s+)?antwort|(?:la\s+)?risposta)"
+    r"(?:\s+(?:correcta|correta|final|finale|correcte|richtige|corretta))?\s*(?:[:=]|\b(?:es|é|est|ist|è|lautet)\b:?)"
+    r"|(?:最终|最終)?(?:答案|答え|回答|结论|結論)(?:是|为|は|：|:))", re.I)
+# "Maybe. Actually, yes": a revision, read only when a label starts what follows it
+_LABEL_REVISION = re.compile(r"(?:^|(?<=[\s.;!?—–-]))(?:(?:actually|wait|on\s+(?:second\s+thought|reflection)|correction|"
+                             r"no,\s+wait|scratch\s+that|rather|revised(?:\s+answer)?|(?:revise|change)\s+(?:it|that|"
+                             r"my\s+answer)\s+to)\b|(?:after|upon|on)\s+(?:reviewing|considering|re-?reading|looking\s+(?:again|"
+                             r"closer|more\s+closely))[^,.;\n]{0,60},)[\s,:—–-]*", re.I)
+# "yes/no cannot be determined": the labels it names are not stated as the answer (neither is "maybe")
+_UNDETERMINED = re.compile(r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:cannot|can\s*not|can't|could\s+not|couldn't|unable\s+to)\s+(?:be\s+)?"
+                           r"(?:determined?|decided?|answered?|concluded?|established?|said|say|inferred?|tell|known?)\b[^.;!?\n,]*|"
+                           r"(?:^|(?<=[.;!?\n]))[^.;!?\n]*?\b(?:undetermined|indeterminate|not\s+determinable|"
+                           r"(?:insufficient|not\s+enough)(?:\s+\w+){0,2}\s+to\s+(?:decide|determine|say|answer|tell|conclude)|"
+                           r"(?:unclear|uncertain|not\s+clear)\s+whether|no\s+(?:firm\s+|clear\s+)?conclusion\s+can\s+be\s+drawn|no\s+(?:way|basis)\s+to\s+(?:decide|determine|tell)|"
+                           r"(?:a\s+)?(?:clear\s+|definite\s+|definitive\s+)?yes[\s/-]*(?:or|/)[\s/-]*no\s+(?:answer|question|response)|"
+                           r"remains?\s+(?:to\s+be\s+(?:determined|seen|established)|unclear|unknown|uncertain|undetermined)|"
+                           r"(?:not\s+possible|impossible)\s+to\s+(?:say|tell|determine|decide|conclude|know))\b[^.;!?\n,]*", re.I)
+# Yes / no / maybe in the languages of the answer phrases above (only where the label set holds them)
+_YESNO_WORDS = {"yes": ["sí", "sim", "oui", "ja", "是", "是的", "はい"],
+                "no": ["não", "nao", "non", "nein", "否", "不是", "いいえ"],
+                "maybe": ["quizás", "quizá", "tal vez", "talvez", "peut-être", "vielleicht", "可能", "也许", "たぶん"]}
 
 
-def label_outcome(text: str, labels: list[str], aliases: dict | None = None) -> Outcome:
+def label_outcome(text: str, labels: list[str], aliases: dict | None = None,
+                  finish_reason: str | None = None) -> Outcome:
+    """The label `text` answers. An output cut off at the token limit (`finish_reason` "length") is
+    read only through `\\boxed{}` and answer phrases (docs/extraction.md)."""
     t = clean(text)
     if not t:
         return INVALID
-    surfaces = _surfaces(labels, aliases or {})
+    t = _UNDETERMINED.sub(lambda m: " " * len(m.group(0)), t)
+    t = re.sub(r"(?<!\w)(['‘\"“])\s*(\w[\w -]{0,30}?)\s*(['’\"”])(?!\w)", r"\2 ,", t)   # "a 'no' answer": the quoted word is the label
+    aliases = dict(aliases or {})
+    for lab, words in _YESNO_WORDS.items():
+        if lab in labels:
+            aliases[lab] = list(aliases.get(lab, [])) + words
+    surfaces = _surfaces(labels, aliases)
     for span in reversed(boxed_contents(t)):
         if (r := _read_label_span(span, surfaces)):
             return r._replace(rule="boxed")
-    for m in reversed(list(_LABEL_PHRASE.finditer(t))):
-        if (r := _read_label_span(t[m.end():m.end() + 300].lstrip(" *_:\n"), surfaces)):
+    phrases = [(m.end(), True) for m in _LABEL_PHRASE.finditer(t)] + \
+              [(m.end(), False) for m in _LABEL_REVISION.finditer(t) if m.start() > 0]
+    for end, whole in sorted(phrases, reverse=True)[:200]:   # the last final statement wins (the last 200 read)
+        if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n" if whole else " *_:\n.,;!—–-"), surfaces, whole)):
             return r._replace(rule="answer-phrase")
+    if finish_reason == "length":
+        return Outcome(None, "invalid", "truncated")
     if (r := _read_label_span(t.lstrip(" *_#>\"'(["), surfaces)):
         return r._replace(rule="first-sentence")
     last = t.rstrip().rsplit("\n", 1)[-1]

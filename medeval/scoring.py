@@ -142,8 +142,9 @@ def _read_outputs(p, gen, texts, judge, xj) -> dict:
     if judge is not None and hasattr(judge, "prefetch"):
         judge.prefetch([(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
                          it.row) for m in gen for it in p.items])
-    outcomes = {m: {it.id: [outcome(task, reply(m, it, t), it.row, it.options) for t in texts[m][it.id]["texts"]]
-                    for it in p.items} for m in gen}
+    finish = lambda m, it, k: ((texts[m][it.id].get("finish") or [])[k:k + 1] or [None])[0]
+    outcomes = {m: {it.id: [outcome(task, reply(m, it, t), it.row, it.options, finish_reason=finish(m, it, k))
+                            for k, t in enumerate(texts[m][it.id]["texts"])] for it in p.items} for m in gen}
     if xj is not None:
         xj.prefetch_outputs([(task, reply(m, it, t), it.options) for m in gen for it in p.items
                              for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])

@@ -80,3 +80,27 @@ def test_every_real_output_gets_one_status_and_the_counts_add_up(hf_backend, dat
         for r, s in zip(rows, status):
             assert (r["greedy"]["pred"] is None) == (s != "answer")
             assert r["greedy"].get("pred_status") == (None if s == "answer" else s)
+
+
+class Truncating(Scripted):
+    """FAKE backend (labelled): the same unfinished reply, cut off at the token limit for item 0 only."""
+
+    def generate(self, reqs):
+        for i, r in enumerate(reqs):
+            item = r.id.split("/")[1]
+            yield i, Output(["Heparin, because the"], finish_reasons=["length" if item == "0" else "stop"])
+
+
+def test_a_truncated_output_is_read_only_through_a_final_answer(tmp_path):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "toy.yaml").write_text(TASK)
+    (tmp_path / "tasks" / "toy.jinja").write_text("{{ doc.q }}")
+    (tmp_path / "data" / "toy").mkdir(parents=True)
+    (tmp_path / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:2]))
+    res = run(RunConfig(tasks=["toy"], task_dirs=[str(tmp_path / "tasks")], data_dir=str(tmp_path / "data"),
+                        no_cache=True, output_dir=str(tmp_path / "out")), backend=Truncating(), progress=False)
+    samples = [json.loads(l) for l in next((tmp_path / "out").rglob("samples_toy.jsonl")).read_text().splitlines()]
+    by_id = {s["id"]: s["greedy"] for s in samples}
+    assert by_id["0"]["status"] == ["invalid"] and by_id["0"]["finish_reasons"] == ["length"]
+    assert by_id["1"]["extracted"] == ["B"]            # the same text, finished: read
+    assert res["tasks"]["toy"]["invalid"]["greedy"]["truncated"] == 1

@@ -1,7 +1,7 @@
 """Answer extraction on the output styles real models write, for every bundled task."""
 import pytest
 
-from medeval.answer_types import extract, read
+from medeval.answer_types import extract, outcome, read
 from medeval.data import load_items
 from medeval.extract import extract_label, extract_labels, label_outcome, strip_think, vote
 from medeval.extract_choice import choice_outcome, extract_choice
@@ -181,3 +181,121 @@ def test_hostile_repetition_stays_cheap(text):
     assert choice_outcome(text, OPTS10).status in ("invalid", "ambiguous")
     assert label_outcome(text, ["yes", "no", "maybe"]).status == "invalid"
     assert time.perf_counter() - t0 < 5   # was 25 s for the unclosed \boxed{ run before reading was bounded
+
+
+# -- issue 21: precision-first reading (made-up examples of the classes the outside check found) --------
+O5 = [{"letter": l, "text": t} for l, t in zip("ABCDE", ["Observation", "Increase the dose", "Measure the drug level",
+                                                        "Gastric lavage", "Switch to IV therapy"])]
+
+
+@pytest.mark.parametrize("text,answer,status", [
+    # the answer first, then a sentence about another letter: the discussion does not override it
+    ("(C) Measure the drug level. A is the usual choice for outpatients.", "C", "answer"),
+    ("E. Switch to IV therapy. C would be correct in children.", "E", "answer"),
+    ("**Answer: B**\n\nWhy not the others? D is the most common wrong answer; A would be correct in pregnancy.", "B", "answer"),
+    # ranked answers: only the top one is an answer
+    ("Best answer: B\nReason: the dose is low.\nSecond-best: C", "B", "answer"),
+    ("1st choice: D\n2nd choice: A", "D", "answer"), ("Answer: B (runner-up: C)", "B", "answer"),
+    ("My top pick is B; if that were not available I would choose A.", "B", "answer"),
+    # self-questions and self-corrections
+    ("Is it B? No, the level is already high. Is it D? Yes, lavage fits the timing.", "D", "answer"),
+    ("A? No. C? No. E? Yes.", "E", "answer"), ("D. Actually, B.", "B", "answer"),
+    ("The answer is A. Hmm, actually no, it's C.", "C", "answer"),
+    ("Answer: A\nWait - I misread the question. The correct answer is E.", "E", "answer"),
+    # two different final answers: ambiguous, never the boxed or the last one
+    ("Answer: B\n\nFinal answer: D", None, "ambiguous"), ("\\boxed{B}\n\nThe answer is D.", None, "ambiguous"),
+    ('{"answer": "A"}\nFinal answer: C', None, "ambiguous"), ("**B**\n\nTherefore the answer is C.", None, "ambiguous"),
+    ("The answer is B.\n\nReasoning...\n\nFinal answer: B", "B", "answer"),    # restated: one answer
+    # rejections, conditionals and discussions state no answer
+    ("C is incorrect.", None, "invalid"), ("C is incorrect because the level is normal.", None, "invalid"),
+    ("Not D.", None, "invalid"), ("B is the usual choice for outpatients.", None, "invalid"),
+    ("In a child, the answer would be B.", None, "invalid"), ("Second-best: C", None, "invalid"),
+    ("The answer is B if the patient is stable, otherwise C.", None, "invalid"),
+    ("Is it B? Possibly. Is it D? Possibly.", None, "invalid"),
+    ("The answer is B.\n\nNote: D is the answer most people choose.", "B", "answer"),
+    ("Choice D is correct for the acute setting. Choice B is correct for the chronic setting.", None, "invalid"),
+    ("B fits the age, D fits the labs.", None, "invalid"), ("I'd go with B.\n\nFinal answer: C", None, "ambiguous"),
+    ('{"rejected": ["A", "B"], "selected": "C"}', "C", "answer"), ("[x] B\n[ ] C\n[ ] D", "B", "answer"),
+    ("Does A fit? No. Does E fit? Yes.", "E", "answer"),
+    ("Observation is often used, but here Gastric lavage is indicated.", None, "invalid"),   # a discussion of texts
+    ("Observation alone is not enough; we should switch.", None, "invalid"),
+    ("Gastric lavage because the ingestion was recent.", "D", "answer"),
+    ("Let's analyze each option:\n\nA) Observation - not the best choice because...\nB) Increase the dose - could be "
+     "considered, but...", None, "invalid"),   # "each option:" introduces a list, it states no answer
+    ("The most appropriate next step in management is **Gastric lavage** (Option D).", "D", "answer"),
+    ("After evaluating all options, E (Switch to IV therapy) emerges as the best answer.", "E", "answer"), ("Ich wähle D.", "D", "answer"), ("故选B", "B", "answer"),
+    # final-answer markers in common formats
+    ("<final_answer>C</final_answer>", "C", "answer"), ('{"selected_option": "B", "confidence": 0.8}', "B", "answer"),
+    ('{"choice": "E"}', "E", "answer"), ('{"final": "D"}', "D", "answer"), ("I'd go with C.", "C", "answer"),
+    ("We can rule out A and B. That leaves D.", "D", "answer"), ("Final verdict: C", "C", "answer"),
+    ("TL;DR: E", "E", "answer"), ("- A ❌\n- B ❌\n- C ✅\n- D ❌", "C", "answer"),
+    ("| Option | Assessment | Verdict |\n|---|---|---|\n| A | too slow | Incorrect |\n| D | fits | Correct |", "D", "answer"),
+    ("I'm torn between B (Increase the dose) and C (Measure the drug level).", None, "ambiguous"),
+    # six languages
+    ("La respuesta correcta es la C.", "C", "answer"), ("A resposta correta é E.", "E", "answer"),
+    ("L'option A est incorrecte. La réponse est donc B.", "B", "answer"),
+    ("Option A ist falsch. Daher ist die Antwort D.", "D", "answer"), ("答案是C。", "C", "answer"),
+    ("Aは誤りです。したがって、答えはBです。", "B", "answer"),
+])
+def test_answer_statements(text, answer, status):
+    out = choice_outcome(text, O5)
+    assert (out.answer, out.status) == (answer, status), out
+
+
+@pytest.mark.parametrize("texts,stated,answer", [
+    (["-1000", "1000", "0", "+100"], "The answer is -1000", "A"), (["-1000", "1000", "0", "+100"], "Answer: 1000", "B"),
+    (["-5 mV", "5 mV", "-50 mV", "50 mV"], "Answer: 5 mV", "B"), (["<20%", ">20%", "20%", "<2%"], "Answer: >20%", "B"),
+    (["<20%", ">20%", "20%", "<2%"], "**20%**", "C"), (["Bb BB", "bb bb", "BB BB", "Bb bb"], "Answer: bb bb", "B"),
+    (["Bb BB", "bb bb", "BB BB", "Bb bb"], "The answer is Bb bb (D)", "D"), (["↑ ↑", "↑ ↓", "↓ ↑", "↓ ↓"], "↓ ↑", "C"),
+    (["Bb BB", "bb bb", "BB BB", "Bb bb"], "Answer: BB bb", None),   # fits none exactly: not read
+    (["-1000", "1000", "0", "+100"], "Answer: −1000", "A"), (["+2", "-2", "+1", "-1"], "The answer is +2.", "A"),
+    (["2", "3", "5", "10"], "Answer: 2.5", None), (["20%", "50%", "0%", "90%"], "0% is the correct answer.", "C"),
+    (["0.5 mg/kg", "5 mg/kg", "50 mg/kg", "-5 mg/kg"], "D. -5 mg/kg", "D"),
+    ([o["text"] for o in O5], "Answer: Measure the drug", None),   # the prefix of a longer option
+])
+def test_option_text_keeps_signs_symbols_and_case(texts, stated, answer):
+    opts = [{"letter": chr(65 + i), "text": t} for i, t in enumerate(texts)]
+    assert choice_outcome(stated, opts).answer == answer
+
+
+def test_letters_beyond_j_and_a_lone_word_a_or_i():
+    opts = [{"letter": chr(65 + i), "text": f"Finding {i}"} for i in range(22)]
+    assert choice_outcome("The answer is S.", opts).answer == "S" and choice_outcome("\\boxed{V}", opts).answer == "V"
+    letters = [{"letter": l, "text": l} for l in "ABCDE"]    # items whose options are the letters themselves
+    for text in ("We need to choose a treatment that addresses the cause.", "A careful history is the first step.",
+                 "I cannot see the image."):
+        assert choice_outcome(text, letters).status == "invalid", text
+    assert choice_outcome("The structure labelled D is the answer. Answer: D", letters).answer == "D"
+
+
+def test_a_truncated_output_counts_only_through_a_final_answer():
+    cut = "Let's weigh the options.\nA. Observation - not enough.\nD. Gastric lavage - this is reasonable if the patient"
+    assert choice_outcome(cut, O5, finish_reason="length").status == "invalid"
+    assert choice_outcome("Gastric lavage, because the", O5, finish_reason="length").status == "invalid"
+    assert choice_outcome("Gastric lavage, because the", O5).answer == "D"   # complete: read
+    assert choice_outcome("Answer: D\n\nExplanation: A is incorrect because", O5, finish_reason="length").answer == "D"
+    assert label_outcome("Looking at the outcome, the effect favours yes because the", ["yes", "no", "maybe"],
+                         finish_reason="length").status == "invalid"
+    assert label_outcome("Answer: no\n\nThe authors randomised", ["yes", "no", "maybe"], finish_reason="length").answer == "no"
+
+
+@pytest.mark.parametrize("text,answer", [
+    ("Maybe. Actually, yes — the trial shows a benefit.", "yes"), ("No... no, wait. Yes.", "yes"),
+    ("Initially I'd say no, but on reflection the answer is maybe.", "maybe"), ("Answer: no\n\nFinal answer: yes", "yes"),
+    ("yes/no cannot be determined from the abstract.", None), ("It is not possible to say yes or no.", None),
+    ("Whether it is yes or no remains to be determined.", None), ("The answer cannot be determined; maybe.", "maybe"),
+    ("Respuesta: sí", "yes"), ("Resposta: não", "no"), ("Réponse : peut-être", "maybe"), ("答案：否", "no"),
+    ('{"final_decision": "no"}', "no"),
+    ("I'd initially say no; however, after reviewing the data, yes.", "yes"), ("The study supports a 'no' answer.", "no"),
+    ("答えはyesです。", "yes"), ("The evidence is insufficient to answer yes or no.", None),
+    ("No, but maybe in subgroups.", "no"),
+])
+def test_yesno_last_final_statement_and_undetermined(text, answer):
+    assert label_outcome(text, ["yes", "no", "maybe"]).answer == answer
+
+
+def test_answer_types_outcome_passes_the_finish_reason():
+    task = REGISTRY.tasks["pubmedqa"]
+    cut = "Looking at the outcome, the effect favours yes because the"
+    assert outcome(task, cut).answer == "yes"
+    assert outcome(task, cut, finish_reason="length").status == "invalid"

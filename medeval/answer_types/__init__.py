@@ -18,6 +18,9 @@ names it there.
 """
 from __future__ import annotations
 
+import inspect
+from functools import lru_cache
+
 from ..extract import Outcome
 from . import choice, labels, open_ended  # noqa: F401  (importing a module registers its types, in this order)
 from .base import REGISTRY, AnswerType, field_value, register  # noqa: F401  (the registry's API)
@@ -46,9 +49,18 @@ def read(task, row: dict) -> tuple[object, list[dict]]:
     return at.gold(task, raw, options), options
 
 
-def outcome(task, text: str, row: dict | None = None, options: list[dict] | None = None) -> Outcome:
-    """The answer read from `text` for `task`, with its status and the rule that decided."""
-    return of(task).outcome(task, text, row, options or [])
+def outcome(task, text: str, row: dict | None = None, options: list[dict] | None = None,
+            finish_reason: str | None = None) -> Outcome:
+    """The answer read from `text` for `task`, with its status and the rule that decided. An output cut
+    off at the token limit (`finish_reason` "length") counts only through an explicit final answer."""
+    at = of(task)
+    extra = {"finish_reason": finish_reason} if _takes_finish(type(at)) else {}   # types written before it: not
+    return at.outcome(task, text, row, options or [], **extra)
+
+
+@lru_cache(maxsize=None)
+def _takes_finish(cls) -> bool:
+    return "finish_reason" in inspect.signature(cls.outcome).parameters
 
 
 def extract(task, text: str, row: dict | None = None, options: list[dict] | None = None):

@@ -44,8 +44,10 @@ class AnswerType:
         return raw
 
     # -- reading a model's output ---------------------------------------------------------------------
-    def outcome(self, task, text: str, row: dict | None, options: list[dict]) -> Outcome:
-        """The answer `text` states, with its status ("answer", "invalid", "ambiguous") and rule."""
+    def outcome(self, task, text: str, row: dict | None, options: list[dict],
+                finish_reason: str | None = None) -> Outcome:
+        """The answer `text` states, with its status ("answer", "invalid", "ambiguous") and rule;
+        `finish_reason` "length": the output was cut off (types with answer rules read it strictly)."""
         t = clean(text)
         return Outcome(t, "answer") if t else INVALID
 

@@ -152,8 +152,8 @@ class Choice(AnswerType):
             raise MedevalError(f"{task.source_file}: field 'answer.gold_format': {fmt} needs a whole-number "
                                f"index, but the gold is {raw!r};{hint}") from None
 
-    def outcome(self, task, text, row, options):
-        return choice_outcome(text, options or [])
+    def outcome(self, task, text, row, options, finish_reason=None):
+        return choice_outcome(text, options or [], finish_reason)
 
     def metric_labels(self, task, options_per_item):
         """The shown option letters any item has (A-D, or A-J where some items have ten options)."""

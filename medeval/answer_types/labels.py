@@ -22,8 +22,8 @@ class YesNo(AnswerType):
                                f"{task.answer.labels}; add it to answer.labels or fix the data")
         return gold
 
-    def outcome(self, task, text, row, options):
-        return label_outcome(text, task.answer.labels, task.answer.aliases)
+    def outcome(self, task, text, row, options, finish_reason=None):
+        return label_outcome(text, task.answer.labels, task.answer.aliases, finish_reason)
 
 
 @register
@@ -48,7 +48,7 @@ class MultiLabel(AnswerType):
             raise MedevalError(f"{task.source_file}: field 'answer.gold': labels {bad} are outside answer.labels")
         return sorted(gold)
 
-    def outcome(self, task, text, row, options):
+    def outcome(self, task, text, row, options, finish_reason=None):
         a = task.answer
         found = extract_labels(text, a.labels, a.aliases, a.none_label)
         return Outcome(found, "answer") if found is not None else INVALID

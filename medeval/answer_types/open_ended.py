@@ -23,7 +23,7 @@ class Entities(AnswerType):
     def gold(self, task, raw, options):
         return sorted([e["start"], e["end"], e["type"]] for e in raw)
 
-    def outcome(self, task, text, row, options):
+    def outcome(self, task, text, row, options, finish_reason=None):
         mentions = parse_entities(text)
         if mentions is None:
             return INVALID
@@ -50,7 +50,7 @@ class Span(AnswerType):
     def gold(self, task, raw, options):
         return list(raw["text"]) if isinstance(raw, dict) else ([raw] if isinstance(raw, str) else list(raw))
 
-    def outcome(self, task, text, row, options):
+    def outcome(self, task, text, row, options, finish_reason=None):
         t = re.sub(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is\s*:?|:)\s*", "", clean(text), flags=re.I)
         return _answer(t.strip().strip('"').strip() or None)
 
@@ -60,7 +60,7 @@ class Diagnosis(AnswerType):
     """A ranked differential diagnosis; a judge ranks it against the final diagnosis."""
     name = "diagnosis"
 
-    def outcome(self, task, text, row, options):
+    def outcome(self, task, text, row, options, finish_reason=None):
         return _answer(parse_differential(text) or None)
 
 
