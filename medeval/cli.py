@@ -93,6 +93,10 @@ def run(
     launcher: Optional[str] = typer.Option(None, help="ray: run --shards N shards as tasks on a Ray cluster "
                                            "(RAY_ADDRESS, else a local one), then merge into --output-dir."),
     shards: Optional[int] = typer.Option(None, help="With --launcher ray: the number of shards."),
+    history: bool = typer.Option(False, "--history", help="When the run finishes, add it to the history store "
+                                 "(`medeval history add`; docs/history.md)."),
+    history_store: Optional[str] = typer.Option(None, "--store", envvar="MEDEVAL_HISTORY_STORE",
+                                                help="With --history: the store (default <medeval home>/history.sqlite)."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
     from .runner import RunConfig, run as run_pipeline
@@ -122,6 +126,10 @@ def run(
     summary(results)
     c = results["cache"]
     out.print(f"cache: {c['hits']} samples reused, {c['misses']} generated; results in {output_dir}/results.json")
+    if history:
+        from .history.cli import add_runs
+
+        add_runs([output_dir], history_store)
 
 
 def _backend_args(v: dict) -> dict:
@@ -285,6 +293,9 @@ def _register_reports() -> None:
     except ImportError:
         return
     register(app)
+    from .history.cli import register as register_history
+
+    register_history(app)
 
 
 _register_reports()
