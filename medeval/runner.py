@@ -79,6 +79,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
+    if cfg.item_ids is not None:   # the sequential gate (seqgate.py): the items of its chunks so far
+        prepared = [p.select(set(cfg.item_ids.get(p.task.name, ()))) for p in prepared]
     graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:

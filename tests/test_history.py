@@ -290,7 +290,7 @@ def test_run_history_adds_the_finished_run(hf_backend, data_dir, tmp_path, monke
 
     monkeypatch.setattr(medeval.runner, "make_backend", lambda cfg: hf_backend)   # the one shared real model
     store = str(tmp_path / "h.sqlite")
-    args = ["run", "--tasks", "medqa", "--limit", "3", "--data-dir", str(data_dir), "-o", str(tmp_path / "run"),
+    args = ["run", "--tasks", "medqa", "--limit", "3", "--max-tokens", "8", "--data-dir", str(data_dir), "-o", str(tmp_path / "run"),
             "--cache-dir", str(tmp_path / "cache"), "--quiet", "--history", "--store", store]
     res = CliRunner().invoke(main_app, args)
     assert res.exit_code == 0, res.output

@@ -102,7 +102,7 @@ def _score(store: Store, run_id: int, tasks: list[str]) -> float:
     return sum(vals) / len(vals) if vals else float("-inf")
 
 
-def resolve_baseline(store: Store, spec: str, candidate: str | Path) -> tuple[StoredRun, Path]:
+def resolve_baseline(store: Store, spec: str, candidate: str | Path | None) -> tuple[StoredRun, Path]:
     """The stored run `history:best|last-pass|NAME` names, and a directory holding it (store.materialise).
 
     * best: the run with the highest mean primary metric (main mode) over the candidate's tasks, among the
@@ -112,11 +112,14 @@ def resolve_baseline(store: Store, spec: str, candidate: str | Path) -> tuple[St
     * NAME: the last run added under that checkpoint name.
     Runs of the candidate's own model identity (and the candidate itself) are never chosen."""
     which = spec[len(PREFIX):] if spec.startswith(PREFIX) else spec
-    cand = read_results(candidate)
-    pool = [r for r in store.runs() if not (cand.identity_hash and r.identity_hash == cand.identity_hash)
-            and Path(r.run_dir) != cand.dir.resolve()]
+    cand = read_results(candidate) if candidate is not None else None   # None: before the run (run --gate-against)
+    pool = [r for r in store.runs() if cand is None or not (
+        (cand.identity_hash and r.identity_hash == cand.identity_hash) or Path(r.run_dir) == cand.dir.resolve())]
     if not which:
         raise ResultsError(f"--baseline {spec!r}: name best, last-pass or a checkpoint, e.g. history:best")
+    if which == "best" and cand is None:
+        raise ResultsError("history:best is chosen over the candidate's tasks, which a run has not written yet; "
+                           "use history:last-pass or history:NAME with --gate-against")
     if which == "best":
         want = {t: str(b.get("version")) for t, b in cand.tasks.items()}
         fit = [r for r in pool if all(_task_key(store, r.id).get(t) == v for t, v in want.items())]
@@ -146,7 +149,7 @@ def resolve_baseline(store: Store, spec: str, candidate: str | Path) -> tuple[St
 
 
 # ------------------------------------------------------------------ the gate's two hooks
-def gate_baseline(baseline: str | Path, candidate: str | Path, store: str | None) -> tuple[Path, str | None]:
+def gate_baseline(baseline: str | Path, candidate: str | Path | None, store: str | None) -> tuple[Path, str | None]:
     """`gate --baseline`: a directory as given, or the run a `history:` spec resolves to, with a line saying which."""
     spec = str(baseline)
     if not spec.startswith(PREFIX):
