@@ -7,6 +7,10 @@
               machine without a package index).
 4. throughput: medeval's HF and vLLM backends against raw `model.generate` and raw `LLM.generate` on
               the same prompts and settings (output tokens per second).
+5. self_answer: `medeval run --extract-fallback self --extract-audit` (issue 21) on vLLM (`prompt_logprobs`;
+              HF in --smoke), twice on one cache: the second run must score no self-answer anew.
+              The random model never stops, so every output is truncated: the fallback skips them all
+              and the audit scores every one (compared only where the rules read an answer).
 
 Real weights cannot be downloaded on the GPU machines this project borrows, so the model is a randomly
 initialised Llama-shaped one written here with the embedded model's tokenizer: speed, memory and code
@@ -69,6 +73,31 @@ def medeval_run(args: list[str], out: Path) -> dict:
             "model": {k: res["model"].get(k) for k in ("backend", "dtype", "device", "batch_size",
                                                        "batch_size_start", "batch_size_largest_fit",
                                                        "oom_splits", "max_model_len", "identity_hash")}}
+
+
+def self_answer_run(args: list[str], work: Path) -> dict:
+    """--extract-fallback self --extract-audit, twice on one cache (the second must be all cached)."""
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    out = {}
+    for attempt in ("first", "resumed"):
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "medeval.cli", "run", *args, "--extract-fallback", "self",
+                            "--extract-audit", "-o", str(work / attempt), "--cache-dir", str(work / "cache"), "-q"],
+                           capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            return {"ok": False, "attempt": attempt, "error": (r.stdout + r.stderr)[-2000:]}
+        res = json.loads((work / attempt / "results.json").read_text())
+        task = res["tasks"]["medqa"]
+        out[attempt] = {"wall_s": round(time.perf_counter() - t0, 1),
+                        "self_answer_s": round(res["timings"].get("self_answer_s", 0.0), 2),
+                        "cache": res["cache"], "extract_fallback": task["extract_fallback"]["outputs"],
+                        "extract_audit": {m: {k: v for k, v in a.items() if k != "disagreements"}
+                                          for m, a in task["extract_audit"].items() if isinstance(a, dict)}}
+    asked = sum(a["outputs"] - a["not_asked"] for a in out["first"]["extract_audit"].values())
+    out["ok"] = asked > 0 and out["resumed"]["cache"]["misses"] == 0
+    return out
 
 
 def _oom_child(model_dir: str, fraction: float, n: int, words: int, q) -> None:
@@ -188,7 +217,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=64)
     ap.add_argument("--oom-fraction", type=float, default=0.04)
     ap.add_argument("--smoke", action="store_true", help="CPU and a tiny model: exercises the script only")
-    ap.add_argument("--skip", default="", help="comma-separated steps to skip: hf_e2e,oom,vllm_e2e,throughput")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip: hf_e2e,oom,vllm_e2e,throughput,"
+                                               "self_answer")
     a = ap.parse_args()
     import torch
 
@@ -223,6 +253,10 @@ def main() -> None:
     if "vllm_e2e" not in skip:
         out["vllm_e2e"] = medeval_run([*run_args, "--backend", "vllm", "--model-args",
                                        "enforce_eager=True,gpu_memory_utilization=0.5"], a.work / "vllm-run")
+    if "self_answer" not in skip:   # issue 21: the model's own answer, by prompt logprobs on vLLM
+        backend = ["--backend", "hf"] if a.smoke else ["--backend", "vllm", "--model-args",
+                                                          "enforce_eager=True,gpu_memory_utilization=0.5"]
+        out["self_answer"] = self_answer_run([*run_args, *backend], a.work / "self-answer")
     if "throughput" not in skip:
         prompts = prompts_for(model_dir, a.data_dir, limit)
         out["throughput_hf"] = hf_throughput(model_dir, prompts, 64 if device == "cuda" else 8, device)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (issue 10): HF on CUDA end to end (bf16, batch_size auto, greedy + SC), real out-of-memory
-# recovery under a memory cap, vLLM end to end, and both backends' throughput against the raw engines.
+# recovery under a memory cap, vLLM end to end, and both backends' throughput against the raw engines;
+# issue 21: --extract-fallback self and --extract-audit on vLLM (prompt logprobs), resumed from the cache.
 # Under 5 minutes on one GPU. Writes benchmarks/results/gpu_check.json (record it in benchmarks/RESULTS.md).
 #
 #   benchmarks/gpu_check.sh [--data-dir DIR] [--tokenizer DIR] [--skip vllm_e2e,...]

@@ -20,11 +20,31 @@ TRUNCATED = "length"          # the finish reason of a sample stopped by the tok
 SAMPLE_KEY = "sample_completion_tokens"
 
 
+PROMPT_KEY = "sample_prompt_tokens"   # the prompt tokens of one call for this sample's prompt
+BILLING_KEY = "prompt_billing"         # "per_sample": each sample was its own call; "per_request": shared
+SHARE_KEY = "sample_completion_share"  # one call for n samples reports only their total: total / n each
+
+
 def sample_info(info: dict, j: int) -> dict:
-    """What the cache stores with sample j of a request: the request's info plus that sample's count."""
+    """What the cache stores with sample j of a request: the request's info plus that sample's own
+    completion count and its prompt's count for one call, and whether the prompt is billed per sample
+    (the OpenAI backend's seeded per-sample calls) or once per request (HF, vLLM, native n). With these,
+    a request's usage follows from its samples alone, whichever run generated them (`tokens_of`)."""
     per = info.get("completion_tokens")
     own = per[j] if isinstance(per, list) and j < len(per) else None
-    return {**info, SAMPLE_KEY: own}
+    prompt = info.get("call_prompt_tokens", info.get("prompt_tokens"))   # OpenAI: one call's; else the request's
+    per_sample = info.get(BILLING_KEY) == "per_sample"   # the OpenAI backend says; HF and vLLM share the prompt
+    total, n = info.get("completion_tokens_total"), len(per) if isinstance(per, list) else 0
+    share = total / n if own is None and isinstance(total, int) and n and per.count(None) == n else None
+    return {**info, SAMPLE_KEY: own, PROMPT_KEY: prompt if isinstance(prompt, int) else None,
+            BILLING_KEY: "per_sample" if per_sample else "per_request", SHARE_KEY: share}
+
+
+def cached_sample_prompt(info: dict) -> tuple[int | None, str | None, float | None]:
+    """(prompt tokens of one call, billing, completion share) stored with a sample; Nones for older rows."""
+    if PROMPT_KEY not in info:
+        return None, None, None
+    return info[PROMPT_KEY], info.get(BILLING_KEY), info.get(SHARE_KEY)
 
 
 def cached_sample_tokens(info: dict, i: int) -> int | None:
@@ -42,6 +62,16 @@ def tokens_of(got: dict) -> dict:
     per = list(got.get("tokens") or [None] * n)
     total = sum(per) if per and all(isinstance(c, int) for c in per) else info.get("completion_tokens_total")
     prompt = info.get("prompt_tokens")
+    stored = got.get("sample_prompts") or []
+    if stored and len(stored) == n and all(isinstance(p, int) for p, _, _ in stored):
+        # from the samples themselves: each per-sample call bills its prompt, a shared call bills it once
+        own = [p for p, billing, _ in stored if billing == "per_sample"]
+        shared = [p for p, billing, _ in stored if billing != "per_sample"]
+        prompt = sum(own) + (max(shared) if shared else 0)
+    if stored and len(stored) == n and all(isinstance(c, int) or isinstance(x[2], float)
+                                           for c, x in zip(per, stored)):
+        # samples of one call with n choices carry an equal share of the total the server reported
+        total = round(sum(c if isinstance(c, int) else x[2] for c, x in zip(per, stored)))
     return {"prompt": prompt if isinstance(prompt, int) else None,
             "completion": total if isinstance(total, int) else None, "per_sample": per}
 
@@ -140,9 +170,9 @@ def run_usage(tasks: dict, model_price: dict | None, table: dict, model_id: str,
             gen.update({k: block[k] for k in ("requests", "samples", "prompt_tokens", "completion_tokens")})
             if price is not None:
                 block["cost_usd"] = cost(block["prompt_tokens"], block["completion_tokens"], price)
-        j = (t.get("judge") or {})
-        if isinstance(j.get("usage"), dict):
-            judges.setdefault(str(j.get("judge")), Counter()).update(j["usage"])
+        for j in (t.get("judge") or {}, t.get("extract_judge") or {}):   # the task's judge, the extraction judge
+            if isinstance(j.get("usage"), dict):
+                judges.setdefault(str(j.get("judge")), Counter()).update(j["usage"])
     out = {"generation": {**dict(gen), "price_per_mtok": price,
                           "cost_usd": cost(gen["prompt_tokens"], gen["completion_tokens"], price)},
            "judge": {}, "price_source": source}

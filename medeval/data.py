@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class Items:
     source: str
     n_total: int
     lines: list[int] | None = None   # line of each row in a local JSONL file
+    selection: dict | None = None    # how the rows were chosen (dataset.filter, --limit), for results.json
 
     def where(self, k: int) -> str:
         """File and line (or hub row) of item k, for error messages."""
@@ -121,25 +123,65 @@ def load_rows(task: Task, data_dir: str | Path | None = None, split: str | None 
     return [dict(r) for r in ds], f"hub:{d.hub}:{d.config or ''}:{split or d.split}"
 
 
-def load_items(task: Task, data_dir=None, limit: int | None = None) -> Items:
+def select_rows(task: Task, rows: list[dict], source: str) -> list[int]:
+    """Indices of the rows that meet every condition of `dataset.filter` (all rows without one). A filter
+    that keeps no row, or names a field that no row has, is an error: it is a typo, not an empty set."""
+    conds = task.dataset.filter
+    if not conds:
+        return list(range(len(rows)))
+    for k, c in enumerate(conds):
+        if not any(_has(r, c.field) for r in rows):
+            raise MedevalError(f"{task.source_file}: field 'dataset.filter.{k}.field': no row of {source} has "
+                               f"the field {c.field!r}; check the spelling (dotted paths: a.b)")
+    keep = [n for n, r in enumerate(rows) if all(c.keeps(r) for c in conds)]
+    if not keep:
+        raise MedevalError(f"{task.source_file}: field 'dataset.filter': no row of {source} meets every "
+                           f"condition ({len(rows)} rows read); loosen the filter")
+    return keep
+
+
+def _has(row: dict, path: str) -> bool:
+    try:
+        get_field(row, path)
+        return True
+    except KeyError:
+        return False
+
+
+def load_items(task: Task, data_dir=None, limit: int | None = None, sample_seed: int | None = None) -> Items:
+    """The task's rows: those `dataset.filter` keeps, then the first `limit` of them (or, with
+    `sample_seed`, `limit` of them drawn at random with that seed, kept in file order). Item ids are
+    the id field, else the row's index in the file (so a filtered or sampled item keeps its id)."""
     rows, source = load_rows(task, data_dir)
     if not rows:
         raise MedevalError(f"task {task.name!r}: the dataset at {source} is empty")
-    n_total = len(rows)
+    n_split = len(rows)
+    keep = select_rows(task, rows, source)
+    n_total = len(keep)
+    selection = None
+    if task.dataset.filter or limit is not None:
+        selection = {"rows_in_split": n_split, "filter": [c.describe() for c in task.dataset.filter],
+                     "filtered_out": n_split - n_total}
     if limit is not None:
-        rows = rows[:limit]
+        if sample_seed is None:
+            keep = keep[:limit]
+        elif limit < len(keep):
+            keep = sorted(random.Random(sample_seed).sample(keep, limit))
+        selection.update(limit=limit, subset="first" if sample_seed is None else "seeded random",
+                         sample_seed=sample_seed)
     lines = None
     if source.startswith("local:"):
-        lines = _line_numbers(Path(source[len("local:"):]))[:len(rows)]
-    items = Items(rows, [], source, n_total, lines)
-    for n, row in enumerate(rows):
+        every = _line_numbers(Path(source[len("local:"):]))
+        lines = [every[k] for k in keep]
+    items = Items([rows[k] for k in keep], [], source, n_total, lines, selection)
+    for n, (k, row) in enumerate(zip(keep, items.rows)):
         for f in task.dataset.fields:
             try:
                 get_field(row, f)
             except KeyError:
                 raise MedevalError(f"{items.where(n)}: missing field {f!r} that task {task.name!r} needs "
                                    f"(fields expected: {', '.join(task.dataset.fields)})") from None
-        items.ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(n))
+        items.ids.append(str(get_field(row, task.dataset.id_field)) if task.dataset.id_field else str(k))
     if len(set(items.ids)) != len(items.ids):
         raise MedevalError(f"{source}: item ids in field {task.dataset.id_field!r} are not unique; "
                            "set dataset.id_field to a unique field or remove it to use row numbers")

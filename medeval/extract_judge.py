@@ -70,8 +70,6 @@ class ExtractJudge(ChatGrader):
         return (None if got in (None, "none") else got), record
 
     def summary(self) -> dict:
-        return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
-                "template": TEMPLATE, "template_hash": self.template_hash, "calls": self.counts["calls"],
-                "cache_hits": self.counts["cache_hits"], "answered": self.counts["answered"],
-                "none": self.counts["none"], "unparseable": self.counts["unparseable"],
+        """This judge's verdicts (one judge per task: its counts and tokens are the task's own)."""
+        return {**self.base_summary(), "answered": self.counts["answered"], "none": self.counts["none"],
                 "applies_to": "outputs the rules found invalid (never ambiguous ones)"}

@@ -8,7 +8,8 @@ the given tasks, so a missing key or a bad URL fails before any generation. Then
 
 * `for_task(task)` (or `judge(answer_type)`): the task's judge, a fresh tally over the shared model
   (each task's results.json block counts its own verdicts), or None when the answer type has none;
-* `extract`: the run's one extraction judge, or None;
+* `extract_for(task)`: the extraction judge for one task (a fresh tally over the run's one shared
+  model, so each task's block counts its own verdicts and tokens), or None without --extract-judge;
 * `close()`: closes the cache connection.
 
 Adding a grader for a new answer type: its ChatGrader subclass in its own module, and one entry in
@@ -32,16 +33,16 @@ NEEDS_GRADER = ("HealthBench tasks are graded by a model: pass --judge MODEL (th
 
 
 class Graders:
-    def __init__(self, cfg, tasks=(), **options):
-        """`options` go to each grader's OpenAIBackend (e.g. max_retries, timeout, concurrency)."""
-        self.cfg, self.options = cfg, options
+    def __init__(self, cfg, tasks=(), progress: bool = False, **options):
+        """`options` go to each grader's OpenAIBackend (e.g. max_retries, timeout, concurrency); `progress`
+        shows the judging phase."""
+        self.cfg, self.options, self.progress = cfg, options, progress
         self.cache: Cache | None = None
         self._models: dict[tuple, CachingBackend] = {}
         name = (getattr(cfg, "extract_judge", None) or "").strip()
-        self.extract = None
+        self._extract_model = None   # built now: a missing key or a bad URL fails before generating
         if name and name.lower() != "none":
-            self.extract = ExtractJudge(self._model("--extract-judge", name,
-                                                    getattr(cfg, "extract_judge_base_url", None), ""))
+            self._extract_model = self._model("--extract-judge", name, getattr(cfg, "extract_judge_base_url", None), "")
         for kind in sorted({t.answer.type for t in tasks} & set(_JUDGES)):
             self.judge(kind)   # builds the grader's model now: a missing key, a bad URL or a rubric task
             #                    without --judge fails before generating
@@ -57,7 +58,7 @@ class Graders:
                 cfg = self.cfg
                 self.cache = (NullCache() if getattr(cfg, "no_cache", False) else
                               Cache(getattr(cfg, "cache_dir", None) or default_cache_dir()))
-            self._models[key] = chat_model(name, base_url, self.cache, option, hint, **self.options)
+            self._models[key] = chat_model(name, base_url, self.cache, option, hint, self.progress, **self.options)
         return self._models[key]
 
     def judge(self, answer_type: str):
@@ -74,6 +75,10 @@ class Graders:
 
     def for_task(self, task):
         return self.judge(task.answer.type)
+
+    def extract_for(self, task=None):
+        """A new extraction judge for one task (its own counts and tokens, the run's shared model), or None."""
+        return None if self._extract_model is None else ExtractJudge(self._extract_model)
 
     def close(self) -> None:
         if self.cache is not None:

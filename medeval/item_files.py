@@ -17,9 +17,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import logging
+
 from .data import iter_jsonl
 from .errors import MedevalError
 from .fields import get_field
+
+log = logging.getLogger(__name__)
+SCALAR = (str, int, float, bool, type(None))
 
 
 def resolve(path: str, data_dir: str | None, where: str) -> Path:
@@ -33,8 +38,10 @@ def resolve(path: str, data_dir: str | None, where: str) -> Path:
                        "give an existing JSONL, JSON or CSV file")
 
 
-def read_keyed(path: Path, id_field: str, where: str) -> dict[str, dict]:
-    """{item id: row} from a JSONL, JSON (list or {id: row}) or CSV file."""
+def read_keyed(path: Path, id_field: str, where: str, task: str | None = None) -> dict[str, dict]:
+    """{item id: row} from a JSONL, JSON (list or {id: row}) or CSV file. Rows whose `task` column names
+    another task are left out. A row without an id or with a null one, and an id given twice with
+    different contents, are one-line errors naming the file and the row."""
     if path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
@@ -48,13 +55,34 @@ def read_keyed(path: Path, id_field: str, where: str) -> dict[str, dict]:
                 if isinstance(data, dict) else data)
     else:
         rows = [r for _, r in iter_jsonl(path)]
-    out = {}
+    if not isinstance(rows, list):
+        raise MedevalError(f"{path}: {where} expects a list of objects or an {{id: {{...}}}} mapping")
+    out, first = {}, {}
     for n, r in enumerate(rows, 1):
         if not isinstance(r, dict) or id_field not in r:
             raise MedevalError(f"{path}: row {n} has no {id_field!r} field ({where} keys rows by item id); "
                                f"add it or set the id column")
-        out[str(r[id_field])] = r
+        if r[id_field] is None or isinstance(r[id_field], (dict, list, bool)) or str(r[id_field]).strip() == "":
+            raise MedevalError(f"{path}: row {n}: field {id_field!r} is {r[id_field]!r}; give the item's id "
+                               "(a string or a number)")
+        if task is not None and r.get("task") not in (None, "", task):
+            continue
+        key = str(r[id_field])
+        if key in out and out[key] != r:
+            raise MedevalError(f"{path}: row {n}: id {key!r} is also row {first[key]}, with other values; "
+                               f"{where} needs one row per item id")
+        out[key], first[key] = r, first.get(key, n)
     return out
+
+
+def _no_match(path: Path, where: str, ids: list, keyed: dict) -> str | None:
+    """A warning (logged and recorded) when a side file names ids but none is an item of the task."""
+    if not keyed or any(i in keyed for i in ids):
+        return None
+    text = (f"{path}: none of its {len(keyed)} ids is an item id of this task (file: {sorted(keyed)[:3]}, "
+            f"task: {ids[:3]}); {where} applies to no item: check the id format")
+    log.warning("%s", text)
+    return text
 
 
 def sha256(path: Path) -> str:
@@ -70,17 +98,24 @@ def attach_labels(task, ids, rows, data_dir, cli_file: str | None):
     file = cli_file or spec.file
     id_field = spec.id_field if spec is not None and cli_file is None else "id"
     path = resolve(file, data_dir, where)
-    keyed = read_keyed(path, id_field, where)
+    keyed = read_keyed(path, id_field, where, task.name)
     cols = (spec.fields if spec is not None and cli_file is None and spec.fields else
             sorted({c for r in keyed.values() for c in r if c not in (id_field, "task")}))
     if not cols:
         raise MedevalError(f"{path}: no label columns besides {id_field!r}; {where} needs at least one")
-    keyed = {k: r for k, r in keyed.items() if r.get("task") in (None, "", task.name)}
+    for k, r in keyed.items():
+        bad = next((c for c in cols if not isinstance(r.get(c), SCALAR)), None)
+        if bad is not None:
+            raise MedevalError(f"{path}: id {k!r}: label {bad!r} is {type(r[bad]).__name__} {r[bad]!r:.60}; a label "
+                               "must be a string, number, true/false or null")
     out = [{**row, "item_labels": {c: keyed[i][c] for c in cols if c in keyed[i]}} if i in keyed else row
            for i, row in zip(ids, rows)]
     matched = sum(i in keyed for i in ids)
     record = {"file": str(path), "sha256": sha256(path), "columns": cols, "items_labelled": matched,
               "items_without_label": len(ids) - matched}
+    warning = _no_match(path, where, ids, keyed)
+    if warning:
+        record["warning"] = warning
     return out, [f"item_labels.{c}" for c in cols], record
 
 
@@ -92,9 +127,17 @@ def adversarial_traces(task, ids, rows, data_dir, cli_file: str | None):
     if cli_file or (spec and spec.file):
         where = "--adversarial-file" if cli_file else f"{task.source_file}: field 'adversarial.file'"
         path = resolve(cli_file or spec.file, data_dir, where)
-        keyed = read_keyed(path, "id", where)
-        texts = [str(keyed[i]["prefill"]) if i in keyed and keyed[i].get("prefill") else None for i in ids]
+        keyed = read_keyed(path, "id", where, task.name)
+        for k, r in keyed.items():
+            if not isinstance(r.get("prefill"), str) or not r["prefill"].strip():
+                got = "no 'prefill' field" if "prefill" not in r else f"'prefill' {r['prefill']!r:.40}"
+                raise MedevalError(f"{path}: id {k!r}: {got}; each row needs 'prefill', the non-empty text to "
+                                   "pre-fill (JSONL {id, prefill})")
+        texts = [keyed[i]["prefill"] if i in keyed else None for i in ids]
         source = {"file": str(path), "sha256": sha256(path)}
+        warning = _no_match(path, where, ids, keyed)
+        if warning:
+            source["warning"] = warning
     elif spec and spec.field:
         texts = []
         for row in rows:

@@ -88,7 +88,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     from .loglikelihood import protocol
     from .config import RunConfig
     from .prepare import prepare
-    from .runner import group_scores, modes_for
+    from .runner import extraction_block, group_scores, modes_for
+    from .self_answer import SelfCheck, applies
     from .graders import Graders
     from .scoring import score_items
     from .spec import Registry
@@ -110,18 +111,20 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         config["task_dirs"] = [str(t) for t in task_dirs]
     cfg = RunConfig(**{k: v for k, v in config.items() if k in {f.name for f in dataclasses.fields(RunConfig)}})
     cfg.output_dir = str(out_dir)
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     tasks = registry.resolve(cfg.tasks)
     task_results = {}
-    graders = Graders(dataclasses.replace(cfg, extract_judge=None), tasks)   # merge re-scores without it, as before
+    graders = Graders(cfg, tasks)   # the shards' judges, the extraction judge included (verdicts from the cache)
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
+    self_check = SelfCheck.of(cfg)   # --extract-fallback / --extract-audit: the shards' recorded self-answers
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
-        texts = _collect(p, modes, shards)
+        texts = _collect(p, modes, shards, self_check is not None and applies(task))
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
-                                              run_options=run_options)
+                                              run_options=run_options, self_check=self_check,
+                                              extract_judge=graders.extract_for(task))
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()
@@ -133,7 +136,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
                "misses": sum(r["cache"]["misses"] for _, r in shards), "dir": r0["cache"].get("dir")},
         timings={"shards_total_s": [r["timings"].get("total_s") for _, r in ordered], "merge_s": time.time() - t0},
         tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        merged={"count": len(shards), "partition": r0["shard"]["partition"], "shards": [str(d) for d, _ in ordered]})
+        merged={"count": len(shards), "partition": r0["shard"]["partition"], "shards": [str(d) for d, _ in ordered]},
+        extraction=extraction_block(cfg))
     write_results(out_dir, results)
     return results
 
@@ -151,8 +155,9 @@ def _check_full_task(p, r0: dict) -> None:
                                f"{there[:12]}); merge with the same task files and --data-dir as the shards")
 
 
-def _collect(p, modes: list[str], shards) -> dict:
-    """texts[mode][item_id] as scoring.score_items takes them, from the shards' samples and shard files."""
+def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
+    """texts[mode][item_id] as scoring.score_items takes them, from the shards' samples and shard files
+    (with `self_answers`: the self-answers each shard recorded under --extract-fallback / --extract-audit)."""
     from .data import iter_jsonl
 
     owner: dict[str, Path] = {}
@@ -187,6 +192,11 @@ def _collect(p, modes: list[str], shards) -> dict:
                 else:
                     got.update(texts=s[m]["outputs"], tokens=(s[m].get("tokens") or {}).get("per_sample"),
                                n_path=s[m].get("n_path"))
+                    if self_answers:
+                        if "self_answer" not in s[m]:
+                            raise MedevalError(f"{samples_path}: line {n}: mode {m!r} has no self_answer although "
+                                               "the run used --extract-fallback/--extract-audit; re-run the shard")
+                        got["self_answer"] = s[m]["self_answer"]
                 texts[m][item_id] = got
     missing = [i for i in p.ids if i not in owner]
     if missing:

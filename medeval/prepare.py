@@ -11,7 +11,7 @@ from .config import RunConfig
 from .data import data_hash, ids_hash, load_items, load_rows
 from .errors import MedevalError
 from .prompts import Renderer
-from .spec import Task, metric_problems
+from .spec import Task, load_plugins, metric_problems
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Prepared:
 def prepare(task: Task, cfg: RunConfig) -> Prepared:
     """Load a task's items and read each row once: gold, options, prompt, side files."""
     task = _configured(task, cfg)
-    items = load_items(task, cfg.data_dir, cfg.limit)
+    items = load_items(task, cfg.data_dir, cfg.limit, cfg.sample_seed)
     shots = load_rows(task, cfg.data_dir, task.fewshot.split)[0] if task.fewshot and task.fewshot.n else []
     renderer = Renderer(task, cfg.prompt_variant, shots)
     read = []   # (gold, options, messages) per row
@@ -67,6 +67,10 @@ def prepare(task: Task, cfg: RunConfig) -> Prepared:
     if extra:
         task = task.model_copy(update={"strata": [*task.strata, *[s for s in extra if s not in task.strata]]})
     notes = {"item_labels": labels} if labels else {}
+    if items.selection:
+        notes["selection"] = items.selection
+    if task.plugins:
+        notes["plugins"] = load_plugins(task)
     traces = [None] * len(rows)
     if cfg.adversarial:
         found, rec = adversarial_traces(task, items.ids, rows, cfg.data_dir, cfg.adversarial_file)
@@ -86,6 +90,7 @@ def _configured(task: Task, cfg: RunConfig) -> Task:
         task = task.model_copy(update={"generation": gen})
     if cfg.system_prompt is not None:
         task = task.model_copy(update={"prompt": task.prompt.model_copy(update={"system": cfg.system_prompt})})
+    load_plugins(task)   # the task's own metrics (plugins: beside the task file), once per process
     for problem in metric_problems(task)[:1]:   # an unknown metric, or one that does not fit the answer type
         raise MedevalError(problem)
     check_metric_options(task)

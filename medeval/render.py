@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from .errors import MedevalError
-from .config import RunConfig, apply_group_defaults
+from .config import RunConfig, apply_group_defaults, check_values
 from .prepare import prepare
 from .runner import build_requests, modes_for
 from .spec import Task
@@ -20,8 +20,9 @@ from .spec import Task
 def render_items(cfg: RunConfig, chat_model: str | None = None, chat_template_kwargs: dict | None = None) -> list[dict]:
     from .spec import Registry
 
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     cfg = apply_group_defaults(cfg, registry)   # the decoding a run would use (a named group's defaults)
+    check_values(cfg)   # what `run` refuses, render refuses too
     tok_render = _tokenizer_render(chat_model, chat_template_kwargs) if chat_model else None
     out = []
     for task in registry.resolve(cfg.tasks):

@@ -44,6 +44,10 @@ class RubricGrader(ChatGrader):
     TEMPLATE = TEMPLATE
     max_tokens = 512
 
+    def usable(self, text: str | None) -> bool:
+        """A reply is usable (and cached) only when it gives a verdict."""
+        return parse_met(text) is not None
+
     def render(self, conversation, response: str, criterion: dict) -> str:
         return self.template.render(conversation=list(conversation), response=response,
                                     criterion=str(criterion["criterion"]), points=criterion["points"]).strip()

@@ -17,8 +17,11 @@ from .loglikelihood import score_all
 from .metrics.base import RunOptions
 from .paths import default_cache_dir
 from .prepare import Prepared, prepare
+from .progress import Phase
 from .results import MODES, run_results, write_results
 from .scoring import score_task
+from .self_answer import CUE, SelfCheck, self_answers
+from .self_answer import check as check_self_answer
 from .spec import Registry, Task
 
 log = logging.getLogger(__name__)
@@ -65,15 +68,19 @@ def make_backend(cfg: RunConfig):
 
 def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     t0 = time.time()
-    registry = Registry([Path(d) for d in cfg.task_dirs])
+    registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     cfg = apply_group_defaults(cfg, registry)   # decoding the user left unset: the named group's, else medeval's
     if backend is None:  # bad backend options fail here, before any data is read or directory made
         from .backends import options_for
 
-        options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+        backend_cls, backend_opts = options_for(cfg.backend, cfg.model_args, **cfg.backend_args)
+    else:
+        backend_cls, backend_opts = type(backend), {"tokenizer": getattr(backend, "tokenizer", None)}
     check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
+    claim = _claim(Path(cfg.output_dir))
     tasks = registry.resolve(cfg.tasks)
+    check_self_answer(cfg, tasks, backend_cls, backend_opts)   # --extract-fallback / --extract-audit
     prepared = full = [prepare(t, cfg) for t in tasks]
     if cfg.shard:
         from .shard import take
@@ -81,7 +88,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         prepared = [take(p, *cfg.shard) for p in full]
     if cfg.item_ids is not None:   # the sequential gate (seqgate.py): the items of its chunks so far
         prepared = [p.select(set(cfg.item_ids.get(p.task.name, ()))) for p in prepared]
-    graders = Graders(cfg, tasks)   # built once, before generating: a missing key or bad URL fails now, not after
+    judge_options = {"timeout": cfg.judge_timeout} if cfg.judge_timeout is not None else {}
+    graders = Graders(cfg, tasks, progress=progress, **judge_options)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()
     if backend is None:
         backend = make_backend(cfg)
@@ -92,13 +100,24 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
     outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
+    self_check = SelfCheck.of(cfg)
+    own = (self_answers(prepared, reqs, outputs, lambda t: modes_for(t, cfg), backend, cache, self_check, progress)
+           if self_check else {})
+    t_self = time.time()
+    if cache.repaired:
+        log.warning("%d replies held lone UTF-16 surrogates (a character cut in half); each was replaced by "
+                    "U+FFFD and kept (results.json: cache.replaced_surrogates)", cache.repaired)
     out_dir = Path(cfg.output_dir)
     task_results = {}
     run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
-    for p in prepared:
-        task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                               judge=graders.for_task(p.task), extract_judge=graders.extract,
-                                               run_options=run_options, self_consistency=cfg.self_consistency)
+    with Phase("scoring tasks", len(prepared), progress, remaining=False) as advance:
+        for p in prepared:
+            task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
+                                                   judge=graders.for_task(p.task),
+                                                   extract_judge=graders.extract_for(p.task),
+                                                   run_options=run_options, self_consistency=cfg.self_consistency,
+                                                   self_check=self_check, self_answers=own)
+            advance()
     graders.close()
     t_score = time.time()
     model_id = getattr(backend, "model_id", cfg.model)
@@ -109,14 +128,66 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
     results = run_results(
         command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
-        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None},
+        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
+               "replaced_surrogates": cache.repaired},
         timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
-                 "score_s": t_score - t_gen, "total_s": time.time() - t0},
+                 **({"self_answer_s": t_self - t_gen} if self_check else {}),
+                 "score_s": t_score - t_self, "total_s": time.time() - t0},
         tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), **shard)
+        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
     write_results(out_dir, results)
     cache.close()
+    _release(claim)
     return results
+
+
+def extraction_block(cfg) -> dict:
+    """results.json's `extraction`: the options that read answers beyond the rules (the rules alone: all off)."""
+    sc = SelfCheck.of(cfg)
+    block = {"extract_judge": getattr(cfg, "extract_judge", None), "extract_fallback": "self" if sc and sc.fallback
+             else None, "extract_audit": bool(sc and sc.audit)}
+    if sc:
+        block["self_answer_cue"] = CUE
+    return block
+
+
+LOCK = ".medeval-run.lock"
+
+
+def _claim(out_dir: Path):
+    """Hold an advisory lock on the output directory for the run; another run holding it gets a
+    one-line warning (both would write results.json there: the last to finish wins)."""
+    import fcntl
+    import os
+
+    path = out_dir / LOCK
+    try:
+        f = open(path, "a+")
+    except OSError:   # the directory was checked writable; a lock is only a courtesy
+        return None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        other = f.read().strip() or "?"
+        f.close()
+        log.warning("%s is in use by another medeval run (pid %s): both write results.json and the samples "
+                    "files there, and the last to finish wins; give each run its own --output-dir", out_dir, other)
+        return None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    import atexit
+
+    atexit.register(_release, f)   # a run that fails leaves no lock file behind either
+    return f
+
+
+def _release(claim) -> None:
+    if claim is not None and not claim.closed:
+        Path(claim.name).unlink(missing_ok=True)
+        claim.close()
 
 
 def model_block(backend, cfg: RunConfig) -> dict:
@@ -128,8 +199,8 @@ def model_block(backend, cfg: RunConfig) -> dict:
 
 def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
     """(the model's price, the price table, where they came from) for the run's usage block."""
-    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok else None
-    table = load_price_table(cfg.price_table) if cfg.price_table else {}
+    own = parse_price(cfg.price_per_mtok) if cfg.price_per_mtok is not None else None   # "" is refused, not skipped
+    table = load_price_table(cfg.price_table) if cfg.price_table is not None else {}
     where = [w for w, on in ((f"--price-per-mtok {cfg.price_per_mtok}", own), (f"--price-table {cfg.price_table}",
                                                                                  table)) if on]
     return own, table, "; ".join(where) or None

@@ -27,6 +27,9 @@ def read_predictions(path: Path) -> dict[str, list[str]]:
     preds: dict = {}
     for n, row in iter_jsonl(path):
         given = {"output", "outputs", "key", "keys"} & set(row)
+        if "output" in row and "outputs" in row:
+            raise MedevalError(f"{path}: line {n}: has both 'output' and 'outputs'; give one ('output': a text, "
+                               "'outputs': a list of texts voted as self-consistency)")
         if "id" not in row or len(given) != 1:
             raise MedevalError(f"{path}: line {n}: each line needs 'id' and exactly one of 'output' (text), "
                                "'outputs' (list), 'key' or 'keys' (the source's option keys; docs/score.md)")
@@ -81,7 +84,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
 
     writable_dir(output_dir, "--output-dir")
     preds = read_predictions(Path(predictions))
-    registry = Registry([Path(d) for d in task_dirs])
+    registry = Registry([Path(d) for d in task_dirs], strict=False)
     task = registry.resolve([task_name])[0]
     cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None, cache_dir=cache_dir,
                     extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url)
@@ -102,7 +105,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     from .graders import Graders
 
     graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks
-    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract)
+    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract_for(task))
     graders.close()
     block["missing_predictions"] = p.n_total - len(p.ids)
     if block["missing_predictions"]:

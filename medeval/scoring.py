@@ -14,6 +14,7 @@ from .answer_types import extract, outcome
 from .extract import vote
 from .extract_judge import JUDGED_TYPES
 from .metrics.base import RunOptions
+from .self_answer import CUE, applies, fallback_applies
 from .results import SamplesWriter, safe_child, task_results
 
 
@@ -35,14 +36,18 @@ def metric_options(task, items, run: RunOptions | None = None) -> dict:
 
 
 def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_judge=None,
-               run_options: RunOptions | None = None, self_consistency: int = 0) -> dict:
+               run_options: RunOptions | None = None, self_consistency: int = 0, self_check=None,
+               self_answers: dict | None = None) -> dict:
     """Score one task from the generation results of `runner.generate_all`. The run's choices are passed
     in: its graders (graders.py; `judge` for this task, the run's `extract_judge`), its metric choices
-    (`run_options`, made once per run) and k."""
-    texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill} for i in p.ids}
+    (`run_options`, made once per run), k, and --extract-fallback / --extract-audit (`self_check`, a
+    self_answer.SelfCheck) with the self-answers per generation request id (self_answer.self_answers)."""
+    own = self_answers or {}
+    texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill,
+                        "self_answer": own.get(reqs[(i, mode)].id)} for i in p.ids}
              for mode in modes}
     result = score_items(p, modes, texts, out_dir, judge=judge, run_options=run_options,
-                         extract_judge=extract_judge)
+                         extract_judge=extract_judge, self_check=self_check)
     shots = p.task.fewshot.n if p.task.fewshot else 0
     result["protocols"] = {m: ll.protocol(m, shots, self_consistency) for m in modes}
     return result
@@ -60,17 +65,27 @@ class ModeCounts:
     usage: Tally = field(default_factory=Tally)
     xcounts: dict = field(default_factory=lambda: {"answered": 0, "none": 0, "unparseable": 0})
     xinvalid: int = 0
+    fallback: list = field(default_factory=list)   # --extract-fallback self: the answer per item with it
+    fcounts: dict = field(default_factory=lambda: {"invalid": 0, "answered": 0, "truncated": 0, "empty": 0,
+                                                   "cached": 0})
+    finvalid: int = 0
+    audit: dict = field(default_factory=lambda: {"outputs": 0, "compared": 0, "agree": 0, "pairs": defaultdict(int),
+                                                 "rules_invalid": 0, "rules_ambiguous": 0, "not_asked": 0})
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, extract_judge=None) -> dict:
-    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}}.
+def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, extract_judge=None,
+                self_check=None) -> dict:
+    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}} (+ "self_answer":
+    one record or None per sample, with `self_check`).
     `extract_judge` (optional, medeval.extract_judge): asked about outputs the rules find invalid;
-    its metrics are reported beside the rules-only ones, which stay `metrics`. `run_options`: the
-    run's metric choices (RunOptions), made once per run."""
+    its metrics are reported beside the rules-only ones, which stay `metrics`. `self_check`
+    (self_answer.SelfCheck): --extract-fallback self and/or --extract-audit, reported the same way.
+    `run_options`: the run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
     task, kind = p.task, answer_types.of(p.task)
     gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
     xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
+    sc = self_check if self_check is not None and applies(task) and gen else None
     outcomes = _read_outputs(p, gen, texts, judge, xj)
     counts = {m: ModeCounts() for m in modes}
     skipped = defaultdict(int)
@@ -95,7 +110,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
             else:
                 if got.get("prefill"):  # adversarial mode: the reply is the misleading start plus what the model wrote
                     sample["adversarial_prefill"] = got["prefill"]
-                block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj)
+                block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj, sc)
             c.preds.append(block["pred"])
             sample[mode] = block
         writer.write(sample)
@@ -109,6 +124,10 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
         result["rubric"] = {m: breakdowns(counts[m].graded, [it.row for it in p.items]) for m in modes}
     if xj is not None:
         result["extract_judge"] = _extract_judge_block(xj, task, p, gen, counts, result["metric_options"])
+    if sc is not None and sc.fallback:
+        result["extract_fallback"] = _fallback_block(task, p, gen, counts, result["metric_options"])
+    if sc is not None and sc.audit:
+        result["extract_audit"] = _audit_block(gen, counts)
     if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
         result["adversarial"] = aggregate.recovery(p, {m: counts[m].preds for m in modes}, modes)
     result["timings"] = {"score_s": time.time() - t0}
@@ -131,7 +150,7 @@ def _read_outputs(p, gen, texts, judge, xj) -> dict:
     return outcomes
 
 
-def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj) -> dict:
+def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj, sc=None) -> dict:
     """One item's samples block for a generating mode: outputs, extracted answers, the vote, the
     judges' verdicts and correctness; counts invalid, ambiguous and truncated outputs into `c`."""
     ext = [o.answer for o in outs]
@@ -154,6 +173,8 @@ def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj) -> dic
                                   c.xcounts))
         c.judged.append(block["pred_with_extract_judge"])
         c.xinvalid += block["pred_with_extract_judge"] is None and "ambiguous" not in status
+    if sc is not None:
+        block.update(_self_block(sc, mode, got, outs, finishes, c))
     if judge is not None:
         pred, block["judge"] = judge(pred, it.gold, it.row)
         block["pred"] = pred
@@ -168,6 +189,8 @@ def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj) -> dic
         c.hits.append(sum(kind.is_correct(e, it.gold) for e in ext) / max(len(ext), 1))
         if "pred_with_extract_judge" in block:
             block["correct_with_extract_judge"] = kind.is_correct(block["pred_with_extract_judge"], it.gold)
+        if "pred_with_fallback" in block:
+            block["correct_with_fallback"] = kind.is_correct(block["pred_with_fallback"], it.gold)
     return block
 
 
@@ -223,3 +246,82 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
         answers.append(ans)
     pred = answers[0] if mode == "greedy" else vote(answers)[0]
     return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
+
+
+def _self_block(sc, mode, got, outs, finishes, c: ModeCounts) -> dict:
+    """The samples-file fields of --extract-fallback self / --extract-audit for one item and mode, counted
+    into `c`: each output's self-answer, and the answers with the fallback or the audit's verdicts."""
+    texts = got.get("texts") or []
+    records = list(got.get("self_answer") or [None] * len(outs))
+    block = {"self_answer": records}
+    if sc.fallback:
+        answers, source, f = [], [], c.fcounts
+        for o, rec, t, fin in zip(outs, records, texts, finishes):
+            if o.status != "invalid":
+                answers.append(o.answer)
+                source.append("rules" if o.answer is not None else None)
+                continue
+            f["invalid"] += 1
+            if not t:
+                f["empty"] += 1
+            elif not fallback_applies(o.status, t, fin):
+                f["truncated"] += 1
+            if rec is not None and fallback_applies(o.status, t, fin):
+                f["answered"] += 1
+                f["cached"] += bool(rec.get("cached"))
+                answers.append(rec["answer"])
+                source.append("self")
+            else:
+                answers.append(None)
+                source.append(None)
+        pred = answers[0] if mode == "greedy" else vote(answers)[0]
+        block.update(extracted_with_fallback=answers, answered_by=source, pred_with_fallback=pred)
+        c.fallback.append(pred)
+        c.finvalid += pred is None and "ambiguous" not in [o.status for o in outs]
+    if sc.audit:
+        verdicts, a = [], c.audit
+        for o, rec in zip(outs, records):
+            a["outputs"] += 1
+            if rec is None:
+                a["not_asked"] += 1
+                verdicts.append(None)
+            elif o.status != "answer":
+                a["rules_" + o.status] += 1
+                verdicts.append(None)
+            else:
+                same = rec["answer"] == o.answer
+                a["compared"] += 1
+                a["agree"] += same
+                if not same:
+                    a["pairs"][f"{o.answer}->{rec['answer']}"] += 1
+                verdicts.append("agree" if same else "disagree")
+        block["audit"] = verdicts
+    return block
+
+
+def _fallback_block(task, p, gen, counts, opts) -> dict:
+    """results.json's `extract_fallback`: what the model's own answer answered, and the metrics with it."""
+    golds, n = [it.gold for it in p.items], max(len(p.items), 1)
+    return {"fallback": "self", "cue": CUE,
+            "applies_to": "outputs the rules found invalid, except empty ones and ones cut by the token limit",
+            "outputs": {m: dict(counts[m].fcounts) for m in gen},
+            "metrics": {m: {name: stats.bootstrap_ci(name, counts[m].fallback, golds, opts[name])
+                            for name in task.metrics} for m in gen},
+            "invalid": {m: {"count": counts[m].finvalid, "rate": counts[m].finvalid / n} for m in gen}}
+
+
+def _audit_block(gen, counts) -> dict:
+    """results.json's `extract_audit`: per mode, how often the model's own answer agrees with the rules'."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    out = {"cue": CUE, "unit": "outputs (each sample of sc counts)"}
+    for m in gen:
+        a = counts[m].audit
+        k, n = a["agree"], a["compared"]
+        lo, hi = proportion_confint(k, n, method="wilson") if n else (None, None)
+        out[m] = {"outputs": a["outputs"], "compared": n, "agree": k, "disagree": n - k,
+                  "rate": k / n if n else None, "ci_low": lo, "ci_high": hi,
+                  "disagreements": dict(sorted(a["pairs"].items(), key=lambda kv: (-kv[1], kv[0]))),
+                  "rules_invalid": a["rules_invalid"], "rules_ambiguous": a["rules_ambiguous"],
+                  "not_asked": a["not_asked"]}
+    return out

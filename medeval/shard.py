@@ -21,8 +21,9 @@ PARTITION = "round-robin over sorted item ids"
 # The configuration fields that define an evaluation: shards of one run agree on all of them.
 # (Paths, caches and performance options may differ between machines; the model's identity,
 # the task files and the data are compared through their hashes.)
-RUN_FIELDS = ("tasks", "model", "limit", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
-              "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model")
+RUN_FIELDS = ("tasks", "model", "limit", "sample_seed", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
+              "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model",
+              "extract_judge", "extract_judge_base_url", "extract_fallback", "extract_audit")
 
 
 def parse(text: str) -> tuple[int, int]:
@@ -60,8 +61,9 @@ def config_dict(cfg) -> dict:
         d.pop(k, None)
     if d["backend_args"].get("base_url"):      # URLs may carry credentials: never written to results
         d["backend_args"]["base_url"] = safe_url(d["backend_args"]["base_url"])
-    if d.get("judge_base_url"):
-        d["judge_base_url"] = safe_url(d["judge_base_url"])
+    for k in ("judge_base_url", "extract_judge_base_url"):
+        if d.get(k):
+            d[k] = safe_url(d[k])
     return d
 
 

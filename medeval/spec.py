@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from . import answer_types, metrics
 from .errors import MedevalError
+from .fields import get_field
 from .paths import bundled_dir
 from .safe_yaml import load_mapping
 
@@ -32,6 +33,57 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RowFilter(Strict):
+    """One entry of `dataset.filter`: a condition on a dotted field. A row is evaluated when it meets every
+    condition of every entry; the others are left out and counted (results.json: `selection`)."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    field: str                             # dotted field of the row
+    equals: Any = None                     # the value is exactly this
+    not_equals: Any = None                 # the value is not this (a row without the field is kept)
+    in_: list | None = Field(None, alias="in")   # the value is one of these
+    not_in: list | None = None             # the value is none of these (a row without the field is kept)
+    empty: bool | None = None              # true: missing, null, "", [] or {}; false: anything else
+    min_items: int | None = Field(None, ge=0)   # a list, mapping or string with at least this many items
+    max_items: int | None = Field(None, ge=0)   # ... at most this many
+
+    @model_validator(mode="after")
+    def _some_condition(self):
+        if not self.model_fields_set - {"field"}:
+            raise ValueError(f"filter on {self.field!r} has no condition; add one of: equals, not_equals, in, "
+                             "not_in, empty, min_items, max_items")
+        return self
+
+    def keeps(self, row: dict) -> bool:
+        """Whether `row` meets this condition."""
+        try:
+            v, present = get_field(row, self.field), True
+        except KeyError:
+            v, present = None, False
+        given = self.model_fields_set
+        if "equals" in given and not (present and v == self.equals):
+            return False
+        if "not_equals" in given and present and v == self.not_equals:
+            return False
+        if "in_" in given and not (present and v in self.in_):
+            return False
+        if "not_in" in given and present and v in self.not_in:
+            return False
+        if "empty" in given and (v is None or v == "" or v == [] or v == {}) != self.empty:
+            return False
+        if given & {"min_items", "max_items"}:
+            if not isinstance(v, (list, dict, str)):
+                return False
+            if self.min_items is not None and len(v) < self.min_items:
+                return False
+            if self.max_items is not None and len(v) > self.max_items:
+                return False
+        return True
+
+    def describe(self) -> dict:
+        """The condition as written in the task file (for results.json)."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
+
+
 class Dataset(Strict):
     hub: str | None = None                 # hub path, e.g. GBaker/MedQA-USMLE-4-options
     config: str | None = None              # hub config name
@@ -41,6 +93,7 @@ class Dataset(Strict):
     access: Literal["public", "credentialed", "user-supplied"] = "public"
     how_to_get: str | None = None          # shown when the data is missing
     fields: list[str] = []                 # fields every row must have
+    filter: list[RowFilter] = []           # rows to evaluate: those meeting every condition
 
     @model_validator(mode="after")
     def _somewhere(self):
@@ -158,6 +211,7 @@ class Task(Strict):
     adversarial: Adversarial | None = None # --adversarial: pre-fill a per-item wrong reasoning trace
     bootstrap_cluster: str | None = None   # dotted field: items sharing its value are resampled together
     self_consistency: bool | None = None   # default: on for votable answer types
+    plugins: list[str] = []                # Python files beside the task file that register metrics
     source_file: str | None = None
 
     @model_validator(mode="after")
@@ -265,6 +319,16 @@ def _validation_message(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _declared_name(path: Path) -> str:
+    """The `name` (or `group`) a task file declares, if it can be read at all; else the file's stem."""
+    try:
+        data = read_yaml(path)
+    except MedevalError:
+        return path.stem
+    name = data.get("name", data.get("group"))
+    return name if isinstance(name, str) and name else path.stem
+
+
 def load_file(path: Path) -> Task | Group:
     data = _resolve_base(path, read_yaml(path))
     data["source_file"] = str(path)
@@ -275,16 +339,34 @@ def load_file(path: Path) -> Task | Group:
 
 
 class Registry:
-    """All tasks and groups found in the bundled directory plus user --task-dir's."""
+    """All tasks and groups found in the bundled directory plus user --task-dir's.
 
-    def __init__(self, task_dirs: list[Path] | None = None):
-        dirs = [package_dir("tasks"), *[Path(d) for d in (task_dirs or [])]]
+    A file that cannot be loaded (bad YAML, an unknown field, a missing template, ...) is recorded in
+    `broken` (its task or group name, else the file's stem -> its error) and affects only itself:
+    `resolve` raises its error when it is asked for. `strict=True` (the default, for library use)
+    raises every problem at once instead; the commands pass `strict=False`."""
+
+    def __init__(self, task_dirs: list[Path] | None = None, strict: bool = True):
+        user = [Path(d) for d in (task_dirs or [])]
         env = os.environ.get("MEDEVAL_TASK_DIRS")
         if env:
-            dirs += [Path(p) for p in env.split(os.pathsep) if p]
+            user += [Path(p) for p in env.split(os.pathsep) if p]
+        dirs = [package_dir("tasks"), *user]
+        self.user_dirs = user
         self.tasks: dict[str, Task] = {}
         self.groups: dict[str, Group] = {}
+        self.broken: dict[str, str] = {}     # name (else file stem) -> the file's error
+        self.origin: dict[str, Path] = {}    # task or group name (or broken name) -> its task directory
         problems: list[str] = []
+
+        def fail(path: Path, d: Path, message: str, name: str | None = None) -> None:
+            name = name or _declared_name(path)
+            problems.append(message)
+            self.broken[name] = message
+            self.origin[name] = d
+            self.tasks.pop(name, None)
+            self.groups.pop(name, None)
+
         for d in dirs:
             if not d.is_dir():
                 raise MedevalError(f"task directory {d} does not exist")
@@ -292,27 +374,41 @@ class Registry:
                 if path.name.startswith("_"):
                     continue
                 if not path.resolve().is_relative_to(d.resolve()):
-                    problems.append(f"{path}: a symlink to {path.resolve()}, outside the task directory {d}; "
-                                    "copy the file into the directory instead")
+                    fail(path, d, f"{path}: a symlink to {path.resolve()}, outside the task directory {d}; "
+                                  "copy the file into the directory instead", path.stem)   # never read it
                     continue
                 try:
                     item = load_file(path)
                 except MedevalError as e:   # report every broken file at once, one diagnosis each
-                    problems.append(str(e))
+                    fail(path, d, str(e))
                     continue
+                name = item.group if isinstance(item, Group) else item.name
                 if isinstance(item, Group):
-                    self.groups[item.group] = item   # later directories override earlier ones
+                    self.groups[name] = item   # later directories override earlier ones
                 else:
-                    self.tasks[item.name] = item
-        for item in [*self.tasks.values(), *self.groups.values()]:
-            problems += check(item, self)
-        if problems:
+                    self.tasks[name] = item
+                self.broken.pop(name, None)
+                self.origin[name] = d
+        found = {name: check(item, self) for name, item in [*self.tasks.items(), *self.groups.items()]}
+        for name, lines in found.items():
+            if lines:
+                problems += lines
+                self.broken[name] = "\n".join(lines)
+                self.tasks.pop(name, None)
+                self.groups.pop(name, None)
+        if problems and strict:
             raise MedevalError("\n".join(problems))
+
+    def mine(self, name: str) -> bool:
+        """Whether a task or group comes from a --task-dir (or MEDEVAL_TASK_DIRS) rather than the bundled ones."""
+        return self.origin.get(name) in self.user_dirs
 
     def resolve(self, names: list[str]) -> list[Task]:
         out: list[Task] = []
         for name in names:
             name = name.strip()
+            if name in self.broken:
+                raise MedevalError(self.broken[name])
             if name in self.tasks:
                 picked = [self.tasks[name]]
             elif name in self.groups:
@@ -322,11 +418,23 @@ class Registry:
                 hint = f" Did you mean: {', '.join(close)}?" if close else ""
                 raise MedevalError(f"unknown task or group {name!r}.{hint} Run `medeval tasks` to list them.")
             out += [t for t in picked if t.name not in {x.name for x in out}]
+        for t in out:
+            if t.plugins:   # a task's own code runs only when the task is used
+                load_plugins(t)
+                for problem in metric_problems(t)[:1]:
+                    raise MedevalError(problem)
         return out
 
     def groups_for(self, tasks: list[Task]) -> list[Group]:
-        names = {t.name for t in tasks}
-        return [g for g in self.groups.values() if {t.name for t in self.resolve(g.tasks)} <= names]
+        names, out = {t.name for t in tasks}, []
+        for g in self.groups.values():
+            try:
+                members = self.resolve(g.tasks)
+            except MedevalError:   # a broken member: the group is not scored (the member was not run)
+                continue
+            if {t.name for t in members} <= names:
+                out.append(g)
+        return out
 
 
 def _cycle(name: str, registry: Registry, path: tuple) -> bool:
@@ -343,7 +451,7 @@ def check(item: Task | Group, registry: Registry) -> list[str]:
     if isinstance(item, Group):
         out = []
         for name in item.tasks:
-            if name not in registry.tasks and name not in registry.groups:
+            if name not in registry.tasks and name not in registry.groups and name not in registry.broken:
                 close = difflib.get_close_matches(name, [*registry.tasks, *registry.groups], n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else "; run `medeval tasks` to list tasks"
                 out.append(f"{src}: field 'tasks': {name!r} is not a task or group{hint}")
@@ -359,7 +467,71 @@ def check(item: Task | Group, registry: Registry) -> list[str]:
         if not any((d / tmpl).is_file() for d in dirs):
             out.append(f"{src}: field '{field_name}': template {tmpl!r} not found in "
                        f"{' or '.join(str(d) for d in dirs)}")
+    if item.plugins:   # checked when the task is used and its plugins are loaded (resolve, prepare)
+        try:
+            plugin_files(item)
+        except MedevalError as e:
+            out.append(str(e))
+        return out + [p for p in metric_problems(item) if "unknown metric" not in p]
     return out + metric_problems(item)
+
+
+# --------------------------------------------------------------------------
+# Plugins: Python files beside a task file, named in its `plugins:`, that register metrics with
+# medeval.metrics.metric. Code the user chose to run (as lm-eval's `!function`): loaded only when a
+# task that names it is resolved or prepared, only from the task file's own directory, never from data.
+_PLUGINS: dict[Path, str] = {}   # resolved file -> its sha256 (each file is executed once per process)
+
+
+def plugin_files(task: Task) -> list[Path]:
+    """The task's plugin files, checked: plain `.py` names, in the task file's directory, no symlink out."""
+    out = []
+    for k, name in enumerate(task.plugins):
+        where = f"{task.source_file}: field 'plugins.{k}'"
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".py"):
+            raise MedevalError(f"{where}: {name!r} must be the name of a .py file beside the task file "
+                               "(no directory)")
+        if task.source_file is None:
+            raise MedevalError(f"task {task.name!r}: plugins need a task file to be found beside")
+        home = Path(task.source_file).parent.resolve()
+        path = Path(task.source_file).parent / name
+        if not path.is_file():
+            raise MedevalError(f"{where}: {name!r} not found in {home}; put the file beside the task file")
+        if path.resolve().parent != home:
+            raise MedevalError(f"{where}: {name!r} is a symlink to {path.resolve()}, outside the task's directory; "
+                               "copy the file into the directory instead")
+        out.append(path.resolve())
+    return out
+
+
+def load_plugins(task: Task) -> dict[str, str]:
+    """Run the task's plugin files once each (they register metrics); {file name: sha256} for results.json.
+    A plugin may add metrics, never replace one medeval or another plugin already registered."""
+    import importlib.util
+
+    got = {}
+    for path in plugin_files(task):
+        if path not in _PLUGINS:
+            code = path.read_bytes()
+            before = dict(metrics.REGISTRY)
+            mod_name = f"medeval_plugin_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}_{path.stem}"
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:   # the user's code: report where, not a traceback (--debug shows it)
+                metrics.REGISTRY.clear()
+                metrics.REGISTRY.update(before)
+                raise MedevalError(f"{task.source_file}: field 'plugins': {path.name} failed to load: "
+                                   f"{type(e).__name__}: {e}") from e
+            replaced = sorted(k for k in before if metrics.REGISTRY[k] is not before[k])
+            if replaced:
+                metrics.REGISTRY.update({k: before[k] for k in replaced})
+                raise MedevalError(f"{path}: registers metric {replaced[0]!r}, which exists already; give your "
+                                   "metric its own name")
+            _PLUGINS[path] = hashlib.sha256(code).hexdigest()
+        got[path.name] = _PLUGINS[path]
+    return got
 
 
 def metric_problems(task: Task) -> list[str]:

@@ -65,6 +65,15 @@ def _sha(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def identity_block(model_id: str, revision: str | None, weights: str) -> dict:
+    """`model.identity` and its hash as `medeval run` writes them; `weights` stands for the checkpoint's
+    fingerprint (two runs with the same one are the same model)."""
+    from medeval.backends.identity import Identity
+
+    ident = Identity(backend="hf", model=model_id, revision=revision, weights=weights)
+    return {"identity": ident.as_dict(), "identity_hash": ident.key()}
+
+
 def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: str | None = "main",
               schema_version=1, created: str = "2026-01-01T00:00:00+00:00", identity_hash: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +104,7 @@ def write_run(out: Path, model_id: str, tasks: dict[str, TaskSpec], revision: st
     results = {"schema_version": schema_version, "medeval_version": "0.1.0", "created": created,
                "git_revision": None, "command": ["medeval", "run"],
                "model": {"id": model_id, "revision": revision, "backend": "hf", "args": {},
-                         **({"identity_hash": identity_hash} if identity_hash else {})},
+                         **(identity_block(model_id, revision, identity_hash) if identity_hash else {})},
                "decoding": {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": None, "seed": 1234}},
                "seed": 1234, "packages": {}, "cache": {}, "timings": {}, "tasks": task_blocks, "groups": {}}
     (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")

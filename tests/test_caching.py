@@ -56,7 +56,8 @@ def test_graders_are_built_once_per_run_over_one_cache(tmp_path, monkeypatch):
     a, b = graders.judge("diagnosis"), graders.judge("rubric")
     assert isinstance(a, LLMJudge) and isinstance(b, RubricGrader) and graders.judge("choice") is None
     assert a.chat is b.chat and a is not graders.judge("diagnosis")   # one model; a fresh tally per task
-    assert graders.extract.chat.cache is a.chat.cache                  # one cache connection for the run
+    x = graders.extract_for()
+    assert x.chat.cache is a.chat.cache and x is not graders.extract_for()   # one cache connection; a tally per task
     graders.close()
     same = Graders(cfg).judge("diagnosis")
     other = Graders(RunConfig(tasks=[], judge="k", judge_base_url="http://127.0.0.1:9/v1", no_cache=True))

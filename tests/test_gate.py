@@ -287,7 +287,8 @@ def test_gate_refuses_to_compare_a_model_with_itself(app, tmp_path, golds, base_
     same = write_run(tmp_path / "c", "org/new-ckpt", spec, identity_hash="a" * 64)
     other = write_run(tmp_path / "d", "org/new-ckpt", spec, identity_hash="b" * 64)
     res = invoke(app, "gate", "--baseline", base, "--candidate", same)
-    assert res.exit_code == 2 and "same model (identity aaaaaaaaaaaa)" in res.output
+    same_hash = json.loads((base / "results.json").read_text())["model"]["identity_hash"]
+    assert res.exit_code == 2 and f"same model (identity {same_hash[:12]})" in res.output
     assert "--allow-same-model" in res.output
     assert invoke(app, "gate", "--baseline", base, "--candidate", same, "--allow-same-model").exit_code == 0
     assert invoke(app, "gate", "--baseline", base, "--candidate", other).exit_code == 0

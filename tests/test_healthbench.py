@@ -73,13 +73,15 @@ def test_healthbench_end_to_end_with_a_loopback_grader(hf_backend, data_dir, tmp
         t = res["tasks"]["healthbench"]
         n_crit = sum(len(r["rubrics"]) for r in rows)
         served = [e for e in server.entries(path="/v1/chat/completions") if e.get("status") == 200]
-        assert t["judge"]["calls"] == n_crit == len(served)
+        n_bad = sum(rule(c["criterion"]) is None for r in rows for c in r["rubrics"])
+        # a reply without a verdict is asked again twice and never cached
+        assert t["judge"]["calls"] == n_crit and len(served) == n_crit + 2 * n_bad
+        assert t["judge"]["unusable_replies"] == 3 * n_bad and t["judge"]["reasks"] == 2 * n_bad
         # expected scores from the fixed rule, computed here independently
         want = [item_score(r["rubrics"], [bool(rule(c["criterion"])) for c in r["rubrics"]]) for r in rows]
         samples = [json.loads(line) for line in (tmp_path / "a" / "samples_healthbench.jsonl").open()]
         assert [s["greedy"]["pred"] for s in samples] == pytest.approx(want)
         assert t["metrics"]["greedy"]["rubric_score"]["value"] == pytest.approx(np.mean(want))
-        n_bad = sum(rule(c["criterion"]) is None for r in rows for c in r["rubrics"])
         assert t["judge"]["unparseable"] == n_bad and t["judge"]["judge"] == SERVED
         assert t["judge"]["server_models"] == [SERVED + "-2025"]
         axes = {tag.split(":")[1] for r in rows for c in r["rubrics"] for tag in c["tags"] if tag.startswith("axis:")}
@@ -87,9 +89,9 @@ def test_healthbench_end_to_end_with_a_loopback_grader(hf_backend, data_dir, tmp
         assert set(t["rubric"]["greedy"]["by_axis"]) == axes and set(t["rubric"]["greedy"]["by_theme"]) == themes
         # the model answered the conversation turn by turn, in its own chat template
         assert samples[0]["prompt"].count("<|im_start|>user") == sum(m["role"] == "user" for m in rows[0]["prompt"])
-        # a re-run asks the grader nothing: every verdict comes from the cache
+        # a re-run asks the grader only for the verdicts it could not read: the others come from the cache
         run(RunConfig(**{**cfg.__dict__, "output_dir": str(tmp_path / "b")}), backend=hf_backend, progress=False)
-        assert len(server.entries(path="/v1/chat/completions")) == len(served) + 2
+        assert len(server.entries(path="/v1/chat/completions")) == len(served) + 2 + 3 * n_bad
 
 
 def test_bad_conversations_and_prompt_specs_are_one_line_errors(tmp_path):

@@ -32,7 +32,7 @@ def make_run(path: Path, model: str, accs: dict, n: int = 100, sc: bool = False)
     for i, (task, acc) in enumerate(accs.items()):
         preds = preds_from_mask(golds, mask_with_accuracy(n, acc, seed=i))
         sc_preds = preds_from_mask(golds, mask_with_accuracy(n, min(acc + 0.05, 1.0), seed=i + 99)) if sc else None
-        specs[task] = TaskSpec(golds, preds, sc_preds=sc_preds, n_total=1000)
+        specs[task] = TaskSpec(golds, preds, sc_preds=sc_preds)   # full runs: n = n_total
     return write_run(path, model, specs)
 
 
@@ -58,7 +58,7 @@ def rows_of(md: str) -> list[list[str]]:
 
 def test_markdown_table_with_reported_rows(app, runs, tmp_path):
     out = tmp_path / "lb" / "README.md"
-    res = invoke(app, "leaderboard", *runs, "-o", out, "--reported", CARD)
+    res = invoke(app, "leaderboard", *runs, "-o", out, "--preset", "neeto", "--reported", CARD)
     assert res.exit_code == 0, res.output
     md = out.read_text()
     table = rows_of(md)
@@ -96,14 +96,14 @@ def test_markdown_table_with_reported_rows(app, runs, tmp_path):
 
 def test_modes_ci_and_weighted_average(app, runs, tmp_path):
     out = tmp_path / "README.md"
-    res = invoke(app, "leaderboard", *runs, "-o", out, "--mode", "both", "--ci", "--no-html", "--no-charts")
+    res = invoke(app, "leaderboard", *runs, "-o", out, "--preset", "neeto", "--mode", "both", "--ci", "--no-html", "--no-charts")
     assert res.exit_code == 0, res.output
     row = next(r for r in rows_of(out.read_text()) if r[0] == "org/full-model")
     greedy, sc = row[5].split(" / ")  # MMLU.ck: greedy 65, sc 70 (the best sc value of the column)
     assert re.fullmatch(r"\*\*65\.00\*\* \(\d+\.\d\d–\d+\.\d\d\)", greedy) and sc.startswith("**70.00** (")
     assert not (tmp_path / "index.html").exists() and not (tmp_path / "charts").exists()
     # the card reports greedy scores only: with --mode sc its rows are left out and named in a note
-    res = invoke(app, "leaderboard", *runs, "-o", out, "--mode", "sc", "--reported", CARD, "--no-html", "--no-charts")
+    res = invoke(app, "leaderboard", *runs, "-o", out, "--preset", "neeto", "--mode", "sc", "--reported", CARD, "--no-html", "--no-charts")
     md = out.read_text()
     assert res.exit_code == 0 and len(rows_of(md)) == 3
     note = next(line for line in md.splitlines() if line.startswith("Not shown (no score for these columns in sc"))
@@ -141,7 +141,7 @@ def test_bad_inputs_exit_2(app, runs, tmp_path):
     for extra, message in cases:
         res = invoke(app, "leaderboard", runs[0], "-o", tmp_path / "x.md", *extra)
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
-    assert invoke(app, "leaderboard", runs[0], runs[0], "-o", tmp_path / "x.md", "--no-charts").exit_code == 0
+    assert invoke(app, "leaderboard", runs[0], runs[0], "-o", tmp_path / "x.md", "--preset", "neeto", "--no-charts").exit_code == 0
 
 
 def test_runs_of_one_model_merge_or_split(app, runs, tmp_path):
@@ -149,7 +149,7 @@ def test_runs_of_one_model_merge_or_split(app, runs, tmp_path):
     other = make_run(tmp_path / "other", "org/small", {"pubmedqa": .6})
     again = make_run(tmp_path / "again", "org/small", {"medqa": .7})
     out = tmp_path / "x.md"
-    assert invoke(app, "leaderboard", extra, other, again, "-o", out, "--no-charts", "--no-html").exit_code == 0
+    assert invoke(app, "leaderboard", extra, other, again, "-o", out, "--preset", "neeto", "--no-charts", "--no-html").exit_code == 0
     rows = {r[0]: r for r in rows_of(out.read_text())[1:]}
     # disjoint tasks merge into one row; a second medqa run of the same model becomes its own row
     assert set(rows) == {"org/small (extra+other)", "org/small (again)"}
@@ -159,7 +159,7 @@ def test_runs_of_one_model_merge_or_split(app, runs, tmp_path):
 
 def test_charts_written(app, runs, tmp_path):
     out = tmp_path / "README.md"
-    assert invoke(app, "leaderboard", *runs, "-o", out, "--no-html").exit_code == 0
+    assert invoke(app, "leaderboard", *runs, "-o", out, "--preset", "neeto", "--no-html").exit_code == 0
     pngs = sorted((tmp_path / "charts").glob("*.png"))
     assert [p.stem for p in pngs] == sorted(TASKS)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
@@ -172,7 +172,7 @@ CLICK = "<script>document.querySelector('th[data-col=\"MedQA\"]').click();</scri
 @needs_chromium
 def test_html_sorts_in_headless_chromium(app, runs, tmp_path):
     out = tmp_path / "README.md"
-    assert invoke(app, "leaderboard", *runs, "-o", out, "--reported", CARD, "--no-charts").exit_code == 0
+    assert invoke(app, "leaderboard", *runs, "-o", out, "--preset", "neeto", "--reported", CARD, "--no-charts").exit_code == 0
     page = (tmp_path / "index.html").read_text()
     assert "<script>alert" not in page and "evil|&lt;script&gt;alert(1)&lt;/script&gt;" in page
     clicked = tmp_path / "clicked.html"

@@ -253,8 +253,12 @@ class OpenAIBackend:
             t, r, k, u = await self._call(client, request, 1, sample_seed(s.seed, prompt, i))
             texts, reasons, retries, calls = texts + t[:1], reasons + r[:1], retries + k, calls + 1
             tally.add(u, 1)
+        # how a fresh run of the whole request bills its prompt (accounting.sample_info): once for one call
+        # with n choices, else once per sample's own call, whatever path the missing samples took this time
+        billing = "per_request" if s.greedy or (self.samples == "native" and self.honours_n is not False) else "per_sample"
         return Output(texts, reasons, {"n_path": path, "http_calls": calls, "retries": retries,
-                                       "server_model": self.server_model, **tally.info(len(texts))})
+                                       "server_model": self.server_model, "prompt_billing": billing,
+                                       **tally.info(len(texts))})
 
     async def _probe_n(self, client, request: Request):
         """samples="native", first n > 1 request: does the server return n choices, fewer (it ignores n),
@@ -430,6 +434,7 @@ class _Usage:
 
     def __init__(self, usage, n_samples: int):
         self.prompt = self.completion = 0
+        self.call_prompt = None
         self.per_sample: list[int | None] = []
         self.complete = True
         if n_samples:
@@ -441,6 +446,7 @@ class _Usage:
             self.per_sample += [None] * n_samples
             return
         self.prompt += usage[0]
+        self.call_prompt = usage[0]   # every call of a request sends the same prompt
         self.completion += usage[1]
         self.per_sample += [usage[1]] if n_samples == 1 else [None] * n_samples
 
@@ -448,7 +454,7 @@ class _Usage:
         if not self.complete:
             return {"usage": "incomplete: the server omitted `usage` on some calls"}
         return {"prompt_tokens": self.prompt, "completion_tokens": self.per_sample[:n],
-                "completion_tokens_total": self.completion}
+                "completion_tokens_total": self.completion, "call_prompt_tokens": self.call_prompt}
 
 
 def _drive(loop: asyncio.AbstractEventLoop, task: asyncio.Task) -> None:

@@ -43,7 +43,8 @@ def write_charts(board: Board, out_dir: str | Path) -> dict[str, Path]:
                                 capsize=3, xerr=[[100 * max(c.value - c.ci_low, 0) for _, c in ci],
                                                  [100 * max(c.ci_high - c.value, 0) for _, c in ci]])
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([mpl_escape(r.label) + (f" {r.reported.marker}" if r.reported else "") for r in rows])
+        ax.set_yticklabels([mpl_escape(r.label) + (f" {r.reported.marker}" if r.reported else "")
+                            + _items(r, col.name, board.modes) for r in rows])
         ax.set_xlim(0, 100)
         ax.set_xlabel("score (%); error bars: 95% bootstrap CI")
         ax.set_title(mpl_escape(f"{col.name} ({col.task})"))
@@ -53,3 +54,9 @@ def write_charts(board: Board, out_dir: str | Path) -> dict[str, Path]:
         fig.savefig(path, dpi=100)
         written[col.name] = path
     return written
+
+
+def _items(row, column: str, modes) -> str:
+    """' (n/N)' when the row's cell in this column is computed on fewer items than the task's split."""
+    cell = next((row.cells[(column, m)] for m in modes if (column, m) in row.cells), None)
+    return f" ({cell.n}/{cell.n_total})" if cell is not None and cell.partial else ""

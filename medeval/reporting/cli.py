@@ -18,7 +18,8 @@ import importlib
 
 import typer
 
-from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, read_results
+from ..errors import MedevalError
+from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, atomic_write, read_results
 
 
 class _Lazy:
@@ -68,7 +69,7 @@ def _guard(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except ResultsError as e:
+        except MedevalError as e:   # ResultsError, and a report that cannot be written
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(G.CANNOT_COMPARE) from None
         except OSError as e:
@@ -80,10 +81,8 @@ def _guard(fn):
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomically; a failure is one line naming `path` and its directory, and leaves no temporary file."""
+    atomic_write(path, text)
 
 
 def _print_table(report: G.GateReport, title: str) -> None:
@@ -112,8 +111,10 @@ def leaderboard(
     results: Annotated[list[Path], typer.Argument(help="Result directories (or their results.json) written by "
                                                        "`medeval run`; runs of the same model and revision are merged.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Markdown file to write.")] = Path("leaderboard/README.md"),
-    preset: Annotated[str, typer.Option(help="Column preset: a name under leaderboard/presets/ or a path to your own "
-                                             "YAML (columns: [{name, task, metric?}]).")] = "neeto",
+    preset: Annotated[Optional[str], typer.Option(help="Column layout: a name under leaderboard/presets/ (neeto: the "
+                                             "Neeto card's nine columns; ii_medical) or a path to your own YAML "
+                                             "(columns: [{name, task, metric?}]). Default: one column per group "
+                                             "and task found in the runs.")] = None,
     reported: Annotated[Optional[list[Path]], typer.Option(help="YAML of published scores with a cited `source:`, "
                                                                 "or the name of one medeval ships (neeto_card, "
                                                                 "ii_medical_8b_card, ii_medical_7b_preview_card); "
@@ -140,12 +141,12 @@ def leaderboard(
     evaluated on; the best value of each column is bold. The average rule and
     the treatment of missing cells are printed under the table.
     """
-    the_preset = P.load_preset(preset)
-    mode = mode or ModeChoice(the_preset.mode or "greedy")
-    modes = GENERATION_MODES if mode is ModeChoice.both else (mode.value,)
     runs = [read_results(p) for p in results]
     reps = [P.load_reported(p, P.MARKERS[i % len(P.MARKERS)] * (1 + i // len(P.MARKERS)))
             for i, p in enumerate(reported or [])]
+    the_preset = P.load_preset(preset) if preset else P.auto_preset(runs, reps)
+    mode = mode or ModeChoice(the_preset.mode or _auto_mode(runs))
+    modes = GENERATION_MODES if mode is ModeChoice.both else (mode.value,)
     board = B.build(runs, the_preset, modes, average.value, reps)
     charts = {}
     if not no_charts:
@@ -159,6 +160,12 @@ def leaderboard(
         typer.echo(f"wrote {page}")
     if charts:
         typer.echo(f"wrote {len(charts)} chart(s) to {charts_dir or output.parent / 'charts'}")
+
+
+def _auto_mode(runs) -> str:
+    """greedy, unless no run has a greedy score (only `scoring: loglikelihood` tasks): loglikelihood."""
+    modes = {m for r in runs for t in r.tasks.values() for m in (t.get("modes") or [])}
+    return "loglikelihood" if modes and "greedy" not in modes and "loglikelihood" in modes else "greedy"
 
 
 def gate(

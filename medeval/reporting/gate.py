@@ -21,7 +21,8 @@ from .. import metrics as M
 from ..power import MAX_ITEMS, analyse
 from ..results import ResultsError, Run, read_results
 from ..stats import paired_test
-from .paired import load_samples, metric_options, mismatches, predictions
+from .paired import load_samples, metric_options, mismatches
+from .verify import derived_predictions
 from .policy import SIDED, Policy
 
 PASS, REGRESSION, CANNOT_COMPARE = 0, 1, 2
@@ -110,8 +111,9 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     if metric_options(ct, metric) != opts:
         res.notes.append("metric_options differ between the runs; the baseline's are used")
     golds = [b_rows[i]["gold"] for i in ids]
-    pb = predictions(b_rows, ids, mode, str(base.dir))
-    pc = predictions(c_rows, ids, mode, str(cand.dir))
+    pb, derived_b = derived_predictions(base, task, b_rows, ids, mode)   # from the outputs, not editable flags
+    pc, derived_c = derived_predictions(cand, task, c_rows, ids, mode)
+    res.notes += derived_b + derived_c
     try:
         s = paired_test(metric, pb, pc, golds, opts, sided, n_resamples, seed)
     except (TypeError, ValueError, KeyError) as e:
@@ -204,6 +206,9 @@ def run_gate(baseline: str | Path, candidate: str | Path, policy: Policy | None 
     if sided not in SIDED:
         raise ResultsError(f"sided must be 'one' or 'two', got {sided!r}")
     base, cand = read_results(baseline), read_results(candidate)
+    if kind == "gate":   # the same-model refusal rests on these: an edited model block is refused
+        base.check_identity()
+        cand.check_identity()
     report = GateReport(base, cand, alpha, sided, allow_mismatch, n_resamples, seed, kind=kind,
                         allow_same_model=allow_same_model)
     tasks = list(base.tasks) + [t for t in cand.tasks if t not in base.tasks]

@@ -20,6 +20,7 @@ class Column:
     name: str
     task: str
     metric: str | None = None  # None: each run's primary_metric for the task
+    group: bool = False        # a group's score (results.json `groups`): shown, not part of the Average
 
 
 @dataclass
@@ -62,6 +63,30 @@ def load_preset(name_or_path: str) -> Preset:
     note = data.get("note")
     return Preset(str(data.get("name") or path.stem), str(data.get("title") or "Leaderboard"), columns,
                   mode, None if note is None else " ".join(str(note).split()))
+
+
+def auto_preset(runs: list, reported: list | None = None) -> Preset:
+    """The columns of what was run (no --preset): one per group scored in the runs, then one per task,
+    each group's members in its order, then the other tasks by name. Display names come from results.json
+    (a task's display_name; a name two tasks share falls back to the task names). Without runs, the
+    tasks of the reported files."""
+    groups: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for run in runs:
+        for g, block in sorted((run.data.get("groups") or {}).items()):
+            groups.setdefault(g, list((block or {}).get("tasks") or []))
+        for t, block in run.tasks.items():
+            names.setdefault(t, str(block.get("display_name") or t))
+    if not names:
+        names = {t: t for rep in reported or [] for r in rep.rows for t in r["scores"]}
+    order = [t for g in sorted(groups) for t in groups[g] if t in names]
+    order = list(dict.fromkeys(order + sorted(names)))
+    shown = [names[t] for t in order]
+    columns = [Column(g, g, group=True) for g in sorted(groups)]
+    columns += [Column(names[t] if shown.count(names[t]) == 1 and names[t] not in groups else t, t) for t in order]
+    if not columns:
+        raise ResultsError("no task in the given runs: pass result directories written by `medeval run`")
+    return Preset("auto", "Leaderboard", columns)
 
 
 @dataclass

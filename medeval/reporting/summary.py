@@ -14,7 +14,10 @@ def summary(results: dict, out: Console | None = None) -> None:
     """Print a run's results: one row per task and metric, then usage, judges, clusters and groups."""
     out = out or Console()
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    for col in ("task", "n", "metric", "greedy | acc [95% CI]", "SC | acc_norm", "invalid", "ambiguous", "truncated"):
+    kinds = {r["modes"][0] == "loglikelihood" for r in results["tasks"].values()}   # the first mode names the kind
+    first, second = {frozenset({False}): ("greedy [95% CI]", "SC"), frozenset({True}): ("acc [95% CI]", "acc_norm")}.get(
+        frozenset(kinds), ("greedy | acc [95% CI]", "SC | acc_norm"))   # generation tasks, loglikelihood, or both
+    for col in ("task", "n", "metric", first, second, "invalid", "ambiguous", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
@@ -51,6 +54,21 @@ def summary(results: dict, out: Console | None = None) -> None:
             asked = sum(sum(c.values()) for c in xj["outputs"].values())
             out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
                       "invalid outputs", markup=False)
+        fb = r.get("extract_fallback")
+        if fb:
+            vals = ", ".join(f"{m} {r['primary_metric']} {100 * fb['metrics'][m][r['primary_metric']]['value']:.1f} "
+                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
+                             f"{100 * fb['invalid'][m]['rate']:.0f}%" for m in fb["metrics"])
+            answered = sum(c["answered"] for c in fb["outputs"].values())
+            invalid = sum(c["invalid"] for c in fb["outputs"].values())
+            out.print(f"{name} with --extract-fallback self: {vals}; the model answered {answered} of {invalid} "
+                      "invalid outputs", markup=False)
+        au = r.get("extract_audit")
+        if au:
+            vals = ", ".join(f"{m} {a['agree']}/{a['compared']}" + (f" ({100 * a['rate']:.0f}%)" if a["compared"] else "")
+                             for m, a in au.items() if isinstance(a, dict))
+            out.print(f"{name} --extract-audit: the model's own answer agrees with the rules' on {vals} outputs",
+                      markup=False)
         b = r.get("bootstrap") or {}
         if b.get("unit") == "cluster":
             out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")

@@ -62,7 +62,11 @@ def average_rule(board: Board, esc=str) -> str:
            else "mean of the column scores weighted by each column's number of items (n)")
     rule = (f"Average: {how}. A row with missing columns is averaged over the columns it has; such an Average "
             f"is marked {esc(PARTIAL)} and is not directly comparable with complete rows. A cell showing "
-            f"{esc('-')} was not evaluated. Best value per column in bold.")
+            f"{esc('-')} was not evaluated. Best value per column in bold. A cell computed on fewer items than "
+            f"its task's split shows (n/N) after the score; an Average over such cells says how many of its "
+            f"cells are partial.")
+    if any(c.group for c in board.preset.columns):
+        rule += " Group columns show the group's own score (results.json) and are not part of the Average."
     if board.average == "weighted":
         rule += f" Rows without item counts (published rows, usually) show {esc('-')} as their weighted Average."
     return rule
@@ -114,7 +118,7 @@ def notes(board: Board, esc=str) -> list[str]:
         mine, k = row.averages[board.modes[0]]
         if printed is not None and mine is not None and board.average == "mean" and abs(printed - mine) > \
                 max(src.get("tolerance", 0.0), 5e-5):
-            cells = [c.value for c in (row.cells.get((col.name, board.modes[0])) for col in board.preset.columns)
+            cells = [c.value for c in (row.cells.get((col.name, board.modes[0])) for col in board.averaged)
                      if c is not None]
             out.append(f"{esc(row.label)}: the source prints Average {100 * printed:.2f}; this table recomputes "
                        f"{100 * mine:.2f} from the same cells with the rule above "
@@ -129,7 +133,7 @@ def notes(board: Board, esc=str) -> list[str]:
 
 def cell_texts(board: Board, row: Row, d: int, ci: bool, best: dict, bold, partial: str, small=lambda t: t) -> list[str]:
     """Display text of the Average and each column of one row (format-neutral except `bold`)."""
-    n_cols = len(board.preset.columns)
+    n_cols = len(board.averaged)
     out = []
     for col in ["Average"] + [c.name for c in board.preset.columns]:
         parts = []
@@ -145,6 +149,10 @@ def cell_texts(board: Board, row: Row, d: int, ci: bool, best: dict, bold, parti
                 t = bold(t)
             if v is not None and k < n_cols:
                 t += partial
+            if cell is not None and cell.partial:
+                t += f" ({cell.n}/{cell.n_total})"
+            if col == "Average" and v is not None and row.partial.get(m):
+                t += f" ({row.partial[m]} of {k} partial)"
             if ci and cell is not None and cell.ci_low is not None and cell.ci_high is not None:
                 t += " " + small(f"({pct(cell.ci_low, d)}–{pct(cell.ci_high, d)})")
             parts.append(t)

@@ -2,46 +2,109 @@
 output directory."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import tempfile
+import weakref
 from pathlib import Path
 
 from ..errors import MedevalError
 
 
+def write_failed(path: Path, err: OSError) -> MedevalError:
+    """One line naming the file and its directory for a write that failed (a full disk, a read-only or
+    missing directory), instead of a traceback naming a temporary file."""
+    why = err.strerror or str(err)
+    hint = ("free space there or write elsewhere" if err.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "choose a directory you can write to")
+    return MedevalError(f"{path}: cannot write it ({why}) in the directory {path.parent}; {hint}")
+
+
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to `path` through a temporary file in the same directory, renamed into place; on any
+    failure the temporary file is removed and an OSError becomes one line naming `path` and its directory."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, usual_mode())   # mkstemp makes 0600; results are read by colleagues, as any file they write
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_failed(path, e) from None
         raise
 
 
 class SamplesWriter:
-    """Streams samples_<task>.jsonl to a temporary file, renamed into place on close."""
+    """Streams samples_<task>.jsonl to a temporary file, renamed into place on close. A failed write
+    removes the temporary file and raises one line naming the file and its directory (`write_failed`);
+    `abort()` removes it too."""
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        self.f = os.fdopen(fd, "w", encoding="utf-8")
+        self.tmp = self.f = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.fchmod(fd, usual_mode())
+            self.f = os.fdopen(fd, "w", encoding="utf-8")
+        except OSError as e:
+            self.abort()
+            raise write_failed(path, e) from None
+        # a writer dropped without close() (an error while scoring) leaves no temporary file behind
+        self._cleanup = weakref.finalize(self, _drop, self.f, self.tmp)
 
     def write(self, row: dict) -> None:
-        self.f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        try:
+            self.f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        except OSError as e:
+            self.abort()
+            raise write_failed(self.path, e) from None
 
     def close(self) -> None:
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.f.close()
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise write_failed(self.path, e) from None
+        self._cleanup.detach()
+
+    def abort(self) -> None:
+        """Drop the temporary file (nothing replaces the previous samples file)."""
+        if self.f is not None:
+            try:
+                self.f.close()
+            except OSError:   # the buffered rest cannot be flushed: the disk is full
+                pass
+        if self.tmp is not None:
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+def _drop(f, tmp) -> None:
+    try:
+        f.close()
+    except OSError:
+        pass
+    Path(tmp).unlink(missing_ok=True)
+
+
+def usual_mode() -> int:
+    """The mode `open()` would give a new file: 0666 less the user's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def safe_child(directory: Path, name: str) -> Path:

@@ -40,6 +40,27 @@ class Run:
         """Hash of the backend identity that produced the run (None for runs written before it existed)."""
         return (self.data.get("model") or {}).get("identity_hash")
 
+    def check_identity(self) -> None:
+        """For the gate's same-model refusal: the file has a `model` block, and an `identity_hash` there is
+        the hash of the `identity` beside it (as `Identity.key()` computes it). A run written before
+        identities existed, or by `medeval score`, has neither and passes."""
+        import hashlib
+
+        model = self.data.get("model")
+        if not isinstance(model, dict) or not model.get("id"):
+            raise ResultsError(f"{self.file}: field 'model' is missing or has no 'id'; the gate needs to know which "
+                               "model a run belongs to: use the results.json that `medeval run` wrote")
+        ident, claimed = model.get("identity"), model.get("identity_hash")
+        if claimed is None and ident is None:
+            return
+        if not isinstance(ident, dict) or not isinstance(claimed, str):
+            raise ResultsError(f"{self.file}: field 'model.identity' and 'model.identity_hash' must come together "
+                               "(one is missing); use the results.json that `medeval run` wrote")
+        text = json.dumps(ident, sort_keys=True, default=str, separators=(",", ":"))
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != claimed:
+            raise ResultsError(f"{self.file}: field 'model.identity_hash' ({claimed[:12]}) is not the hash of "
+                               "'model.identity': the file was edited; use the results.json that `medeval run` wrote")
+
     @property
     def revision(self) -> str | None:
         rev = (self.data.get("model") or {}).get("revision")

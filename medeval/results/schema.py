@@ -56,6 +56,8 @@ class CacheInfo(Block):
     hits: int | None = Field(None, description="samples reused from the cache")
     misses: int | None = Field(None, description="samples generated")
     dir: str | None = Field(None, description="the cache directory (None: --no-cache)")
+    replaced_surrogates: int | None = Field(None, description="generated samples whose text held lone UTF-16 "
+                                            "surrogates, each replaced by U+FFFD")
 
 
 Mapping = dict[str, Any]
@@ -87,11 +89,18 @@ class TaskResults(Block):
     strata: dict[str, dict[str, Mapping]] | None = Field(None, description="field -> value -> n and metrics per mode")
     skipped: dict[str, int] | None = Field(None, description="--context-policy counts")
     samples_file: str | None = Field(None, description="the task's samples file, next to results.json")
+    selection: Mapping | None = Field(None, description="dataset.filter and --limit: rows in the split, the "
+                                      "filter, rows it removed, the limit and how the subset was drawn")
+    plugins: dict[str, str] | None = Field(None, description="the task's plugin files (metrics): name -> sha256")
     item_labels: Mapping | None = Field(None, description="the --item-labels side file used")
     adversarial_traces: Mapping | None = Field(None, description="the --adversarial-file side file used")
     judge: Mapping | None = Field(None, description="the diagnosis judge's or rubric grader's summary")
     rubric: PerMode | None = Field(None, description="HealthBench: mode -> scores by axis and theme")
     extract_judge: Mapping | None = Field(None, description="--extract-judge verdicts and metrics")
+    extract_fallback: Mapping | None = Field(None, description="--extract-fallback self: outputs it answered, "
+                                             "metrics and invalid counts with the model's own answers")
+    extract_audit: Mapping | None = Field(None, description="--extract-audit: per mode, agreement of the model's "
+                                          "own answer with the rules' answer")
     adversarial: Mapping | None = Field(None, description="--adversarial: recovery and misled rates per mode")
     timings: Mapping | None = Field(None, description="seconds spent per stage")
     protocols: dict[str, str] | None = Field(None, description="mode -> how its numbers were made")
@@ -115,5 +124,7 @@ class RunResults(Block):
     tasks: dict[str, TaskResults] = Field(description="task name -> task block")
     groups: dict[str, Mapping] | None = Field(None, description="group name -> member tasks and aggregate scores")
     usage: Mapping | None = Field(None, description="the run's tokens and cost; judge tokens apart")
+    extraction: Mapping | None = Field(None, description="how answers were read beyond the rules: --extract-judge, "
+                                       "--extract-fallback, --extract-audit and the self-answer cue")
     shard: Mapping | None = Field(None, description="--shard I/N: index, count, partition, config, full tasks")
     merged: Mapping | None = Field(None, description="`medeval merge`: count, partition, shard directories")

@@ -17,7 +17,9 @@ arrival (the i-th request gets faults[i]; None or "ok" serves normally), after
 which `fault_rates` ({"429": 0.1, ...}, seeded) apply. Kinds: "429" (with
 Retry-After), "500", "503", "delay" (answer only after `delay_s`: set it above
 the client timeout), "drop" (close the connection without a response) and
-"garbage" (status 200 with an HTML page, like a misconfigured proxy).
+"garbage" (status 200 with an HTML page, like a misconfigured proxy), "empty" (a normal completion
+whose every choice is the empty string) and "surrogate" (a normal completion whose texts end in a lone
+UTF-16 surrogate, `"\ud83d"` in the JSON: an emoji cut in half).
 `ignore_n=True`: one choice whatever n is asked; `reject_n=True`: HTTP 500
 "Only one completion choice is allowed" for n > 1 (llama.cpp's chat endpoint).
 Every request is appended to `server.log` (thread-safe) with its fault and status.
@@ -35,7 +37,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULT_KINDS = ("429", "500", "503", "delay", "drop", "garbage")
+FAULT_KINDS = ("429", "500", "503", "delay", "drop", "garbage", "empty", "surrogate")
+SURROGATE = "\ud83d"   # the first half of an emoji's UTF-16 surrogate pair, sent alone
 ECHO_MODEL = "medeval-echo-FAKE"
 HF_MODEL = "SmolLM2-135M-Instruct"
 
@@ -312,6 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
             if app._stopping.wait(app.delay_s):
                 return
         status, payload = app.complete(self.path, entry["body"])
+        if fault in ("empty", "surrogate") and status == 200:
+            entry["status"] = fault
+            for choice in payload.get("choices", []):
+                part = choice.get("message") or choice
+                key = "content" if "message" in choice else "text"
+                part[key] = "" if fault == "empty" else (part.get(key) or "") + SURROGATE
         if fault is None:
             entry["status"] = status
         try:

@@ -1,0 +1,83 @@
+"""The gate decides from outputs, not from flags: each item's `pred` is re-derived from what the model wrote.
+
+A samples row holds the outputs, the answers extracted from them, and the `pred` and `correct` that
+follow; anyone can edit the last two. `derived_predictions` gives the gate the predictions that follow
+from the outputs, in two steps:
+
+1. When this medeval knows the task (same name, version and task hash) and the data file the run read
+   (results.json `tasks.<t>.dataset.source`, a local file) is there, every output is read again with
+   `answer_types.outcome` and the item's options, as `medeval run` and `merge` read it.
+2. Otherwise from the row's `extracted` answers: greedy takes the first, self-consistency the majority
+   (ties to the answer seen first), the rule docs/results.md states.
+
+Items whose stored `pred` differs are counted in a note; the derived predictions are what is compared.
+Rows graded by a judge (`judge` in the mode block), loglikelihood modes and rows without outputs keep
+their `pred`: nothing here can re-derive them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..extract import vote
+from ..results import ResultsError, Run
+from .paired import predictions
+
+GENERATED = ("greedy", "sc")
+
+
+def _reader(run: Run, task: str):
+    """item id -> (task spec, row, options) from the data the run read, or None when that cannot be had."""
+    from .. import answer_types
+    from ..data import load_items
+    from ..errors import MedevalError
+    from ..spec import Registry
+
+    block = run.tasks[task]
+    source = str((block.get("dataset") or {}).get("source") or "")
+    try:
+        spec = Registry().tasks.get(task)
+    except MedevalError:
+        return None
+    if spec is None or not source.startswith("local:") or spec.version != block.get("version"):
+        return None
+    path, local = Path(source[len("local:"):]), spec.dataset.local
+    if not local or not path.is_file() or not path.as_posix().endswith(Path(local).as_posix()):
+        return None
+    data_dir = path.as_posix()[: -len(Path(local).as_posix())] or "."
+    try:
+        items = load_items(spec, data_dir)
+        out = {}
+        for row, item_id in zip(items.rows, items.ids):
+            out[item_id] = (spec, row, answer_types.read(spec, row)[1])
+    except MedevalError:
+        return None
+    return out
+
+
+def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -> tuple[list, list[str]]:
+    """(the predictions that follow from the outputs, notes) for the items `ids` of one side."""
+    stored = predictions(rows, ids, mode, str(run.dir))
+    if mode not in GENERATED:
+        return stored, []
+    blocks = [rows[i][mode] for i in ids]
+    if any("judge" in b or not isinstance(b.get("outputs"), list) for b in blocks):
+        return stored, []
+    reader = _reader(run, task)
+    from .. import answer_types
+
+    derived, how = [], "the outputs" if reader is not None else "the extracted answers"
+    for i, b in zip(ids, blocks):
+        if reader is not None and i in reader:
+            spec, row, options = reader[i]
+            prefill = rows[i].get("adversarial_prefill") or ""
+            answers = [answer_types.outcome(spec, prefill + (t or ""), row, options).answer for t in b["outputs"]]
+        elif isinstance(b.get("extracted"), list) and len(b["extracted"]) == len(b["outputs"]):
+            answers = b["extracted"]
+        else:
+            raise ResultsError(f"{run.dir}: task {task}, item {i!r}: {mode}.extracted must be a list with one "
+                               f"answer per output; the gate re-derives pred from it")
+        derived.append(answers[0] if mode == "greedy" else vote(answers)[0])
+    changed = sum(d != s for d, s in zip(derived, stored))
+    notes = ([f"{run.dir}: {changed} of {len(ids)} items' {mode}.pred do not follow from {how} (edited samples?); "
+              f"the gate compares the predictions re-derived from {how}"] if changed else [])
+    return derived, notes
