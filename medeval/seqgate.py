@@ -68,7 +68,7 @@ def run_sequential(cfg: RunConfig, baseline: str | Path, policy: Policy, alpha: 
     if chunk < 1:
         raise ResultsError(f"--chunk must be at least 1, got {chunk}")
     base = read_results(baseline)
-    names = [t.name for t in Registry([Path(d) for d in cfg.task_dirs]).resolve(cfg.tasks)]
+    names = [t.name for t in Registry([Path(d) for d in cfg.task_dirs], strict=False).resolve(cfg.tasks)]
     missing = [t for t in names if t not in base.tasks]
     if missing:
         raise ResultsError(f"{base.file}: no field 'tasks.{missing[0]}': the baseline lacks task(s) "
@@ -84,6 +84,8 @@ def run_sequential(cfg: RunConfig, baseline: str | Path, policy: Policy, alpha: 
         # the samples files follow the data order; the evaluation order is `order`
         run(step, backend=backend, progress=progress)
         cand = read_results(cfg.output_dir)
+        base.check_identity()
+        cand.check_identity()
         if base.identity_hash and base.identity_hash == cand.identity_hash:
             raise ResultsError(f"{base.file}: the baseline comes from the same model identity as this run "
                                f"(model.identity_hash {base.identity_hash[:12]}...); gate against another checkpoint")

@@ -194,7 +194,8 @@ def test_export_csv_and_parquet(app, store, checkpoints, tmp_path):
     _add_all(app, store, dirs)
     assert invoke(app, "history", "export", "-o", tmp_path / "r.csv", "--store", store).exit_code == 0
     df = pd.read_csv(tmp_path / "r.csv")
-    assert len(df) == 3 * 2 and set(df["identity_hash"]) == {f"sha256-identity-{i}" for i in range(3)}
+    hashes = {json.loads((d / "results.json").read_text())["model"]["identity_hash"] for d in dirs}
+    assert len(df) == 3 * 2 and set(df["identity_hash"]) == hashes and len(hashes) == 3
     greedy = df[df["mode"] == "greedy"].sort_values("run_id")
     assert list(greedy["value"]) == pytest.approx([m.mean() for m in masks])
     assert invoke(app, "history", "export", "-o", tmp_path / "i.parquet", "--items", "--store", store).exit_code == 0
