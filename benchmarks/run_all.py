@@ -22,9 +22,9 @@ QUICK = {"overhead": ["--limit", "2", "--repeats", "1"], "generate_ab": ["--limi
          "sc_cost": ["--items", "1", "--repeats", "1"],
          "scoring_throughput": ["--short-pairs", "300", "--long-pairs", "10", "--bertscore-texts", "32", "--repeats", "1"],
          "memory": ["--limits", "2,8"], "view_load": ["--items", "500", "--repeats", "1"], "extraction_corpus": [],
-         "gate_power": ["--reps", "300", "--boot-reps", "20", "--pairs", "2"]}
+         "gate_power": ["--reps", "300", "--boot-reps", "20", "--pairs", "2"], "sequential_gate": ["--reps", "300"]}
 ORDER = ["scoring_throughput", "overhead", "generate_ab", "vs_lmeval", "sc_cost", "memory", "view_load",
-         "extraction_corpus", "gate_power"]
+         "extraction_corpus", "gate_power", "sequential_gate"]
 
 
 def main():

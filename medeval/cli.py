@@ -107,6 +107,22 @@ def run(
     launcher: Optional[str] = typer.Option(None, help="ray: run --shards N shards as tasks on a Ray cluster "
                                            "(RAY_ADDRESS, else a local one), then merge into --output-dir."),
     shards: Optional[int] = typer.Option(None, help="With --launcher ray: the number of shards."),
+    history: bool = typer.Option(False, "--history", help="When the run finishes, add it to the history store "
+                                 "(`medeval history add`; docs/history.md)."),
+    history_store: Optional[str] = typer.Option(None, "--store", envvar="MEDEVAL_HISTORY_STORE",
+                                                help="With --history: the store (default <medeval home>/history.sqlite)."),
+    gate_against: Optional[str] = typer.Option(None, help="With --sequential: the baseline run directory (or "
+                                               "history:last-pass | history:NAME) to gate this run against."),
+    sequential: bool = typer.Option(False, "--sequential", help="Evaluate the baseline's items in a seeded random "
+                                    "order, in chunks, and stop as soon as an always-valid paired test is decisive "
+                                    "(exit 1 regression, 0 otherwise; docs/gate.md#the-sequential-gate)."),
+    chunk: int = typer.Option(50, help="With --sequential: items per task evaluated between two looks."),
+    gate_policy: Optional[Path] = typer.Option(None, help="With --sequential: the gate policy YAML (metric, mode, "
+                                               "tolerance per task)."),
+    alpha: float = typer.Option(0.05, help="With --sequential: the false-alarm rate (no true drop, exit 1)."),
+    beta: float = typer.Option(0.05, help="With --sequential: the rate of passing a true drop of the tolerance "
+                               "or more (stopping with 'pass')."),
+    order_seed: int = typer.Option(0, help="With --sequential: the seed of the evaluation order."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
     from .runner import RunConfig, run as run_pipeline
@@ -128,6 +144,9 @@ def run(
         from .shard import parse
 
         cfg.shard = parse(shard)
+    if gate_against is not None or sequential:
+        _sequential(cfg, gate_against, sequential, chunk, gate_policy, alpha, beta, order_seed, quiet, history,
+                    history_store)
     if launcher is not None or shards is not None:
         from .launch_ray import launch
 
@@ -137,6 +156,41 @@ def run(
     summary(results)
     c = results["cache"]
     out.print(f"cache: {c['hits']} samples reused, {c['misses']} generated; results in {output_dir}/results.json")
+    if history:
+        from .history.cli import add_runs
+
+        add_runs([output_dir], history_store)
+
+
+def _sequential(cfg, gate_against, sequential, chunk, gate_policy, alpha, beta, order_seed, quiet, history,
+                history_store) -> None:
+    """`run --gate-against B --sequential`: the sequential gate (seqgate.py); ends the command with its exit code."""
+    if not (gate_against and sequential):
+        raise MedevalError("--gate-against and --sequential go together (for the fixed-size gate, run "
+                           "`medeval gate --baseline B --candidate RUN` after the run)")
+    if cfg.shard is not None:
+        raise MedevalError("--sequential evaluates chunks of every task; it cannot run one --shard")
+    from .history.query import gate_baseline
+    from .reporting.policy import load_policy
+    from .seqgate import run_sequential
+
+    baseline, resolved = gate_baseline(gate_against, None, history_store)
+    if resolved:
+        out.print(escape(resolved))
+    report = run_sequential(cfg, baseline, load_policy(gate_policy), alpha, beta, chunk, order_seed,
+                            progress=not quiet)
+    for task, v in report["tasks"].items():
+        mean = "-" if v["mean"] is None else f"{100 * v['mean']:+.2f} pp"
+        out.print(escape(f"{task}: {v['verdict']} after {v['n_used']} of {v['n_available']} items "
+                         f"({v['metric']}, {v['mode']}; mean difference {mean}; {v['items_saved']} items saved)"))
+    out.print(f"sequential gate: {report['status']} (exit {report['exit_code']}); a normal run of the items used "
+              f"is in {cfg.output_dir}, the verdicts in {cfg.output_dir}/sequential_gate.json")
+    if history:   # the run of the items used, and the sequential verdict (history:last-pass reads it)
+        from .history.query import record_gate
+
+        out.print(escape(record_gate(history_store, baseline, Path(cfg.output_dir), report["status"],
+                                     report["exit_code"])))
+    raise typer.Exit(report["exit_code"])
 
 
 def _backend_args(v: dict) -> dict:
@@ -363,6 +417,9 @@ def _register_reports() -> None:
     except ImportError:
         return
     register(app)
+    from .history.cli import register as register_history
+
+    register_history(app)
 
 
 _register_reports()

@@ -48,6 +48,7 @@ class RunConfig:
     model_args: str | None = None                      # the --model-args string, same schema
     argv: list[str] = field(default_factory=list)
     shard: tuple[int, int] | None = None               # (I, N): evaluate only shard I of N (medeval/shard.py)
+    item_ids: dict | None = None                       # task -> ids: evaluate only these items (the sequential gate's chunks)
     defaults_from: dict = field(default_factory=dict)   # option -> group whose default filled it
 
 

@@ -86,6 +86,8 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         from .shard import take
 
         prepared = [take(p, *cfg.shard) for p in full]
+    if cfg.item_ids is not None:   # the sequential gate (seqgate.py): the items of its chunks so far
+        prepared = [p.select(set(cfg.item_ids.get(p.task.name, ()))) for p in prepared]
     judge_options = {"timeout": cfg.judge_timeout} if cfg.judge_timeout is not None else {}
     graders = Graders(cfg, tasks, progress=progress, **judge_options)   # built once, before generating: a missing key or bad URL fails now, not after
     t_prep = time.time()

@@ -38,6 +38,7 @@ G = _Lazy(".gate")
 GR = _Lazy(".gate_report")
 POL = _Lazy(".policy")
 V = _Lazy(".view")
+HQ = _Lazy("..history.query")   # gate --baseline history:..., gate --history
 OUT = {"markdown": _Lazy(".markdown"), "html": _Lazy(".html_page"), "charts": _Lazy(".charts")}
 
 
@@ -168,7 +169,9 @@ def _auto_mode(runs) -> str:
 
 
 def gate(
-    baseline: Annotated[Path, typer.Option(help="Result directory of the reference run (with samples files).")],
+    baseline: Annotated[Path, typer.Option(help="Result directory of the reference run (with samples files), or "
+                                                "history:best | history:last-pass | history:NAME to take it from "
+                                                "the history store (docs/history.md).")],
     candidate: Annotated[Path, typer.Option(help="Result directory of the run under test.")],
     policy: Annotated[Optional[Path], typer.Option(help="YAML: default/per-task tolerance, metric, mode, skip; "
                                                         "alpha; sided. See leaderboard/policy.example.yaml.")] = None,
@@ -188,6 +191,11 @@ def gate(
                                                    "exiting 2.")] = False,
     html: Annotated[Optional[Path], typer.Option(help="Also write the comparison as one self-contained HTML page "
                                                       "(paired counts, verdicts, flipped items side by side).")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Add the candidate to the history store and record "
+                                                            "the verdict (history:last-pass reads it).")] = False,
+    store: Annotated[Optional[str], typer.Option(envvar="MEDEVAL_HISTORY_STORE", help="History store for history: "
+                                                 "baselines and --history (default <medeval home>/history.sqlite)."
+                                                 )] = None,
 ) -> None:
     """Fail a checkpoint that regresses: paired per-item comparison of CANDIDATE against BASELINE.
 
@@ -198,8 +206,13 @@ def gate(
     without --allow-mismatch, or both runs from the same model identity
     without --allow-same-model).
     """
+    baseline, resolved = HQ.gate_baseline(baseline, candidate, store)
+    if resolved:
+        typer.echo(resolved)
     report = G.run_gate(baseline, candidate, POL.load_policy(policy), alpha, allow_mismatch, resamples, seed,
                         sided.value if sided else None, allow_same_model=allow_same_model)
+    if history:
+        typer.echo(HQ.record_gate(store, baseline, candidate, report.status, report.exit_code))
     if report_md:
         _write(report_md, GR.to_markdown(report))
     if report_json:
