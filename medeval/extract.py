@@ -177,9 +177,12 @@ def label_outcome(text: str, labels: list[str], aliases: dict | None = None,
         if (r := _read_label_span(span, surfaces)):
             return r._replace(rule="boxed")
     phrases = [(m.end(), True) for m in _LABEL_PHRASE.finditer(t)] + \
-              [(m.end(), False) for m in _LABEL_REVISION.finditer(t) if m.start() > 0]
+              [(m.end(), not m.group(0).lower().startswith("rather")) for m in _LABEL_REVISION.finditer(t)
+               if m.start() > 0]
     for end, whole in sorted(phrases, reverse=True)[:200]:   # the last final statement wins (the last 200 read)
-        if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n" if whole else " *_:\n.,;!—–-"), surfaces, whole)):
+        # after an answer phrase or a revision marker ("on second thought, it's yes") the first sentence may name
+        # its one label anywhere; after "rather" only a label that starts it counts ("yes, rather than no")
+        if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n.,;!—–-"), surfaces, whole)):
             return r._replace(rule="answer-phrase")
     if finish_reason == "length":
         return Outcome(None, "invalid", "truncated")

@@ -18,7 +18,7 @@ from .extract_statements import (CONDITION, FINAL, FOREIGN_VERDICT, LEAVES, MARK
 # Words that may follow a bare letter in an answer position ("B because ...", "C is correct").
 CONNECTIVES = {"is", "was", "would", "should", "seems", "appears", "because", "since", "as", "given", "due",
                "which", "being", "here", "fits", "best", "looks", "remains", "must", "will", "might", "has", "are", "it",
-               "could", "may", "seem", "seems"}
+               "could", "may", "seem", "seems", "rather"}
 PRONOUN_SAFE = {"is", "are", "it", "because", "fits", "best", "here", "remains"}   # "I would ..." is the pronoun
 _DECOR = " \t\r\n*_#<>`\"'“”‘’[](){}:=-–—~→⇒"
 _FILLER = re.compile(r"^(?:(?:the\s+)?(?:option|choice|letter|answer)\b|either\b|both\b|only\b|definitely\b|"
@@ -89,6 +89,8 @@ _VERDICT = re.compile(
     r"(?!\s+(?:if|when|unless|only|than|had|were|in\s+(?!this\b)|for\s+(?!this\b)|among\s+(?!these\b))\b)", re.I)
 
 
+_AS_ANSWER = re.compile(r"\s+as\s+(?:the|my|our)\s+(?:only\s+|best\s+|final\s+|correct\s+|right\s+)*(?:answer|choice|option)\b",
+                        re.I)
 _TEXT_GO = re.compile(r"\s+(?:because|since|as|given|due\s+to|which\s+(?:is|fits|explains)|fits\s+best|best\s+"
                       r"(?:explains|fits|describes|accounts)|(?:should|must|needs\s+to)\s+be\s+(?:given|started|done|"
                       r"performed|used|chosen|ordered)(?:\s+(?:first|now|next|immediately))?\s*(?:[.!\n]|$))\b", re.I)
@@ -115,6 +117,8 @@ def _letter(s: str, options: list[dict], strict: bool = False, lower: bool = Fal
     word = re.match(r"\s+([A-Za-z]+)", rest)
     if _own_text_follows(rest, letter, options):
         return letter, rest
+    if word and strict and letter != "I" and _AS_ANSWER.match(rest):
+        return letter, rest   # "That leaves C as the answer"
     if word and not strict and word.group(1).lower() in (CONNECTIVES if letter != "I" else PRONOUN_SAFE):
         if start and word.group(1).lower() in _VERBS and not _VERDICT.match(rest):
             return None
@@ -200,7 +204,7 @@ _PREFIX = re.compile(
     r"|(?:^|(?<=[.!?\n]))\s*(?:choose|pick|select)\b"
     r"|\b(?:it|this|that)\s*(?:is|'s|’s|could\s+be|might\s+be|may\s+be|would\s+be|must\s+be|should\s+be)\b"
     r"|\b(?:my|the)\s+(?:top\s+|first\s+|final\s+|best\s+)?(?:pick|selection|choice)\s+(?:is|would\s+be)\b", re.I)
-_CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*"
+_CONCLUDE = re.compile(r"(?:^|[\n.!;]\s*|\s[-–—]\s*)[*_]*(?:therefore|thus|hence|so|consequently|overall|in\s+conclusion)\b[,:]?\s*"
                        r"|\b(?:all\s+things\s+considered|putting\s+it\s+(?:all\s+)?together|all\s+in\s+all|in\s+the\s+end|"
                        r"ultimately|to\s+conclude|in\s+short|to\s+sum\s+up|considering\s+everything)\b[,:]?\s*", re.I)
 _SUFFIX = re.compile(

@@ -160,6 +160,7 @@ def latest(t: str, stmts: list[Statement]) -> list[Statement]:
 
 def decide(t: str, stmts: list[Statement], allowed: list) -> Outcome | None:
     """The outcome of the strongest tier that has statements, or None if there are none."""
+    stmts = latest(t, stmts)   # a revision replaces every earlier statement, whatever its tier
     for tier in (FINAL, WEAK, FALLBACK):
         group = latest(t, [s for s in stmts if s.tier == tier])
         if not group:
@@ -169,7 +170,7 @@ def decide(t: str, stmts: list[Statement], allowed: list) -> Outcome | None:
         if len(named) > 1:
             return Outcome(None, "ambiguous", rule if len(group) == 1 else f"{rule}:conflict")
         x = next(iter(named))
-        if tier == FINAL and any(s.tier == WEAK and s.answers - named for s in latest(t, stmts)):
+        if tier == FINAL and any(s.tier == WEAK and s.answers - named for s in stmts):
             return Outcome(None, "ambiguous", "final-vs-weak")   # "I'd go with B. ... Final answer: C"
         return Outcome(x, "answer", rule) if x in allowed else Outcome(None, "invalid", rule + ":out-of-range")
     return None

@@ -294,6 +294,29 @@ def test_yesno_last_final_statement_and_undetermined(text, answer):
     assert label_outcome(text, ["yes", "no", "maybe"]).answer == answer
 
 
+@pytest.mark.parametrize("text,answer", [
+    # a revision replaces every earlier statement, whatever its strength (tuned after the held-out half)
+    ("I think the answer is A. Hmm, actually, looking again at the level, it's C.", "C"),
+    ("Answer: B\nWait, that is wrong. I'd go with D.", "D"),
+    # an elimination that ends in the answer, a comparison, a conclusion after a dash
+    ("A treats the symptom, while E treats the cause. That leaves E as the answer.", "E"),
+    ("The best choice here is C rather than A.", "C"), ("Would Observation help? No. Would lavage? Yes - so D.", "D"),
+    ("That leaves A as a possibility, but the answer is C.", "C"),
+])
+def test_revisions_eliminations_and_comparisons(text, answer):
+    assert choice_outcome(text, O5).answer == answer
+
+
+@pytest.mark.parametrize("text,answer", [
+    ("No. Hmm, wait - looking at the secondary endpoints, yes.", "yes"),
+    ("My answer was no; on second thought, it's yes.", "yes"),
+    ("The answer is yes, rather than no.", "yes"),   # "rather" is no revision of what came before
+    ("Yes. Actually, this is a well designed trial.", "yes"),
+])
+def test_yesno_revision_names_its_label_anywhere_in_its_sentence(text, answer):
+    assert label_outcome(text, ["yes", "no", "maybe"]).answer == answer
+
+
 def test_answer_types_outcome_passes_the_finish_reason():
     task = REGISTRY.tasks["pubmedqa"]
     cut = "Looking at the outcome, the effect favours yes because the"
