@@ -47,18 +47,14 @@ def summary(results: dict, out: Console | None = None) -> None:
     for name, r in results["tasks"].items():
         xj = r.get("extract_judge")
         if xj:
-            vals = ", ".join(f"{m} {r['primary_metric']} {100 * xj['metrics'][m][r['primary_metric']]['value']:.1f} "
-                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
-                             f"{100 * xj['invalid'][m]['rate']:.0f}%" for m in r["modes"])
+            vals = _beside_rules(r, xj, r["modes"])
             answered = sum(c["answered"] for c in xj["outputs"].values())
             asked = sum(sum(c.values()) for c in xj["outputs"].values())
             out.print(f"{name} with --extract-judge {xj['judge']}: {vals}; it answered {answered} of {asked} "
                       "invalid outputs", markup=False)
         fb = r.get("extract_fallback")
         if fb:
-            vals = ", ".join(f"{m} {r['primary_metric']} {100 * fb['metrics'][m][r['primary_metric']]['value']:.1f} "
-                             f"(rules only {100 * r['metrics'][m][r['primary_metric']]['value']:.1f}), invalid "
-                             f"{100 * fb['invalid'][m]['rate']:.0f}%" for m in fb["metrics"])
+            vals = _beside_rules(r, fb, fb["metrics"])
             answered = sum(c["answered"] for c in fb["outputs"].values())
             invalid = sum(c["invalid"] for c in fb["outputs"].values())
             out.print(f"{name} with --extract-fallback self: {vals}; the model answered {answered} of {invalid} "
@@ -105,3 +101,11 @@ def _usage_line(usage: dict | None) -> str | None:
         if j.get("cost_usd") is not None:
             text += f" (${j['cost_usd']:.4f})"
     return text
+
+
+def _beside_rules(r: dict, block: dict, modes) -> str:
+    """Per mode: the primary metric with a fallback's answers, the rules-only value, the invalid rate left."""
+    pm = r["primary_metric"]
+    return ", ".join(f"{m} {pm} {100 * block['metrics'][m][pm]['value']:.1f} (rules only "
+                     f"{100 * r['metrics'][m][pm]['value']:.1f}), invalid {100 * block['invalid'][m]['rate']:.0f}%"
+                     for m in modes)
