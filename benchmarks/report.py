@@ -406,6 +406,36 @@ def loglikelihood(md, r):
            f"medeval {r['runs']['medeval']['load_before']} -> {r['runs']['medeval']['load_after']}.", ""]
 
 
+def llamacpp(md, r):
+    md += ["## 11. Loglikelihood through llama.cpp's server vs the HF backend", ""]
+    if not r:
+        md += ["not measured (results/vs_llamacpp_ll.json missing): `python benchmarks/vs_llamacpp_ll.py` "
+               "(needs `make llamacpp-server`)", ""]
+        return
+    rows = []
+    for name, x in r["agreement"].items():
+        rows.append([name, x["n"], x["agree"], x["near_ties"], x["agree_apart_from_near_ties"], x["agree_norm"],
+                     f"{x['max_abs_logprob_diff']:.3f}", f"{x['median_abs_logprob_diff']:.3f}",
+                     x["straddled_continuations"], f(r["wall_s"][name], 1)])
+    dis = [f"{d['id']} (HF margin {d['hf_margin']:.3f}, largest difference {d['max_abs_logprob_diff']:.3f}"
+           f"{', near-tie' if d['near_tie'] else ''})" for x in r["agreement"].values() for d in x["disagreements"]]
+    md += [f"`python benchmarks/vs_llamacpp_ll.py --limit {r['settings']['limit']} --threads "
+           f"{r['settings']['threads']}` ({r['created']}): the first {r['settings']['limit']} items of "
+           f"`{r['task']}` scored through llama-cpp-python {r['versions'].get('llama-cpp-python')}'s server "
+           "(`python -m llama_cpp.server`, the embedded GGUF, Q4_1) with `medeval run --backend openai`, and with "
+           "the HF backend on the dequantized copy of the same weights (float32). `llamacpp_tokenizer` passes "
+           "`--model-args tokenizer=...`: the server refuses the token-id prompts and medeval falls back to text "
+           "prompts; `llamacpp_text` gives no tokenizer. A near-tie: the HF backend's margin between the two "
+           "picked choices is at most twice the item's largest log-probability difference between the backends.",
+           "", table(["run", "items", "same pick", "near-ties among the rest", "agree apart from near-ties",
+                      "acc_norm: same pick", "largest |d log p|", "median item's largest |d log p|",
+                      "straddling tokens", "wall s"], rows), "",
+           f"Prompts sent as: {next(iter(r['agreement'].values()))['loglikelihood_prompt']}. The two llama.cpp runs "
+           f"gave identical log-probabilities: {r['tokenizer_and_text_runs_identical']}. HF run {f(r['wall_s']['hf'], 1)} s "
+           f"(whole commands, model load included; load at the end {r['load_at_end']}).",
+           "", "Disagreements: " + ("; ".join(dis) if dis else "none") + ".", ""]
+
+
 def extraction(md, r):
     if not r:
         return
@@ -557,6 +587,7 @@ def main():
     extraction(md, load("extraction_corpus"))
     loglikelihood(md, load("vs_lmeval_ll"))
     gate_power(md, load("gate_power"))
+    llamacpp(md, load("vs_llamacpp_ll"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]
