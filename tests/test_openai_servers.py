@@ -80,6 +80,18 @@ def test_text_prompts_detected_once_and_a_straddling_token_is_counted_and_flagge
     assert got[1].straddles[0] is True and got[1].tokens[0] == 1
     assert got[1].logprobs[0] == pytest.approx(ref[2].logprobs[0], abs=2e-4)
     assert b.describe()["straddled_continuations"] >= 1
+    assert b.describe()["echo_logprobs"] == "aligned"
+    # llama-cpp-python 0.3 echoes the prompt logprobs of a model without BOS one position late: detected, and
+    # each token's log-probability is read where it is (the previous position's alternatives, or, for a token
+    # outside them, a request for the whole next-token distribution): the same scores
+    rare = Request("rare", (("user", "The heart has four"),), chat=False, continuations=(" chambers", " zebra crossings"))
+    with OpenAITestServer("hf", text_prompts_only=True, shifted_echo=True) as srv:
+        late = OpenAIBackend(HF_MODEL, base_url=srv.url, prompt_format="text")
+        shifted = dict(late.loglikelihood([rare]))[0]
+        asked = [e["body"]["logprobs"] for e in srv.log]
+    assert late.describe()["echo_logprobs"].startswith("shifted by one token")
+    assert asked[0] == 1 and 100 in asked and 1_000_000 in asked   # probe, top-100 echo, one whole distribution
+    assert shifted.logprobs == pytest.approx(dict(hf_backend.loglikelihood([rare]))[0].logprobs, abs=2e-4)
 
 
 # -- the same checks against both servers ----------------------------------------------------------

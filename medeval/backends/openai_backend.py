@@ -49,6 +49,8 @@ PREFILL_FLAGS = {"continue_final_message": True, "add_generation_prompt": False}
 N_REFUSAL = re.compile(r"\bchoices?\b|\bn\b", re.IGNORECASE)   # a message that names n
 VALIDATION = re.compile(r"validation error", re.IGNORECASE)  # pydantic's wording (llama-cpp-python's HTTP 500s)
 PROMPT_FORMATS = ("auto", "token_ids", "text")
+SHIFTED_TOP = 100   # top alternatives asked per position where a server's echoed logprobs are shifted
+ALL_ALTERNATIVES = 1_000_000   # `logprobs` asking for the whole next-token distribution (llama-cpp-python caps it)
 LL_PROMPT = {None: "not yet detected", "token_ids": "token ids",
              "text": "text (continuation tokens found by text_offset)"}
 SAMPLES = ("per_sample", "native")
@@ -167,6 +169,7 @@ class OpenAIBackend:
         # loglikelihood prompts: "token_ids" or "text", learnt from the first scoring request under "auto"
         self.ll_prompt: str | None = None if prompt_format == "auto" else prompt_format
         self.ll_prompt_why: str | None = None
+        self.ll_shifted: bool | None = None  # text prompts: echoed logprobs one position late (llama-cpp-python)
         self.straddled = 0                   # continuations whose first token began in the context (text prompts)
         self._ll_lock: asyncio.Lock | None = None
         self.server_model: str | None = None  # the `model` field of the server's responses
@@ -331,10 +334,12 @@ class OpenAIBackend:
         """Each continuation: /completions with context + continuation, echo and logprobs, summed over
         the continuation's tokens. The prompt goes as token ids (vLLM serve, SGLang) or as text (llama.cpp's
         servers); under prompt_format="auto" the first request decides for the whole run (see _learn_ll)."""
-        if self.ll_prompt is None:
+        if self.ll_prompt is None or (self.ll_prompt == "text" and self.ll_shifted is None):
             async with self._ll_lock:   # the first request probes; the others wait for its answer
                 if self.ll_prompt is None:
                     return await self._probe_ll(client, request)
+                if self.ll_prompt == "text" and self.ll_shifted is None:
+                    return await self._score_text(client, request)
         return await (self._score_ids if self.ll_prompt == "token_ids" else self._score_text)(client, request)
 
     async def _probe_ll(self, client, request: Request) -> Scored:
@@ -355,12 +360,12 @@ class OpenAIBackend:
         (log.warning if "refused" in why else log.info)("%s: loglikelihood prompts are sent as %s (%s)",
                                                         self._url, LL_PROMPT[fmt], why)
 
-    async def _echo(self, client, prompt, what: str, probing: bool = False):
+    async def _echo(self, client, prompt, what: str, probing: bool = False, top: int = 1):
         """One echo+logprobs call; the first choice's logprobs. A validation error is not retried (see
         _no_retry_of_validation_errors) and fails with the server's message (or, probing, is a refusal)."""
         try:
             resp = await client.completions.create(model=self.model_id, prompt=prompt, max_tokens=1, temperature=0.0,
-                                                   echo=True, logprobs=1, **({"extra_body": self.extra_body}
+                                                   echo=True, logprobs=top, **({"extra_body": self.extra_body}
                                                                               if self.extra_body else {}))
         except openai.APIStatusError as err:
             body = err.response.text if err.response is not None else str(err.message)
@@ -411,26 +416,67 @@ class OpenAIBackend:
         for c in request.continuations:
             ctx, cont = split_text(text, c)
             full = ctx + cont
-            choice, lp = await self._echo(client, full, what)
-            offsets = list(lp.text_offset or [])
-            echoed = choice.text or ""
-            if len(offsets) != len(lp.token_logprobs) or not echoed.startswith(full):
-                raise BackendError(f"{what}: the reply does not echo the prompt with a text_offset per token, "
-                                   "so the continuation's tokens cannot be found; use prompt_format=token_ids "
-                                   "with tokenizer=<the served model's HF id or path>")
+            lp = await self._echo_text(client, full, what)
+            if self.ll_shifted is None:   # the first text request: are the echoed logprobs aligned?
+                self._learn_shift(_echo_shift(lp, len(full)), what)
+                if self.ll_shifted:
+                    lp = await self._echo_text(client, full, what)
+            offsets = lp.text_offset
             first, straddle = _continuation_start(offsets, len(ctx), len(full))
             span = [p for p in range(first, len(offsets)) if offsets[p] < len(full)]
-            if not span or first == 0 or any(lp.token_logprobs[p] is None for p in span):
-                raise BackendError(f"{what}: no scored tokens for continuation {c!r} (the context is empty "
-                                   "or the server sent no log-probability for them)")
-            out.logprobs.append(float(sum(lp.token_logprobs[p] for p in span)))
+            if not span or first == 0:
+                raise BackendError(f"{what}: no scored tokens for continuation {c!r} (the context is empty)")
+            scored = [_token_logprob(lp, p, self.ll_shifted) for p in span]
+            for j, p in enumerate(span):
+                if scored[j] is None:   # shifted, and not among the top alternatives: ask for that position alone
+                    scored[j] = await self._next_token_logprob(client, full[:offsets[p]], lp.tokens[p], what)
+            out.logprobs.append(float(sum(v for v, _ in scored)))
             out.tokens.append(len(span))
-            out.greedy.append(_greedy(lp, span))
+            out.greedy.append(all(g for _, g in scored))
             out.straddles.append(straddle)
             self.straddled += straddle
             out.info["http_calls"] += 1
             out.info["prompt_tokens"] = first
         return out
+
+    async def _next_token_logprob(self, client, prefix: str, token: str, what: str) -> tuple[float, bool]:
+        """The log-probability of `token` right after `prefix`: one request without echo (whose logprobs are
+        aligned on every server) for the whole next-token distribution (`logprobs` = all alternatives)."""
+        if not self.ll_shifted:
+            raise BackendError(f"{what}: the server sent no log-probability for prompt token {token!r}")
+        try:
+            resp = await client.completions.create(model=self.model_id, prompt=prefix, max_tokens=1, temperature=0.0,
+                                                   logprobs=ALL_ALTERNATIVES, **({"extra_body": self.extra_body}
+                                                                                 if self.extra_body else {}))
+        except openai.APIError as err:
+            raise BackendError(f"{what}: {self._explain(err)}") from None
+        lp = getattr(resp.choices[0], "logprobs", None) if resp.choices else None
+        tops = (lp.top_logprobs or [None]) if lp else [None]
+        if not tops[0] or token not in tops[0]:
+            raise BackendError(f"{what}: the server did not return the log-probability of {token!r} after the "
+                               "context (its echoed logprobs are shifted, and the next-token alternatives lack it); "
+                               "use a server with aligned prompt logprobs (vllm serve)")
+        return float(tops[0][token]), _top1(tops[0]) == token
+
+    async def _echo_text(self, client, full: str, what: str):
+        """The echoed logprobs of a text prompt, checked: a text_offset per token, the prompt echoed."""
+        choice, lp = await self._echo(client, full, what, top=SHIFTED_TOP if self.ll_shifted else 1)
+        if len(lp.text_offset or []) != len(lp.token_logprobs) or not (choice.text or "").startswith(full):
+            raise BackendError(f"{what}: the reply does not echo the prompt with a text_offset per token, "
+                               "so the continuation's tokens cannot be found; use prompt_format=token_ids "
+                               "with tokenizer=<the served model's HF id or path>")
+        return lp
+
+    def _learn_shift(self, shifted: bool | None, what: str) -> None:
+        if shifted is None:
+            raise BackendError(f"{what}: cannot tell which position this server's prompt logprobs belong to (the "
+                               "greedy token after the prompt is not the top-1 alternative where it should be); "
+                               "use prompt_format=token_ids with tokenizer=<the served model's HF id or path>")
+        self.ll_shifted = shifted
+        if shifted:
+            log.warning("%s: the server's echoed prompt logprobs are shifted by one token (llama-cpp-python with a "
+                        "model that adds no BOS token); each token's log-probability is read from the previous "
+                        "position's top-%d alternatives instead", self._url, SHIFTED_TOP)
 
     def _tokenizer(self, request: Request):
         if self.tokenizer is None:
@@ -536,6 +582,9 @@ class OpenAIBackend:
                 "loglikelihood_prompt": LL_PROMPT[self.ll_prompt] + (f"; {self.ll_prompt_why}"
                                                                      if self.ll_prompt_why else ""),
                 "prompt_format": self.prompt_format, "straddled_continuations": self.straddled,
+                "echo_logprobs": {None: "not checked", False: "aligned",
+                                  True: f"shifted by one token (read from the previous position's top-{SHIFTED_TOP})"
+                                  }[self.ll_shifted],
                 "samples": self.samples, "concurrency": self.concurrency, "max_retries": self.max_retries,
                 "timeout": self.timeout, "api_key_env": self.api_key_env,
                 "extra_body": self.extra_body, "prefill_flags": self.prefill_flags,
@@ -566,6 +615,36 @@ def _continuation_start(offsets: list[int], boundary: int, end: int) -> tuple[in
         if offsets[first - 1] < boundary < stop:
             return first - 1, True
     return first, False
+
+
+def _top1(d) -> str | None:
+    return max(d, key=d.get) if d else None
+
+
+def _echo_shift(lp, end: int) -> bool | None:
+    """Are a text prompt's echoed logprobs one position late? With temperature 0 and max_tokens 1 the generated
+    token (the first at offset `end`) is the top-1 alternative at its own position where the logprobs are
+    aligned (vLLM, the test server), and at the position before where each position holds the distribution
+    that follows its token (llama-cpp-python 0.3 for a model without BOS). None: neither, or no such token."""
+    m = next((p for p, o in enumerate(lp.text_offset) if o >= end), None)
+    tops = lp.top_logprobs or []
+    if m is None or m >= len(tops):
+        return None
+    if _top1(tops[m]) == lp.tokens[m]:
+        return False
+    return True if m > 0 and _top1(tops[m - 1]) == lp.tokens[m] else None
+
+
+def _token_logprob(lp, p: int, shifted: bool) -> tuple[float, bool] | None:
+    """(log-probability of prompt token p given the tokens before it, is it the top-1 alternative there);
+    None where the logprobs are shifted and the token is not among the previous position's alternatives."""
+    if not shifted:
+        v = lp.token_logprobs[p]
+        return None if v is None else (float(v), _top1((lp.top_logprobs or [None] * (p + 1))[p]) == lp.tokens[p])
+    before = lp.top_logprobs[p - 1]
+    if not before or lp.tokens[p] not in before:
+        return None
+    return float(before[lp.tokens[p]]), _top1(before) == lp.tokens[p]
 
 
 def _greedy(lp, span) -> bool:
