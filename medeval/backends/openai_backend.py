@@ -421,6 +421,7 @@ class OpenAIBackend:
                 self._learn_shift(_echo_shift(lp, len(full)), what)
                 if self.ll_shifted:
                     lp = await self._echo_text(client, full, what)
+                    out.info["http_calls"] += 1
             offsets = lp.text_offset
             first, straddle = _continuation_start(offsets, len(ctx), len(full))
             span = [p for p in range(first, len(offsets)) if offsets[p] < len(full)]
@@ -430,6 +431,7 @@ class OpenAIBackend:
             for j, p in enumerate(span):
                 if scored[j] is None:   # shifted, and not among the top alternatives: ask for that position alone
                     scored[j] = await self._next_token_logprob(client, full[:offsets[p]], lp.tokens[p], what)
+                    out.info["http_calls"] += 1
             out.logprobs.append(float(sum(v for v, _ in scored)))
             out.tokens.append(len(span))
             out.greedy.append(all(g for _, g in scored))
