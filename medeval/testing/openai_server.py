@@ -265,9 +265,10 @@ class OpenAITestServer:
         prompt = prompt[0] if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str) else prompt
         ids = isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt)
         if ids and self.text_prompts_only:  # as llama-cpp-python's server answers a prompt of token ids
-            return 500, _error(f"1 validation error for CreateCompletionRequest\nprompt\n  Input should be a valid "
-                               f"string [type=string_type, input_value={prompt[:3]}..., input_type=list]",
-                               "internal_server_error")
+            return 500, _error("2 validation errors:\n  {'type': 'string_type', 'loc': ('body', 'prompt', 'str'), "
+                               f"'msg': 'Input should be a valid string', 'input': {prompt[:3]}}}\n  {{'type': "
+                               "'string_type', 'loc': ('body', 'prompt', 'list[str]', 0), 'msg': 'Input should be a "
+                               f"valid string', 'input': {prompt[0]}}}", "internal_server_error")
         if self.mode != "hf" or not body.get("logprobs") or not (ids or isinstance(prompt, str)):
             return 400, _error("echo needs --mode hf, logprobs >= 1 and a prompt of token ids or a string")
         lp, text = self.generator.prompt_logprobs(prompt, int(body["logprobs"]),
