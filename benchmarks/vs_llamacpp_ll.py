@@ -81,6 +81,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads and torch threads")
+    ap.add_argument("--runs", default="llamacpp_tokenizer,llamacpp_text",
+                    help="which llama.cpp runs: llamacpp_tokenizer (tokenizer given), llamacpp_text (none)")
     a = ap.parse_args()
     from medeval.backends.hf import embedded_gguf, embedded_model_dir
 
@@ -93,6 +95,8 @@ def main():
     try:
         server = ["--backend", "openai", "--base-url", url, "--model", SERVED, "--concurrency", "1"]
         for name, extra in (("llamacpp_tokenizer", ["--model-args", f"tokenizer={model_dir}"]), ("llamacpp_text", [])):
+            if name not in a.runs.split(","):
+                continue
             cmd = medeval_cmd(*common, "-o", str(work / name), *server, *extra)
             commands[name] = " ".join(cmd).replace(url, "http://127.0.0.1:PORT/v1").replace(model_dir, "<model dir>")
             runs[name] = timed(cmd, env, cwd=ROOT, log=work / f"{name}.log")
@@ -104,7 +108,7 @@ def main():
     runs["hf"] = timed(cmd, env, cwd=ROOT, log=work / "hf.log")
     hf = rows(work / "hf")
     result = {}
-    for name in ("llamacpp_tokenizer", "llamacpp_text"):
+    for name in [n for n in ("llamacpp_tokenizer", "llamacpp_text") if n in runs]:
         runs[name].pop("stdout")
         model = json.loads((work / name / "results.json").read_text())["model"]
         result[name] = {**compare(rows(work / name), hf), "loglikelihood_prompt": model["loglikelihood_prompt"]}
@@ -113,8 +117,9 @@ def main():
               f"acc_norm {r['agree_norm']}/{r['n']}, max |dlogprob| {r['max_abs_logprob_diff']:.3f}, "
               f"prompts: {r['loglikelihood_prompt'][:60]}", flush=True)
     runs["hf"].pop("stdout")
-    same = all(x["loglikelihood"]["logprobs"] == y["loglikelihood"]["logprobs"]
-               for x, y in zip(rows(work / "llamacpp_tokenizer"), rows(work / "llamacpp_text")))
+    same = (all(x["loglikelihood"]["logprobs"] == y["loglikelihood"]["logprobs"]
+                for x, y in zip(rows(work / "llamacpp_tokenizer"), rows(work / "llamacpp_text")))
+            if len(result) == 2 else None)
     import llama_cpp
 
     save("vs_llamacpp_ll", {"settings": vars(a), "task": TASK, "load_at_end": load_str(), "commands": commands,

@@ -49,8 +49,6 @@ PREFILL_FLAGS = {"continue_final_message": True, "add_generation_prompt": False}
 N_REFUSAL = re.compile(r"\bchoices?\b|\bn\b", re.IGNORECASE)   # a message that names n
 VALIDATION = re.compile(r"validation error", re.IGNORECASE)  # pydantic's wording (llama-cpp-python's HTTP 500s)
 PROMPT_FORMATS = ("auto", "token_ids", "text")
-SHIFTED_TOP = 100   # top alternatives asked per position where a server's echoed logprobs are shifted
-ALL_ALTERNATIVES = 1_000_000   # `logprobs` asking for the whole next-token distribution (llama-cpp-python caps it)
 LL_PROMPT = {None: "not yet detected", "token_ids": "token ids",
              "text": "text (continuation tokens found by text_offset)"}
 SAMPLES = ("per_sample", "native")
@@ -416,12 +414,14 @@ class OpenAIBackend:
         for c in request.continuations:
             ctx, cont = split_text(text, c)
             full = ctx + cont
-            lp = await self._echo_text(client, full, what)
+            lp, echoed = await self._echo_text(client, full, what)
             if self.ll_shifted is None:   # the first text request: are the echoed logprobs aligned?
-                self._learn_shift(_echo_shift(lp, len(full)), what)
-                if self.ll_shifted:
-                    lp = await self._echo_text(client, full, what)
+                shifted = _echo_shift(lp, full, echoed)
+                if shifted is None:   # undecided on this prompt: the context alone, which has another next token
+                    lp_ctx, echoed_ctx = await self._echo_text(client, ctx, what)
+                    shifted = _echo_shift(lp_ctx, ctx, echoed_ctx)
                     out.info["http_calls"] += 1
+                self._learn_shift(shifted, what)
             offsets = lp.text_offset
             first, straddle = _continuation_start(offsets, len(ctx), len(full))
             span = [p for p in range(first, len(offsets)) if offsets[p] < len(full)]
@@ -429,7 +429,7 @@ class OpenAIBackend:
                 raise BackendError(f"{what}: no scored tokens for continuation {c!r} (the context is empty)")
             scored = [_token_logprob(lp, p, self.ll_shifted) for p in span]
             for j, p in enumerate(span):
-                if scored[j] is None:   # shifted, and not among the top alternatives: ask for that position alone
+                if scored[j] is None:   # shifted: ask for that position alone
                     scored[j] = await self._next_token_logprob(client, full[:offsets[p]], lp.tokens[p], what)
                     out.info["http_calls"] += 1
             out.logprobs.append(float(sum(v for v, _ in scored)))
@@ -442,32 +442,32 @@ class OpenAIBackend:
         return out
 
     async def _next_token_logprob(self, client, prefix: str, token: str, what: str) -> tuple[float, bool]:
-        """The log-probability of `token` right after `prefix`: one request without echo (whose logprobs are
-        aligned on every server) for the whole next-token distribution (`logprobs` = all alternatives)."""
+        """The log-probability of `token` right after `prefix`, where the echoed logprobs are shifted: one request
+        without echo (whose logprobs are aligned) that forces `token` with a logit bias given as text
+        (llama-cpp-python's `logit_bias_type: tokens`); the logprobs it returns are those before the bias."""
         if not self.ll_shifted:
             raise BackendError(f"{what}: the server sent no log-probability for prompt token {token!r}")
+        extra = {**self.extra_body, "logit_bias": {token: 100.0}, "logit_bias_type": "tokens"}
         try:
             resp = await client.completions.create(model=self.model_id, prompt=prefix, max_tokens=1, temperature=0.0,
-                                                   logprobs=ALL_ALTERNATIVES, **({"extra_body": self.extra_body}
-                                                                                 if self.extra_body else {}))
+                                                   logprobs=1, extra_body=extra)
         except openai.APIError as err:
             raise BackendError(f"{what}: {self._explain(err)}") from None
         lp = getattr(resp.choices[0], "logprobs", None) if resp.choices else None
-        tops = (lp.top_logprobs or [None]) if lp else [None]
-        if not tops[0] or token not in tops[0]:
-            raise BackendError(f"{what}: the server did not return the log-probability of {token!r} after the "
-                               "context (its echoed logprobs are shifted, and the next-token alternatives lack it); "
-                               "use a server with aligned prompt logprobs (vllm serve)")
-        return float(tops[0][token]), _top1(tops[0]) == token
+        if not lp or lp.tokens != [token] or lp.token_logprobs[0] is None:
+            raise BackendError(f"{what}: the server did not score {token!r} after the text before it (its echoed "
+                               "logprobs are shifted, and forcing the token failed); use a server with aligned "
+                               "prompt logprobs (vllm serve)")
+        return float(lp.token_logprobs[0]), _top1(lp.top_logprobs[0]) == token
 
     async def _echo_text(self, client, full: str, what: str):
         """The echoed logprobs of a text prompt, checked: a text_offset per token, the prompt echoed."""
-        choice, lp = await self._echo(client, full, what, top=SHIFTED_TOP if self.ll_shifted else 1)
+        choice, lp = await self._echo(client, full, what)
         if len(lp.text_offset or []) != len(lp.token_logprobs) or not (choice.text or "").startswith(full):
             raise BackendError(f"{what}: the reply does not echo the prompt with a text_offset per token, "
                                "so the continuation's tokens cannot be found; use prompt_format=token_ids "
                                "with tokenizer=<the served model's HF id or path>")
-        return lp
+        return lp, choice.text
 
     def _learn_shift(self, shifted: bool | None, what: str) -> None:
         if shifted is None:
@@ -477,8 +477,8 @@ class OpenAIBackend:
         self.ll_shifted = shifted
         if shifted:
             log.warning("%s: the server's echoed prompt logprobs are shifted by one token (llama-cpp-python with a "
-                        "model that adds no BOS token); each token's log-probability is read from the previous "
-                        "position's top-%d alternatives instead", self._url, SHIFTED_TOP)
+                        "model that adds no BOS token); each continuation token is scored by its own request "
+                        "without echo instead", self._url)
 
     def _tokenizer(self, request: Request):
         if self.tokenizer is None:
@@ -585,7 +585,7 @@ class OpenAIBackend:
                                                                      if self.ll_prompt_why else ""),
                 "prompt_format": self.prompt_format, "straddled_continuations": self.straddled,
                 "echo_logprobs": {None: "not checked", False: "aligned",
-                                  True: f"shifted by one token (read from the previous position's top-{SHIFTED_TOP})"
+                                  True: "shifted by one token (each continuation token scored by its own request)"
                                   }[self.ll_shifted],
                 "samples": self.samples, "concurrency": self.concurrency, "max_retries": self.max_retries,
                 "timeout": self.timeout, "api_key_env": self.api_key_env,
@@ -623,30 +623,28 @@ def _top1(d) -> str | None:
     return max(d, key=d.get) if d else None
 
 
-def _echo_shift(lp, end: int) -> bool | None:
+def _echo_shift(lp, full: str, echoed: str) -> bool | None:
     """Are a text prompt's echoed logprobs one position late? With temperature 0 and max_tokens 1 the generated
-    token (the first at offset `end`) is the top-1 alternative at its own position where the logprobs are
-    aligned (vLLM, the test server), and at the position before where each position holds the distribution
-    that follows its token (llama-cpp-python 0.3 for a model without BOS). None: neither, or no such token."""
-    m = next((p for p, o in enumerate(lp.text_offset) if o >= end), None)
+    token is the top-1 alternative at its own position where the logprobs are aligned (vLLM, the test server);
+    where each position holds the distribution that follows its token (llama-cpp-python 0.3 for a model
+    without BOS, which also leaves the generated token out), it is the top-1 at the last prompt token.
+    None: neither (or nothing was generated)."""
     tops = lp.top_logprobs or []
-    if m is None or m >= len(tops):
-        return None
-    if _top1(tops[m]) == lp.tokens[m]:
+    m = next((p for p, o in enumerate(lp.text_offset) if o >= len(full)), None)
+    if m is not None and m < len(tops) and tops[m] and _top1(tops[m]) == lp.tokens[m]:
         return False
-    return True if m > 0 and _top1(tops[m - 1]) == lp.tokens[m] else None
+    generated = lp.tokens[m] if m is not None else echoed[len(full):]   # "" where it is the end of text
+    last = (len(lp.tokens) if m is None else m) - 1
+    if 0 < last < len(tops) and tops[last] and _top1(tops[last]) == generated:
+        return True
+    return None
 
 
 def _token_logprob(lp, p: int, shifted: bool) -> tuple[float, bool] | None:
     """(log-probability of prompt token p given the tokens before it, is it the top-1 alternative there);
-    None where the logprobs are shifted and the token is not among the previous position's alternatives."""
-    if not shifted:
-        v = lp.token_logprobs[p]
-        return None if v is None else (float(v), _top1((lp.top_logprobs or [None] * (p + 1))[p]) == lp.tokens[p])
-    before = lp.top_logprobs[p - 1]
-    if not before or lp.tokens[p] not in before:
-        return None
-    return float(before[lp.tokens[p]]), _top1(before) == lp.tokens[p]
+    None where the echoed logprobs are shifted (the caller asks for the token on its own)."""
+    v = None if shifted else lp.token_logprobs[p]
+    return None if v is None else (float(v), _top1((lp.top_logprobs or [None] * (p + 1))[p]) == lp.tokens[p])
 
 
 def _greedy(lp, span) -> bool:

@@ -133,8 +133,9 @@ class HFGenerator:
                 prompt + name(nxt) if text else "")
 
 
-    def next_alternatives(self, prompt: str, top_k: int) -> dict:
-        """The top_k most probable next tokens after a string prompt (as text), with their log-probabilities."""
+    def next_alternatives(self, prompt: str, top_k: int, also: list[str] = ()) -> dict:
+        """The top_k most probable next tokens after a string prompt (as text), with their log-probabilities,
+        and those of the tokens `also` (texts of single tokens; llama-cpp-python's `logit_bias_type: tokens`)."""
         import torch
 
         ids = self.tok(prompt, add_special_tokens=True).input_ids
@@ -144,6 +145,10 @@ class HFGenerator:
         out: dict = {}
         for v, i in zip(values.tolist(), idx.tolist()):
             out.setdefault(self.tok.decode([i]), v)   # the most probable of the tokens that read the same
+        for text in also:
+            ids = self.tok.encode(text, add_special_tokens=False)
+            if len(ids) == 1:
+                out[text] = logp[ids[0]].item()
         return out
 
 
@@ -273,11 +278,13 @@ class OpenAITestServer:
             return 400, _error("echo needs --mode hf, logprobs >= 1 and a prompt of token ids or a string")
         lp, text = self.generator.prompt_logprobs(prompt, int(body["logprobs"]),
                                                   shifted=self.shifted_echo and isinstance(prompt, str))
-        if not body.get("echo"):  # one greedy token after the prompt, with its alternatives (max_tokens is 1)
-            lp = {"tokens": lp["tokens"][-1:], "token_logprobs": lp["token_logprobs"][-1:],
-                  "top_logprobs": [self.generator.next_alternatives(prompt, int(body["logprobs"]))],
+        if not body.get("echo"):  # one token after the prompt: the greedy one, or one forced by a logit bias
+            forced = list(body.get("logit_bias") or {}) if body.get("logit_bias_type") == "tokens" else []
+            alts = self.generator.next_alternatives(prompt, int(body["logprobs"]), forced[:1])
+            token = forced[0] if forced else lp["tokens"][-1]
+            lp = {"tokens": [token], "token_logprobs": [alts[token]], "top_logprobs": [alts],
                   "text_offset": [len(prompt)] if isinstance(prompt, str) else None}
-            text = lp["tokens"][0]
+            text = token
         n = len(lp["tokens"]) - 1
         choice = {"index": 0, "finish_reason": "length", "text": text, "logprobs": lp}
         return 200, {"id": f"cmpl-{len(self.log)}", "object": "text_completion", "created": int(time.time()),
