@@ -154,12 +154,13 @@ class TestServers:
         from medeval.backends.hf import embedded_model_dir
         from medeval.runner import RunConfig, run
 
-        # one item: llama-cpp-python's echo sorts the whole vocabulary at every prompt position (~3-9 s a request)
-        common = dict(tasks=["openllm_medqa"], limit=1, data_dir=str(data_dir), no_cache=True)
+        # MMLU's short prompts: llama-cpp-python's echo costs time quadratic in the prompt's length
+        common = dict(tasks=["openllm_mmlu_anatomy"], limit=2, data_dir=str(data_dir), no_cache=True)
         b = backend(served, tokenizer=str(embedded_model_dir()))
         api = run(RunConfig(**common, output_dir=str(tmp_path / "api")), backend=b, progress=False)
         hf = run(RunConfig(**common, output_dir=str(tmp_path / "hf")), backend=hf_backend, progress=False)
-        rows = {d: [json.loads(line) for line in (tmp_path / d / "samples_openllm_medqa.jsonl").read_text().splitlines()]
+        rows = {d: [json.loads(line) for line in
+                    (tmp_path / d / "samples_openllm_mmlu_anatomy.jsonl").read_text().splitlines()]
                 for d in ("api", "hf")}
         fmt = {"in-package": "token ids", "llama.cpp": "text"}[served.kind]
         assert api["model"]["loglikelihood_prompt"].startswith(fmt)
