@@ -428,11 +428,18 @@ def llamacpp(md, r):
            "prompts; `llamacpp_text` gives no tokenizer. A near-tie: the HF backend's margin between the two "
            "picked choices is at most twice the item's largest log-probability difference between the backends.",
            "", table(["run", "items", "same pick", "near-ties among the rest", "agree apart from near-ties",
-                      "acc_norm: same pick", "largest |d log p|", "median item's largest |d log p|",
+                      "acc_norm: same pick", "largest abs. difference in log p", "median item's largest difference",
                       "straddling tokens", "wall s"], rows), "",
-           f"Prompts sent as: {next(iter(r['agreement'].values()))['loglikelihood_prompt']}. The two llama.cpp runs "
-           f"gave identical log-probabilities: {r['tokenizer_and_text_runs_identical']}. HF run {f(r['wall_s']['hf'], 1)} s "
-           f"(whole commands, model load included; load at the end {r['load_at_end']}).",
+           "Prompts: " + "; ".join(f"{n}: {x['loglikelihood_prompt'].split(': HTTP')[0]}"
+                                   + (f" (HTTP{x['loglikelihood_prompt'].split(': HTTP')[1][:4]}, a validation error)"
+                                      if ': HTTP' in x['loglikelihood_prompt'] else "")
+                                   + (f"; echoed logprobs {x['echo_logprobs']}" if x.get("echo_logprobs") else "")
+                                   for n, x in r["agreement"].items()) + ". "
+           + ("" if r["tokenizer_and_text_runs_identical"] is None else
+              f"The two llama.cpp runs gave identical log-probabilities: {r['tokenizer_and_text_runs_identical']}. ")
+           + f"HF run {f(r['wall_s']['hf'], 1)} s (whole commands, model load included; load at the end "
+           f"{r['load_at_end']}). llama-cpp-python echoes this model's prompt logprobs one position late, so each "
+           "choice costs an echo (to find its tokens) and a forced-token request (docs/loglikelihood.md).",
            "", "Disagreements: " + ("; ".join(dis) if dis else "none") + ".", ""]
 
 

@@ -111,7 +111,8 @@ def main():
     for name in [n for n in ("llamacpp_tokenizer", "llamacpp_text") if n in runs]:
         runs[name].pop("stdout")
         model = json.loads((work / name / "results.json").read_text())["model"]
-        result[name] = {**compare(rows(work / name), hf), "loglikelihood_prompt": model["loglikelihood_prompt"]}
+        result[name] = {**compare(rows(work / name), hf), "loglikelihood_prompt": model["loglikelihood_prompt"],
+                        "echo_logprobs": model.get("echo_logprobs")}
         r = result[name]
         print(f"{name}: {r['agree']}/{r['n']} picks agree ({r['agree_apart_from_near_ties']} apart from near-ties), "
               f"acc_norm {r['agree_norm']}/{r['n']}, max |dlogprob| {r['max_abs_logprob_diff']:.3f}, "
