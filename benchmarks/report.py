@@ -406,6 +406,43 @@ def loglikelihood(md, r):
            f"medeval {r['runs']['medeval']['load_before']} -> {r['runs']['medeval']['load_after']}.", ""]
 
 
+def llamacpp(md, r):
+    md += ["## 11. Loglikelihood through llama.cpp's server vs the HF backend", ""]
+    if not r:
+        md += ["not measured (results/vs_llamacpp_ll.json missing): `python benchmarks/vs_llamacpp_ll.py` "
+               "(needs `make llamacpp-server`)", ""]
+        return
+    rows = []
+    for name, x in r["agreement"].items():
+        rows.append([name, x["n"], x["agree"], x["near_ties"], x["agree_apart_from_near_ties"], x["agree_norm"],
+                     f"{x['max_abs_logprob_diff']:.3f}", f"{x['median_abs_logprob_diff']:.3f}",
+                     x["straddled_continuations"], f(r["wall_s"][name], 1)])
+    dis = [f"{d['id']} (HF margin {d['hf_margin']:.3f}, largest difference {d['max_abs_logprob_diff']:.3f}"
+           f"{', near-tie' if d['near_tie'] else ''})" for x in r["agreement"].values() for d in x["disagreements"]]
+    md += [f"`python benchmarks/vs_llamacpp_ll.py --limit {r['settings']['limit']} --threads "
+           f"{r['settings']['threads']}` ({r['created']}): the first {r['settings']['limit']} items of "
+           f"`{r['task']}` scored through llama-cpp-python {r['versions'].get('llama-cpp-python')}'s server "
+           "(`python -m llama_cpp.server`, the embedded GGUF, Q4_1) with `medeval run --backend openai`, and with "
+           "the HF backend on the dequantized copy of the same weights (float32). `llamacpp_tokenizer` passes "
+           "`--model-args tokenizer=...`: the server refuses the token-id prompts and medeval falls back to text "
+           "prompts; `llamacpp_text` gives no tokenizer. A near-tie: the HF backend's margin between the two "
+           "picked choices is at most twice the item's largest log-probability difference between the backends.",
+           "", table(["run", "items", "same pick", "near-ties among the rest", "agree apart from near-ties",
+                      "acc_norm: same pick", "largest abs. difference in log p", "median item's largest difference",
+                      "straddling tokens", "wall s"], rows), "",
+           "Prompts: " + "; ".join(f"{n}: {x['loglikelihood_prompt'].split(': HTTP')[0]}"
+                                   + (f" (HTTP{x['loglikelihood_prompt'].split(': HTTP')[1][:4]}, a validation error)"
+                                      if ': HTTP' in x['loglikelihood_prompt'] else "")
+                                   + (f"; echoed logprobs {x['echo_logprobs']}" if x.get("echo_logprobs") else "")
+                                   for n, x in r["agreement"].items()) + ". "
+           + ("" if r["tokenizer_and_text_runs_identical"] is None else
+              f"The two llama.cpp runs gave identical log-probabilities: {r['tokenizer_and_text_runs_identical']}. ")
+           + f"HF run {f(r['wall_s']['hf'], 1)} s (whole commands, model load included; load at the end "
+           f"{r['load_at_end']}). llama-cpp-python echoes this model's prompt logprobs one position late, so each "
+           "choice costs an echo (to find its tokens) and a forced-token request (docs/loglikelihood.md).",
+           "", "Disagreements: " + ("; ".join(dis) if dis else "none") + ".", ""]
+
+
 def extraction(md, r):
     if not r:
         return
@@ -539,6 +576,31 @@ def gate_power(md, r):
                            f"{x['items_needed_for_1pp']:,} items for 1 pp)" for x in worse) + ".", ""]
 
 
+def sequential_gate(md, r):
+    md += ["## 12. The sequential gate: false alarms and items used", ""]
+    if not r:
+        md += ["not measured (results/sequential_gate.json missing): `python benchmarks/sequential_gate.py`", ""]
+        return
+    p = r["params"]
+    md += [f"`python benchmarks/sequential_gate.py` ({r['created']}, {r['seconds']:.1f} s, {p['reps']} replays per row): "
+           f"SYNTHETIC paired 0/1 outcomes with a known true drop, {p['n']} items (MedQA's test size), looked at every "
+           f"{p['chunk']} items; alpha = {p['alpha']}, beta = {p['beta']}, tolerance {100 * p['tolerance']:g} point. "
+           "*Sequential*: medeval.sequential.decide (test by betting, Waudby-Smith & Ramdas 2024), stopping at the "
+           "first decisive look. *Fixed*: McNemar's exact one-sided test on all items with the gate's rule. "
+           "Settings: `finetune` (3% of items newly right, 3% + drop newly wrong: low churn), `independent` (both "
+           "runs right with probability 0.70 and 0.70 - drop, independently: high churn).", ""]
+    rows = []
+    for setting, by_drop in r["results"].items():
+        for drop, x in by_drop.items():
+            when = x.get("seq_mean_items_when_regression")
+            rows.append([setting, f"{100 * float(drop):g}", f(x["seq_regression_rate"], 3), f(x["seq_pass_rate"], 3),
+                         f(x["seq_undecided_rate"], 3), f"{x['seq_mean_items']:.0f} ({x['items_saved']:.0%} saved)",
+                         f"{when:.0f}" if when is not None else "n/a", f(x["fixed_regression_rate"], 3)])
+    md += [table(["setting", "true drop (pp)", "sequential: regression rate", "pass rate", "undecided",
+                  "mean items used", "mean items when it caught the regression",
+                  f"fixed gate: regression rate ({p['n']} items)"], rows), ""]
+
+
 def main():
     md = []
     res = {n: load(n) for n in ("overhead", "vs_lmeval", "sc_cost", "scoring_throughput", "memory")}
@@ -557,6 +619,8 @@ def main():
     extraction(md, load("extraction_corpus"))
     loglikelihood(md, load("vs_lmeval_ll"))
     gate_power(md, load("gate_power"))
+    llamacpp(md, load("vs_llamacpp_ll"))
+    sequential_gate(md, load("sequential_gate"))
     notes = BENCH / "NOTES.md"
     if notes.exists():
         md += [notes.read_text().strip(), ""]

@@ -170,6 +170,8 @@ class CachingBackend:
                                        f"expected {len(r.continuations)}")
                 values = [{"logprob": lp, "tokens": n, "greedy": g}
                           for lp, n, g in zip(scored.logprobs, scored.tokens, scored.greedy)]
+                for v, s in zip(values, scored.straddles or []):
+                    v["straddles"] = s
                 self.cache.put([(k, model, self.backend.name, ph, {"loglikelihood": c}, 0, json.dumps(v), "scored",
                                  scored.info) for k, c, v in zip(keys, r.continuations, values)])
                 got.scores = [dict(v, continuation=c) for v, c in zip(values, r.continuations)]

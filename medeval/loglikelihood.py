@@ -39,6 +39,8 @@ def pick(mode: str, scores: list[dict], choices: list[tuple[str, str]]) -> tuple
         block = {"choices": [a for a, _ in choices], "logprobs": lps, "tokens": [s["tokens"] for s in scores],
                  "chars": [len(t) for _, t in choices], "bytes": [len(t.encode("utf-8")) for _, t in choices],
                  "greedy": [s["greedy"] for s in scores]}
+        if any("straddles" in s for s in scores):  # text prompts: the first token began in the context
+            block["straddles"] = [s.get("straddles") for s in scores]
     else:
         norm = [lp / max(len(t), 1) for lp, (_, t) in zip(lps, choices)]
         best = max(range(len(norm)), key=lambda j: (norm[j], -j))

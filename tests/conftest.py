@@ -75,3 +75,52 @@ def chromium(url: str, *flags: str, timeout: float = 120) -> subprocess.Complete
 
 def dump_dom(url: str) -> str:
     return chromium(url, "--dump-dom").stdout
+
+
+LLAMACPP_MODEL = "smollm2-135m-instruct-q4_1"   # the name llama_cpp.server serves the embedded GGUF under
+
+
+@pytest.fixture(scope="session")
+def llamacpp_server():
+    """llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on the embedded GGUF,
+    on a free loopback port, for the whole session: yields its base URL. `make test` builds llama-cpp-python."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (`make test` builds it: "
+                                            "pip install 'llama-cpp-python[server]')")
+    from medeval.backends.hf import embedded_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf()),
+                             "--model_alias", LLAMACPP_MODEL, "--host", "127.0.0.1", "--port", str(port),
+                             "--n_ctx", "2048", "--n_threads", "2", "--seed", "0"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"llama_cpp.server did not start (exit {proc.poll()}): {log.read()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

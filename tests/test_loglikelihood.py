@@ -138,6 +138,6 @@ def test_openai_backend_scores_with_echo_logprobs_like_the_hf_backend(hf_backend
                             max_retries=0)
         with pytest.raises(BackendError, match="loglikelihood tasks need a server that returns prompt logprobs"):
             run(RunConfig(**common, output_dir=str(tmp_path / "bad")), backend=bad, progress=False)
-    with pytest.raises(BackendError, match="needs tokenizer="):
-        run(RunConfig(**common, output_dir=str(tmp_path / "bad")), backend=OpenAIBackend(HF_MODEL, base_url=srv.url),
-            progress=False)
+    with pytest.raises(BackendError, match="sends token ids.*needs tokenizer="):  # before any request
+        run(RunConfig(**common, output_dir=str(tmp_path / "bad")),
+            backend=OpenAIBackend(HF_MODEL, base_url=srv.url, prompt_format="token_ids"), progress=False)

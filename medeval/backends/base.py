@@ -83,6 +83,8 @@ class Scored:
     tokens: list[int]
     greedy: list[bool]
     info: dict = field(default_factory=dict)
+    # text prompts (OpenAI backend): per continuation, whether its first token began in the context
+    straddles: list[bool] | None = None
 
 
 class Backend(Protocol):

@@ -21,7 +21,11 @@ the client timeout), "drop" (close the connection without a response) and
 whose every choice is the empty string) and "surrogate" (a normal completion whose texts end in a lone
 UTF-16 surrogate, `"\ud83d"` in the JSON: an emoji cut in half).
 `ignore_n=True`: one choice whatever n is asked; `reject_n=True`: HTTP 500
-"Only one completion choice is allowed" for n > 1 (llama.cpp's chat endpoint).
+"Only one completion choice is allowed" for n > 1 (llama.cpp's chat endpoint);
+`text_prompts_only=True`: an echo request whose prompt is token ids gets llama-cpp-python's answer, an
+HTTP 500 whose body is a pydantic validation error (string prompts are scored, with `text_offset`);
+`shifted_echo=True`: the echoed logprobs of a string prompt are one position late, as llama-cpp-python 0.3
+returns them for a model without BOS (position i holds the distribution that follows token i).
 Every request is appended to `server.log` (thread-safe) with its fault and status.
 
 Command line: python -m medeval.testing.openai_server --help
@@ -91,27 +95,71 @@ class HFGenerator:
             return outs * n if temperature == 0 else outs, ids.shape[1]
 
 
-    def prompt_logprobs(self, ids: list[int]) -> dict:
-        """/completions echo + logprobs (as vLLM serve answers it): each prompt token's log-probability
-        (None for the first), its top-1 alternative, then one greedy token."""
+    def prompt_logprobs(self, prompt: list[int] | str, top_k: int = 1, shifted: bool = False) -> tuple[dict, str]:
+        """/completions echo + logprobs: each prompt token's log-probability (None for the first), its top-1
+        alternative, then one greedy token; and the echoed text. A prompt of token ids is answered as vLLM
+        serve answers it (token names, no offsets); a string prompt as llama.cpp's servers answer it (token
+        texts, each token's character offset in the echoed text)."""
+        import numpy as np
         import torch
 
         self.load()
+        text = isinstance(prompt, str)
+        if text:
+            enc = self.tok(prompt, add_special_tokens=True, return_offsets_mapping=True)
+            ids, spans = enc.input_ids, [a for a, _ in enc.offset_mapping]
+        else:
+            ids = list(prompt)
         with self._lock, torch.inference_mode():
             logp = torch.log_softmax(self.model(torch.tensor([ids])).logits[0].float(), dim=-1)
-        name = lambda t: self.tok.convert_ids_to_tokens(int(t))  # noqa: E731
+        if text:
+            name = lambda t: self.tok.decode([int(t)])  # noqa: E731
+        else:
+            name = lambda t: self.tok.convert_ids_to_tokens(int(t))  # noqa: E731
         nxt = int(logp[-1].argmax())
         seq = ids + [nxt]
-        token_lps = [None] + [logp[p - 1, seq[p]].item() for p in range(1, len(seq))]
-        top = [None] + [{name(logp[p - 1].argmax()): logp[p - 1].max().item()} for p in range(1, len(seq))]
-        return {"tokens": [name(t) for t in seq], "token_logprobs": token_lps, "top_logprobs": top,
-                "text_offset": None}
+
+        def tops(row) -> dict:
+            values, idx = row.topk(min(top_k, row.shape[-1]))
+            return {name(i): v.item() for v, i in zip(values, idx)}
+
+        if shifted:   # llama-cpp-python 0.3 without BOS: position p holds the distribution that follows token p
+            rows = list(logp) + [torch.full_like(logp[-1], -float(np.log(logp.shape[-1])))]  # never computed
+            token_lps = [None] + [rows[p][seq[p]].item() for p in range(1, len(seq))]
+            top = [None] + [{**tops(rows[p]), name(seq[p]): rows[p][seq[p]].item()} for p in range(1, len(seq))]
+        else:
+            token_lps = [None] + [logp[p - 1, seq[p]].item() for p in range(1, len(seq))]
+            top = [None] + [tops(logp[p - 1]) for p in range(1, len(seq))]
+        tokens = [prompt[a:b] for a, b in enc.offset_mapping] + [name(nxt)] if text else [name(t) for t in seq]
+        return ({"tokens": tokens, "token_logprobs": token_lps, "top_logprobs": top,
+                 "text_offset": spans + [len(prompt)] if text else None},
+                prompt + name(nxt) if text else "")
+
+
+    def next_alternatives(self, prompt: str, top_k: int, also: list[str] = ()) -> dict:
+        """The top_k most probable next tokens after a string prompt (as text), with their log-probabilities,
+        and those of the tokens `also` (texts of single tokens; llama-cpp-python's `logit_bias_type: tokens`)."""
+        import torch
+
+        ids = self.tok(prompt, add_special_tokens=True).input_ids
+        with self._lock, torch.inference_mode():
+            logp = torch.log_softmax(self.model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+        values, idx = logp.topk(min(top_k, logp.shape[-1]))
+        out: dict = {}
+        for v, i in zip(values.tolist(), idx.tolist()):
+            out.setdefault(self.tok.decode([i]), v)   # the most probable of the tokens that read the same
+        for text in also:
+            ids = self.tok.encode(text, add_special_tokens=False)
+            if len(ids) == 1:
+                out[text] = logp[ids[0]].item()
+        return out
 
 
 class OpenAITestServer:
     def __init__(self, mode: str = "echo", *, model_name: str | None = None, faults=(),
                  fault_rates: dict | None = None, seed: int = 0,
-                 ignore_n: bool = False, reject_n: bool = False,
+                 ignore_n: bool = False, reject_n: bool = False, text_prompts_only: bool = False,
+                 shifted_echo: bool = False,
                  delay_s: float = 2.0, retry_after_s: float = 0.01, api_key: str | None = None,
                  host: str = "127.0.0.1", port: int = 0):
         if mode not in ("echo", "hf"):
@@ -121,7 +169,8 @@ class OpenAITestServer:
                 raise ValueError(f"unknown fault {kind!r}; choose from {FAULT_KINDS}")
         self.mode, self.model_name = mode, model_name or (ECHO_MODEL if mode == "echo" else HF_MODEL)
         self.faults, self.fault_rates = list(faults), dict(fault_rates or {})
-        self.ignore_n, self.reject_n = ignore_n, reject_n
+        self.ignore_n, self.reject_n, self.text_prompts_only = ignore_n, reject_n, text_prompts_only
+        self.shifted_echo = shifted_echo
         self.delay_s, self.retry_after_s = delay_s, retry_after_s
         self.api_key, self.host, self.port = api_key, host, port
         self.generator = HFGenerator() if mode == "hf" else None
@@ -192,7 +241,7 @@ class OpenAITestServer:
             seed = None if body.get("seed") is None else int(body["seed"])
             stop = body.get("stop") or []
             stop = [stop] if isinstance(stop, str) else list(stop)
-            if not chat and body.get("echo"):
+            if not chat and (body.get("echo") or (body.get("logprobs") and self.mode == "hf")):
                 return self._echo(body)
             prompt = self._prompt(chat, body)
         except (TypeError, ValueError, KeyError) as err:
@@ -219,15 +268,31 @@ class OpenAITestServer:
                                "total_tokens": prompt_tokens + completion_tokens}}
 
     def _echo(self, body: dict) -> tuple[int, dict]:
-        """echo=True with logprobs over a prompt of token ids: the prompt scored, as for loglikelihood."""
-        ids = body["prompt"]
-        if self.mode != "hf" or not body.get("logprobs") or not all(isinstance(t, int) for t in ids):
-            return 400, _error("echo needs --mode hf, logprobs >= 1 and a prompt of token ids")
-        lp = self.generator.prompt_logprobs(list(ids))
-        choice = {"index": 0, "finish_reason": "length", "text": "", "logprobs": lp}
+        """echo=True with logprobs: the prompt (token ids or a string) scored, as for loglikelihood."""
+        prompt = body["prompt"]
+        prompt = prompt[0] if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str) else prompt
+        ids = isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt)
+        if ids and self.text_prompts_only:  # as llama-cpp-python's server answers a prompt of token ids
+            return 500, _error("2 validation errors:\n  {'type': 'string_type', 'loc': ('body', 'prompt', 'str'), "
+                               f"'msg': 'Input should be a valid string', 'input': {prompt[:3]}}}\n  {{'type': "
+                               "'string_type', 'loc': ('body', 'prompt', 'list[str]', 0), 'msg': 'Input should be a "
+                               f"valid string', 'input': {prompt[0]}}}", "internal_server_error")
+        if self.mode != "hf" or not body.get("logprobs") or not (ids or isinstance(prompt, str)):
+            return 400, _error("echo needs --mode hf, logprobs >= 1 and a prompt of token ids or a string")
+        lp, text = self.generator.prompt_logprobs(prompt, int(body["logprobs"]),
+                                                  shifted=self.shifted_echo and isinstance(prompt, str))
+        if not body.get("echo"):  # one token after the prompt: the greedy one, or one forced by a logit bias
+            forced = list(body.get("logit_bias") or {}) if body.get("logit_bias_type") == "tokens" else []
+            alts = self.generator.next_alternatives(prompt, int(body["logprobs"]), forced[:1])
+            token = forced[0] if forced else lp["tokens"][-1]
+            lp = {"tokens": [token], "token_logprobs": [alts[token]], "top_logprobs": [alts],
+                  "text_offset": [len(prompt)] if isinstance(prompt, str) else None}
+            text = token
+        n = len(lp["tokens"]) - 1
+        choice = {"index": 0, "finish_reason": "length", "text": text, "logprobs": lp}
         return 200, {"id": f"cmpl-{len(self.log)}", "object": "text_completion", "created": int(time.time()),
                      "model": self.model_name, "choices": [choice],
-                     "usage": {"prompt_tokens": len(ids), "completion_tokens": 1, "total_tokens": len(ids) + 1}}
+                     "usage": {"prompt_tokens": n, "completion_tokens": 1, "total_tokens": n + 1}}
 
     def _prompt(self, chat: bool, body: dict) -> str:
         if not chat:
@@ -343,6 +408,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     p.add_argument("--ignore-n", action="store_true", help="one choice whatever n is")
     p.add_argument("--reject-n", action="store_true", help="HTTP 500 for n > 1 (llama.cpp chat)")
+    p.add_argument("--text-prompts-only", action="store_true",
+                   help="HTTP 500 validation error for a prompt of token ids (llama-cpp-python's server)")
     p.add_argument("--delay-s", type=float, default=2.0)
     p.add_argument("--retry-after-s", type=float, default=0.01)
     args = p.parse_args(argv)
@@ -354,6 +421,7 @@ def main(argv=None) -> None:
         server = OpenAITestServer(args.mode, model_name=args.model_name, faults=args.fault,
                                   fault_rates=rates, seed=args.seed,
                                   ignore_n=args.ignore_n, reject_n=args.reject_n,
+                                  text_prompts_only=args.text_prompts_only,
                                   delay_s=args.delay_s, retry_after_s=args.retry_after_s,
                                   host=args.host, port=args.port).start()
     except (ValueError, OSError) as err:
