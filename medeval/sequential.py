@@ -29,8 +29,6 @@ def _plugin_bets(x: np.ndarray, level: float, cap: float) -> np.ndarray:
     """Predictable plug-in bets: λ_t from x_1..x_{t-1} only (WSR 2024, eq. 26-27), truncated at `cap`."""
     n = len(x)
     t = np.arange(1, n + 1)
-    csum = np.concatenate(([0.0], np.cumsum(x)[:-1]))
-    mu = (0.5 + csum) / t                        # the running mean before item t, with a prior of 1/2
     mu_after = (0.5 + np.cumsum(x)) / (t + 1)
     sq = np.concatenate(([0.0], np.cumsum((x - mu_after) ** 2)[:-1]))
     var = (0.25 + sq) / t                        # the running variance before item t, with a prior of 1/4

@@ -158,7 +158,7 @@ class TestServers:
         common = dict(tasks=["openllm_mmlu_anatomy"], limit=2, data_dir=str(data_dir), no_cache=True)
         b = backend(served, tokenizer=str(embedded_model_dir()))
         api = run(RunConfig(**common, output_dir=str(tmp_path / "api")), backend=b, progress=False)
-        hf = run(RunConfig(**common, output_dir=str(tmp_path / "hf")), backend=hf_backend, progress=False)
+        run(RunConfig(**common, output_dir=str(tmp_path / "hf")), backend=hf_backend, progress=False)
         rows = {d: [json.loads(line) for line in
                     (tmp_path / d / "samples_openllm_mmlu_anatomy.jsonl").read_text().splitlines()]
                 for d in ("api", "hf")}

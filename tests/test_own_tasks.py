@@ -130,8 +130,6 @@ def test_tasks_lists_yours_first_and_apart_and_filters(tmp_path, data_dir):
 def test_leaderboard_without_preset_shows_the_runs_tasks_and_marks_partial_cells(tmp_path):
     """FAKE runs from tests/results_factory.py (synthetic predictions): a 20-item cell of a 1273-item
     split beside full cells; a group's score in the runs."""
-    import re
-
     from results_factory import TaskSpec, mask_with_accuracy, medqa_golds, preds_from_mask, write_run
 
     from medeval.reporting import board as L
