@@ -20,6 +20,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
 from .backends.base import Request, Sampling
 from .errors import MedevalError
 
@@ -82,7 +84,7 @@ class Cache:
         self.moved_to: Path | None = None
         self._inode = _inode(self.path)   # the file found: another process may replace it once it is damaged
         try:
-            self._open()
+            self._open_when_free()
         except sqlite3.DatabaseError as e:
             if not (self.path.is_dir() or damage_of(e)):   # locked, unreadable, full: not damage
                 raise self._failure(e, "open") from None
@@ -91,9 +93,18 @@ class Cache:
                 return
             self._move_aside()
             try:
-                self._open()
+                self._open_when_free()
             except sqlite3.DatabaseError as e2:
                 raise self._failure(e2, "open") from None
+
+    def _open_when_free(self) -> None:
+        """_open, tried again when SQLite answers "locked" at once: two processes that open a new cache file
+        together both ask to switch it to WAL, and SQLite refuses one of them without waiting (its deadlock
+        rule), so the one refused rolls back and tries again a moment later."""
+        for attempt in Retrying(retry=retry_if_exception(_busy), stop=stop_after_attempt(8), reraise=True,
+                                wait=wait_random_exponential(multiplier=0.05, max=2)):
+            with attempt:
+                self._open()
 
     def _open(self) -> None:
         if self.path.is_dir():
@@ -211,6 +222,10 @@ class Cache:
     def close(self):
         if getattr(self, "db", None) is not None:
             self.db.close()
+
+
+def _busy(err: BaseException) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err))
 
 
 def _inode(path: Path) -> tuple | None:

@@ -435,3 +435,29 @@ def test_the_judge_has_its_own_timeout(tmp_path, data_dir, monkeypatch):
     with pytest.raises(MedevalError, match="--judge-timeout must be a positive number of seconds"):
         run(RunConfig(tasks=["medqa"], judge_timeout=0, no_cache=True, output_dir=str(tmp_path / "o")),
             backend=object(), progress=False)
+
+
+def test_a_cache_that_sqlite_refuses_at_once_as_locked_is_opened_on_a_later_try(tmp_path, monkeypatch):
+    """Two processes opening a new cache file together both ask to switch it to WAL; SQLite answers one of them
+    "database is locked" without waiting (a Ray shard failed so). Simulated (FAKE): the first two opens raise that."""
+    import sqlite3
+
+    real, calls = Cache._open, []
+
+    def refused_twice(self):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real(self)
+
+    monkeypatch.setattr(Cache, "_open", refused_twice)
+    cache = Cache(tmp_path / "c")
+    assert len(calls) == 3 and cache.damage is None and cache.stats()["entries"] == 0
+    cache.close()
+
+    calls.clear()
+    monkeypatch.setattr(Cache, "_open", lambda self: (calls.append(1), (_ for _ in ()).throw(
+        sqlite3.OperationalError("database is locked"))))
+    with pytest.raises(MedevalError, match=r"generations.sqlite: cannot open the generation cache \(database is locked\)"):
+        Cache(tmp_path / "d")
+    assert len(calls) == 8   # tried a bounded number of times, then one line naming the file
