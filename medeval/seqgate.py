@@ -28,8 +28,9 @@ import numpy as np
 
 from . import metrics as M
 from .config import RunConfig
-from .reporting.paired import load_samples, metric_options, mismatches, predictions
+from .reporting.paired import load_samples, metric_options, mismatches
 from .reporting.policy import Policy
+from .reporting.verify import derived_predictions
 from .results import ResultsError, atomic_write, read_results
 from .runner import make_backend, run
 from .sequential import decide
@@ -54,8 +55,8 @@ def _differences(task: str, base, cand, policy: Policy) -> tuple[np.ndarray, lis
     mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
     golds = [b_rows[i]["gold"] for i in ids]
     opts = metric_options(bt, metric)
-    sb = M.item_scores(metric, predictions(b_rows, ids, mode, str(base.dir)), golds, opts)
-    sc = M.item_scores(metric, predictions(c_rows, ids, mode, str(cand.dir)), golds, opts)
+    sb = M.item_scores(metric, derived_predictions(base, task, b_rows, ids, mode)[0], golds, opts)   # as the
+    sc = M.item_scores(metric, derived_predictions(cand, task, c_rows, ids, mode)[0], golds, opts)   # fixed gate
     if sb is None or sc is None:
         raise ResultsError(f"task {task}: the sequential gate needs a metric with per-item scores; {metric!r} "
                            "has none (gate it with the fixed-size gate)")

@@ -38,7 +38,8 @@ def _reader(run: Run, task: str):
         spec = Registry().tasks.get(task)
     except MedevalError:
         return None
-    if spec is None or not source.startswith("local:") or spec.version != block.get("version"):
+    if spec is None or not source.startswith("local:") or spec.version != block.get("version") or \
+            (block.get("task_hash") and spec.spec_hash() != block.get("task_hash")):   # the task file changed
         return None
     path, local = Path(source[len("local:"):]), spec.dataset.local
     if not local or not path.is_file() or not path.as_posix().endswith(Path(local).as_posix()):
@@ -70,7 +71,10 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
         if reader is not None and i in reader:
             spec, row, options = reader[i]
             prefill = rows[i].get("adversarial_prefill") or ""
-            answers = [answer_types.outcome(spec, prefill + (t or ""), row, options).answer for t in b["outputs"]]
+            finishes = list(b.get("finish_reasons") or [])
+            finishes += [None] * (len(b["outputs"]) - len(finishes))   # as scoring read them: a cut-off output too
+            answers = [answer_types.outcome(spec, prefill + (t or ""), row, options, finish_reason=f).answer
+                       for t, f in zip(b["outputs"], finishes)]
         elif isinstance(b.get("extracted"), list) and len(b["extracted"]) == len(b["outputs"]):
             answers = b["extracted"]
         else:
