@@ -28,7 +28,9 @@ class Statement(NamedTuple):
 
 # A later statement that follows one of these replaces the earlier ones ("Answer: A ... wait, no. Final answer: C").
 REVISION = re.compile(
-    r"\b(?:wait|actually|hmm+|on\s+(?:second\s+thought|reflection|reconsideration|further\s+reflection)|"
+    # a lone "wait", "actually", "hmm" revises only as an interjection ("Actually, B", "wait - no", "actually no"),
+    # not as a word of a sentence ("Wait times are long", "the INR is actually high")
+    r"\b(?:(?:wait|actually|hmm+)(?=\s*(?:[,.:;!?…—–-]|\.\.\.|no\b|$))|on\s+(?:second\s+thought|reflection|reconsideration|further\s+reflection)|"
     r"correction|scratch\s+that|I\s+(?:was\s+wrong|made\s+a\s+mistake|change\s+my\s+(?:answer|mind))|"
     r"let\s+me\s+(?:reconsider|correct|re-?check|re-?evaluate)|re-?considering|(?:upon|after|on)\s+(?:further\s+)?"
     r"(?:review|re-?checking|reconsideration)|revised|changing\s+my\s+answer|(?:revise|change)\s+(?:it|that|my\s+answer)\s+to|no,\s+that'?s\s+(?:wrong|not\s+right)|"

@@ -307,6 +307,15 @@ def test_revisions_eliminations_and_comparisons(text, answer):
     assert choice_outcome(text, O5).answer == answer
 
 
+@pytest.mark.parametrize("text", [
+    "Answer: B. Wait times in the ED are long. Answer: C",
+    "Final answer: B\n\nActually prescribing patterns vary. The most likely answer is C.",
+    "Answer: B. The INR is actually high. I'd go with C.",
+])
+def test_wait_and_actually_as_words_of_a_sentence_revise_nothing(text):
+    assert choice_outcome(text, O5).status == "ambiguous"
+
+
 @pytest.mark.parametrize("text,answer", [
     ("No. Hmm, wait - looking at the secondary endpoints, yes.", "yes"),
     ("My answer was no; on second thought, it's yes.", "yes"),
