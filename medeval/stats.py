@@ -199,7 +199,7 @@ def paired_test(metric: str, base: list, cand: list, golds: list, options: dict 
     lo, hi = res.confidence_interval
     out["ci_low"] = float(lo) if np.isfinite(lo) else float(np.min(dist))
     out["ci_high"] = float(hi) if np.isfinite(hi) else float(np.max(dist))
-    out["delta_se"] = float(np.std(dist, ddof=1))   # the paired bootstrap's standard error of delta (power)
+    out["delta_se"] = float(res.standard_error)   # the paired bootstrap's standard error of delta (power)
     if not binary:
         out["p_value"] = _bootstrap_p(dist, delta, sided, higher)
     return out

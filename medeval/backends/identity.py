@@ -18,6 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..results.provenance import identity_hash
+
 # Files whose content is hashed in full (small): config, tokenizer, chat template, generation defaults.
 SMALL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja",
@@ -51,8 +53,7 @@ class Identity:
 
     def key(self) -> str:
         """A stable hash of the whole identity (the cache's model key)."""
-        text = json.dumps(self.as_dict(), sort_keys=True, default=str, separators=(",", ":"))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return identity_hash(self.as_dict())
 
 
 def sha256_text(text: str | None) -> str | None:

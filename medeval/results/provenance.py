@@ -2,6 +2,8 @@
 with credentials redacted (API keys and URL passwords never reach results.json or logs)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -66,3 +68,10 @@ def redact_argv(argv: list[str]) -> list[str]:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def identity_hash(identity: dict) -> str:
+    """The hash of a backend identity (results.json `model.identity_hash`, the cache's model key): one
+    definition, used by `Identity.key()` and by the gate's check that a file's hash matches its identity."""
+    text = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -42,9 +42,9 @@ class Run:
 
     def check_identity(self) -> None:
         """For the gate's same-model refusal: the file has a `model` block, and an `identity_hash` there is
-        the hash of the `identity` beside it (as `Identity.key()` computes it). A run written before
-        identities existed, or by `medeval score`, has neither and passes."""
-        import hashlib
+        the hash of the `identity` beside it (provenance.identity_hash, as `Identity.key()` computes it). A run
+        written before identities existed, or by `medeval score`, has neither and passes."""
+        from .provenance import identity_hash
 
         model = self.data.get("model")
         if not isinstance(model, dict) or not model.get("id"):
@@ -56,8 +56,7 @@ class Run:
         if not isinstance(ident, dict) or not isinstance(claimed, str):
             raise ResultsError(f"{self.file}: field 'model.identity' and 'model.identity_hash' must come together "
                                "(one is missing); use the results.json that `medeval run` wrote")
-        text = json.dumps(ident, sort_keys=True, default=str, separators=(",", ":"))
-        if hashlib.sha256(text.encode("utf-8")).hexdigest() != claimed:
+        if identity_hash(ident) != claimed:
             raise ResultsError(f"{self.file}: field 'model.identity_hash' ({claimed[:12]}) is not the hash of "
                                "'model.identity': the file was edited; use the results.json that `medeval run` wrote")
 
