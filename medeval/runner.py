@@ -79,6 +79,15 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
     check_config(cfg)
     prices = _prices(cfg)   # bad price input fails before any generation
     claim = _claim(Path(cfg.output_dir))
+    try:   # the output directory's lock is released however the run ends (the sequential gate runs again)
+        return _evaluate(cfg, registry, backend, backend_cls, backend_opts, prices, progress, t0)
+    finally:
+        _release(claim)
+
+
+def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_opts, prices, progress: bool,
+              t0: float) -> dict:
+    """The run itself, once its options are checked and its output directory claimed."""
     tasks = registry.resolve(cfg.tasks)
     check_self_answer(cfg, tasks, backend_cls, backend_opts)   # --extract-fallback / --extract-audit
     prepared = full = [prepare(t, cfg) for t in tasks]
@@ -137,7 +146,6 @@ def run(cfg: RunConfig, backend=None, progress: bool = True) -> dict:
         usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
     write_results(out_dir, results)
     cache.close()
-    _release(claim)
     return results
 
 

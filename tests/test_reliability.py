@@ -419,6 +419,16 @@ def test_a_second_run_into_a_directory_in_use_is_warned(tmp_path, data_dir, monk
     assert not (tmp_path / "o" / ".medeval-run.lock").exists()
 
 
+def test_a_run_that_fails_releases_its_output_directory(tmp_path, data_dir):
+    """The lock is released however a run ends: a later run in the same process (the sequential gate runs
+    again and again) is not warned about itself."""
+    cfg = RunConfig(tasks=["no_such_task"], data_dir=str(data_dir), output_dir=str(tmp_path / "o"),
+                    cache_dir=str(tmp_path / "c"))
+    with pytest.raises(MedevalError):
+        run(cfg, progress=False)
+    assert not (tmp_path / "o" / ".medeval-run.lock").exists()
+
+
 # ------------------------------------------------------------------ also seen: the judge's own timeout
 def test_the_judge_has_its_own_timeout(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
