@@ -118,7 +118,7 @@ def self_answers(prepared, reqs: dict, outputs: dict, modes_of, backend, cache, 
                 per_request.setdefault(r.id, [None] * len(texts))
                 for i, (t, f) in enumerate(zip(texts, finishes)):
                     reply = r.prefill + (t or "")
-                    status = answer_types.outcome(p.task, reply, it.row, it.options).status
+                    status = answer_types.outcome(p.task, reply, it.row, it.options, finish_reason=f).status
                     if not wanted(status, t, f, sc):
                         continue
                     key = (r.messages, r.chat, reply, tuple(ks))
