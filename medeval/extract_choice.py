@@ -339,13 +339,13 @@ def statements(t: str, options: list[dict]) -> tuple[list[Statement], set[str]]:
         named = {x for x in re.findall(r"(?<![\w’'])([A-Z])(?![\w’])", sentence) if x in {o["letter"] for o in options}}
         if len(named) > 1:
             out.append(Statement(m.end(), frozenset(named), WEAK, "torn"))
-    lines = t.split("\n")
-    if len(lines) > 1 and not _is_option_list(t, [o["letter"] for o in options]):   # "B\n\n...", "...\n\n**C**"
-        if (found := _whole(lines[0], options)):
-            out.append(Statement(0, frozenset(found), FINAL, "first-line"))
-        if (found := _whole(lines[-1], options)):
-            out.append(Statement(len(t) - len(lines[-1]), frozenset(found), FINAL, "last-line"))
     asked, rejected = _self_questions(t, options)
+    lines = t.split("\n")   # "B\n\n...", "...\n\n**C**"; a letter the text rejects ("Is it B? No.") is not read so
+    if len(lines) > 1 and not _is_option_list(t, [o["letter"] for o in options]):
+        if (found := _whole(lines[0], options)) and not found & rejected:
+            out.append(Statement(0, frozenset(found), FINAL, "first-line"))
+        if (found := _whole(lines[-1], options)) and not found & rejected:
+            out.append(Statement(len(t) - len(lines[-1]), frozenset(found), FINAL, "last-line"))
     return out + asked, rejected
 
 
@@ -382,13 +382,10 @@ def choice_outcome(text: str, options: list[dict], finish_reason: str | None = N
     listing = _is_option_list(t, letters)   # below: a letter rejected by a question ("B? No.") is not read
     if not listing and (found := read_span(t, options, start=True)) and not found & rejected:   # 3. the start
         return _decide(found, letters, "start")
-    last = t.rsplit("\n", 1)[-1]
-    if "\n" in t and not listing and (found := _whole(last, options)) and not found & rejected:   # 4. a last line
-        return _decide(found, letters, "last-line")
     bold = {b for b in re.findall(r"\*\*\s*\(?([A-Z])\)?(?:[.:)]\s*[^*\n]{0,200})?\*\*", t)}
-    if len(bold) == 1 and not _bold_rejected(t, next(iter(bold))) and not bold & rejected:   # 5. one bold letter
+    if len(bold) == 1 and not _bold_rejected(t, next(iter(bold))) and not bold & rejected:   # 4. one bold letter
         return _decide(bold, letters, "bold")
-    hits = _text_mentions(t, options) - rejected                  # 6. exactly one option text
+    hits = _text_mentions(t, options) - rejected                  # 5. exactly one option text
     if len(hits) == 1:
         return _decide(hits, letters, "option-text")
     if len(hits) > 1 and re.search(r"\bor\b|/", t) and len(t) < 200:

@@ -316,6 +316,11 @@ def test_wait_and_actually_as_words_of_a_sentence_revise_nothing(text):
     assert choice_outcome(text, O5).status == "ambiguous"
 
 
+@pytest.mark.parametrize("text", ["B\nIs it B? No. It's C?", "Is it B? No.\nB"])
+def test_a_first_or_last_line_the_text_rejects_is_no_answer(text):
+    assert choice_outcome(text, O5).status == "invalid"
+
+
 @pytest.mark.parametrize("text,answer", [
     ("No. Hmm, wait - looking at the secondary endpoints, yes.", "yes"),
     ("My answer was no; on second thought, it's yes.", "yes"),
