@@ -31,18 +31,18 @@ from _common import DATA, RESULTS, ROOT
 
 sys.path.insert(0, str(ROOT))
 
-from medeval.extract import INVALID, Outcome  # noqa: E402
+from medeval.tasks.extract import INVALID, Outcome  # noqa: E402
 from medeval.testing.extraction_corpus import (_options, all_cases, holdout_cases, real_cases,  # noqa: E402
                                                score_corpus)
 
 
 def baseline_extractor(rev: str):
     """The extractor at git revision `rev` (no 'ambiguous' outcome there: None is 'invalid')."""
-    src = subprocess.run(["git", "show", f"{rev}:medeval/extract.py"], cwd=ROOT, capture_output=True, text=True,
+    src = subprocess.run(["git", "show", f"{rev}:medeval/tasks/extract.py"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
     mod = types.ModuleType("medeval._extract_baseline")
     mod.__package__ = "medeval"
-    exec(compile(src, f"{rev}:medeval/extract.py", "exec"), mod.__dict__)
+    exec(compile(src, f"{rev}:medeval/tasks/extract.py", "exec"), mod.__dict__)
 
     def run(case):
         if case.task == "choice":
@@ -83,8 +83,8 @@ def rules_at(rev: str):
 
 
 def rules_version() -> str:
-    """The last commit that changed the rules (medeval/extract*.py), '+uncommitted' if the tree differs."""
-    files = ["medeval/extract.py", "medeval/extract_choice.py"]
+    """The last commit that changed the rules (medeval/tasks/extract*.py), '+uncommitted' if the tree differs."""
+    files = ["medeval/tasks/extract.py", "medeval/tasks/extract_choice.py"]
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)  # noqa: E731
     rev = git("log", "-1", "--format=%h", "--", *files).stdout.strip() or "?"
     return rev + ("+uncommitted" if git("diff", "--quiet", "HEAD", "--", *files).returncode else "")
@@ -130,7 +130,7 @@ def real_option_cases(rows: int) -> list:
     import json
     from dataclasses import replace
 
-    from medeval.extract import norm
+    from medeval.tasks.extract import norm
     from medeval.testing import extraction_corpus as corpus
 
     out = []
@@ -161,7 +161,7 @@ def summarise(fams: dict) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline-rev", default="f292017", help="git revision whose medeval/extract.py is compared")
+    ap.add_argument("--baseline-rev", default="f292017", help="git revision whose medeval/tasks/extract.py is compared")
     ap.add_argument("--before-rev", default=BEFORE_ISSUE_21,
                     help="git revision whose extract.py + extract_choice.py are the 'before issue 21' rules")
     ap.add_argument("--rows", type=int, default=40, help="items per real dataset whose option sets are used")

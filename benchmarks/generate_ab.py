@@ -29,8 +29,8 @@ def main():
     import torch
     from baseline_generate import StopOnText
     from medeval.backends.hf import HFBackend
-    from medeval.runner import RunConfig, build_requests, prepare
-    from medeval.spec import Registry
+    from medeval.runs.runner import RunConfig, build_requests, prepare
+    from medeval.tasks.spec import Registry
 
     torch.set_num_threads(1)
     be = HFBackend(batch_size=a.batch_size)

@@ -136,8 +136,8 @@ def oom_check(model_dir: Path, fraction: float, n: int = 64, words: int = 3000) 
 
 def prompts_for(model_dir: Path, data_dir: Path, limit: int) -> list[str]:
     """The rendered MedQA prompts of a run (the same text medeval sends), for the raw-engine baselines."""
-    from medeval.runner import RunConfig, prepare
-    from medeval.spec import Registry
+    from medeval.runs.runner import RunConfig, prepare
+    from medeval.tasks.spec import Registry
 
     cfg = RunConfig(tasks=["medqa"], limit=limit, data_dir=str(data_dir))
     task = Registry([]).resolve(["medqa"])[0]

@@ -31,8 +31,8 @@ def main():
     import torch
     from medeval.backends.base import Request, Sampling
     from medeval.backends.hf import HFBackend
-    from medeval.runner import RunConfig, build_requests, prepare
-    from medeval.spec import Registry
+    from medeval.runs.runner import RunConfig, build_requests, prepare
+    from medeval.tasks.spec import Registry
 
     torch.set_num_threads(1)
     t = time.perf_counter()

@@ -46,8 +46,8 @@ def lmeval_phases(log: Path) -> dict:
 
 
 def compare(me_dir: Path, lm_dir: Path) -> dict:
-    from medeval import answer_types
-    from medeval.spec import Registry
+    from medeval.tasks import answer_types
+    from medeval.tasks.spec import Registry
 
     task = Registry([]).resolve(["medqa"])[0]
     me = [json.loads(l) for l in (me_dir / "samples_medqa.jsonl").read_text().splitlines()]

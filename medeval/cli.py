@@ -58,7 +58,7 @@ def run(
     data_dir: Optional[Path] = DATA_DIR,
     task_dir: Optional[list[Path]] = TASK_DIR,
     output_dir: Path = typer.Option(Path("runs/latest"), "--output-dir", "-o", help="Where results.json and samples_<task>.jsonl go."),
-    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/backends/cache)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache."),
     batch_size: Optional[str] = typer.Option(None, help="HF backend: prompts per batch, or auto (the default: 64 on CUDA, halved on out-of-memory; 8 on CPU)."),
     revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
@@ -125,7 +125,7 @@ def run(
     order_seed: int = typer.Option(0, help="With --sequential: the seed of the evaluation order."),
 ):
     """Evaluate a model on tasks and write results.json plus samples_<task>.jsonl."""
-    from .runner import RunConfig, run as run_pipeline
+    from .runs.runner import RunConfig, run as run_pipeline
 
     cfg = RunConfig(
         tasks=[t for t in tasks.split(",") if t.strip()], model=model, backend=backend, limit=limit, sample_seed=sample_seed,
@@ -141,14 +141,14 @@ def run(
         backend_args=_backend_args(locals()),
         model_args=model_args, argv=_argv())
     if shard is not None:
-        from .shard import parse
+        from .runs.shard import parse
 
         cfg.shard = parse(shard)
     if gate_against is not None or sequential:
         _sequential(cfg, gate_against, sequential, chunk, gate_policy, alpha, beta, order_seed, quiet, history,
                     history_store)
     if launcher is not None or shards is not None:
-        from .launch_ray import launch
+        from .runs.launch_ray import launch
 
         results = launch(cfg, launcher, shards, progress=not quiet)
     else:
@@ -172,7 +172,7 @@ def _sequential(cfg, gate_against, sequential, chunk, gate_policy, alpha, beta, 
         raise MedevalError("--sequential evaluates chunks of every task; it cannot run one --shard")
     from .history.query import gate_baseline
     from .reporting.policy import load_policy
-    from .seqgate import run_sequential
+    from .runs.seqgate import run_sequential
 
     baseline, resolved = gate_baseline(gate_against, None, history_store)
     if resolved:
@@ -235,7 +235,7 @@ def score(
     cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Cache for --extract-judge verdicts."),
 ):
     """Score predictions produced elsewhere (an API, another harness) with medeval's extraction and metrics."""
-    from .score_external import score_file
+    from .runs.score_external import score_file
 
     results = score_file(task, predictions, output_dir, model_name, data_dir, task_dir or [], _argv(),
                          extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url,
@@ -254,7 +254,7 @@ def merge(
     task_dir: Optional[list[Path]] = typer.Option(None, "--task-dir", help="Task directories (default: the shards')."),
 ):
     """Merge shard directories into the results.json and samples files of one unsharded run."""
-    from .merge import merge as merge_shards
+    from .runs.merge import merge as merge_shards
 
     results = merge_shards(shard_dirs, output_dir, str(data_dir) if data_dir else None,
                            [str(d) for d in task_dir or []], _argv())
@@ -278,8 +278,8 @@ def render(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per item instead of text."),
 ):
     """Print the prompts, golds, options and decoding a run would use, without loading a model."""
-    from .render import format_item, render_items
-    from .config import RunConfig
+    from .runs.render import format_item, render_items
+    from .runs.config import RunConfig
 
     if limit <= 0:
         raise MedevalError(f"--limit must be a positive number of items, got {limit}")
@@ -302,7 +302,7 @@ def list_tasks(pattern: Optional[str] = typer.Argument(None, help="Only names ma
     listed with its error (exit status 2)."""
     from fnmatch import fnmatchcase
 
-    from .spec import Registry
+    from .tasks.spec import Registry
 
     reg = Registry(task_dir or [], strict=False)
     members = None
@@ -345,8 +345,8 @@ def list_tasks(pattern: Optional[str] = typer.Argument(None, help="Only names ma
 
 def _task_table(title: str, tasks: list, data_dir: Optional[Path], problems: list) -> Table:
     """One table of tasks; with --data-dir, each local task's size (rows kept by its filter) and first row checked."""
-    from .data import load_items
-    from .render import check_data
+    from .tasks.data import load_items
+    from .runs.render import check_data
 
     table = Table(title=title)
     for col in ("task", "version", "answer", "dataset / split", "items", "metrics", "access"):
@@ -375,9 +375,9 @@ def _task_table(title: str, tasks: list, data_dir: Optional[Path], problems: lis
 @cache_app.command("info")
 def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
     """Show where the cache is and how many samples it holds (or that the file is damaged)."""
-    from .cache import Cache
+    from .backends.cache import Cache
     from .paths import default_cache_dir
-    from .config import writable_dir
+    from .runs.config import writable_dir
 
     out.print_json(json.dumps(Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False).stats()))
 
@@ -385,9 +385,9 @@ def cache_info(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CA
 @cache_app.command("check")
 def cache_check(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR")):
     """Verify the cache file's integrity (SQLite's integrity_check): exit 0 when sound, 2 when damaged."""
-    from .cache import Cache
+    from .backends.cache import Cache
     from .paths import default_cache_dir
-    from .config import writable_dir
+    from .runs.config import writable_dir
 
     cache = Cache(writable_dir(cache_dir or default_cache_dir(), "--cache-dir"), heal=False)
     problems = cache.check()
@@ -402,9 +402,9 @@ def cache_check(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_C
 def cache_clear(cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR"),
                 yes: bool = typer.Option(False, "--yes", help="Do not ask.")):
     """Delete every cached generation."""
-    from .cache import Cache
+    from .backends.cache import Cache
     from .paths import default_cache_dir
-    from .config import writable_dir
+    from .runs.config import writable_dir
 
     if not yes:
         typer.confirm("Delete every cached generation?", abort=True)

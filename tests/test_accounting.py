@@ -14,7 +14,7 @@ from medeval import accounting as A
 from medeval.backends.openai_backend import OpenAIBackend
 from medeval.reporting.summary import summary
 from medeval.errors import MedevalError
-from medeval.runner import RunConfig, run
+from medeval.runs.runner import RunConfig, run
 from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
 
 

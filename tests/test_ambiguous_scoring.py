@@ -4,7 +4,7 @@ import json
 import pytest
 
 from medeval.backends.base import Output
-from medeval.runner import RunConfig, run
+from medeval.runs.runner import RunConfig, run
 
 TASK = """\
 name: toy

@@ -13,13 +13,14 @@ import typing
 
 import pytest
 
-from medeval import answer_types, metrics, spec
-from medeval.data import data_hash, ids_hash
+from medeval import metrics
+from medeval.tasks import answer_types, spec
+from medeval.tasks.data import data_hash, ids_hash
 from medeval.errors import MedevalError
 from medeval.metrics.base import RUN_OPTIONS, RunOption, RunOptions
-from medeval.runner import RunConfig, prepare
-from medeval.scoring import metric_options
-from medeval.spec import Registry
+from medeval.runs.runner import RunConfig, prepare
+from medeval.scoring.score import metric_options
+from medeval.tasks.spec import Registry
 
 from conftest import DATA
 
@@ -95,8 +96,8 @@ def test_labels_go_to_the_metrics_that_declare_them_and_a_run_choice_is_made_onc
 NEW_TYPE = '''
 import json, re, sys
 from pathlib import Path
-from medeval.answer_types import AnswerType, register
-from medeval.extract import INVALID, Outcome, clean
+from medeval.tasks.answer_types import AnswerType, register
+from medeval.tasks.extract import INVALID, Outcome, clean
 from medeval.metrics import metric
 
 @register
@@ -118,9 +119,9 @@ def dose_within_10pct(preds, golds, **_):
     "Share of items whose dose is within 10% of the gold dose"
     return sum(p is not None and abs(p - g) <= 0.1 * g for p, g in zip(preds, golds)) / len(golds)
 
-from medeval.runner import RunConfig, prepare
-from medeval.scoring import score_items
-from medeval.spec import Registry
+from medeval.runs.runner import RunConfig, prepare
+from medeval.scoring.score import score_items
+from medeval.tasks.spec import Registry
 
 d = Path(sys.argv[1])
 task = Registry([d]).tasks["doses"]

@@ -25,10 +25,10 @@ def test_an_import_back_up_breaks_the_contract(tmp_path):
     shutil.copytree(ROOT / "medeval", tmp_path / "medeval", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     stats = tmp_path / "medeval" / "stats.py"   # a low layer reaching up into the runner, inside a function
-    stats.write_text(stats.read_text() + "\n\ndef _up():\n    from .runner import RunConfig\n    return RunConfig\n")
+    stats.write_text(stats.read_text() + "\n\ndef _up():\n    from .runs.runner import RunConfig\n    return RunConfig\n")
     r = _lint(tmp_path)
     assert r.returncode != 0
-    assert "medeval.stats is not allowed to import medeval.runner" in r.stdout
+    assert "medeval.stats is not allowed to import medeval.runs" in r.stdout
 
 
 def test_benchmarks_import_only_names_the_package_has():
@@ -49,3 +49,12 @@ def test_benchmarks_import_only_names_the_package_has():
                 missing += [f"{f.name}:{node.lineno} {node.module}.{a.name}" for a in node.names
                             if not hasattr(mod, a.name) and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
     assert not missing, missing
+
+
+def test_the_top_level_holds_the_layers_and_at_most_twelve_modules():
+    """Issue 22: each layer is a folder; only cross-cutting helpers sit directly in medeval/."""
+    pkg = ROOT / "medeval"
+    modules = sorted(p.name for p in pkg.glob("*.py"))
+    assert len(modules) <= 12, modules
+    for layer in ("tasks", "backends", "graders", "scoring", "runs", "results", "reporting", "metrics", "history"):
+        assert (pkg / layer / "__init__.py").is_file(), layer

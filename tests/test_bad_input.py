@@ -9,8 +9,8 @@ import pytest
 
 from medeval.errors import MedevalError
 from medeval.results import redact_argv
-from medeval.runner import RunConfig, run
-from medeval.spec import Registry
+from medeval.runs.runner import RunConfig, run
+from medeval.tasks.spec import Registry
 
 MEDEVAL = [sys.executable, "-m", "medeval.cli"]
 
@@ -317,8 +317,8 @@ def test_templates_that_would_hang_or_exhaust_the_machine_are_refused(tmp_path, 
 
 
 def test_ordinary_loops_and_arithmetic_still_render(tmp_path):
-    from medeval.prompts import Renderer
-    from medeval.spec import load_file
+    from medeval.tasks.prompts import Renderer
+    from medeval.tasks.spec import load_file
 
     tasks = write_task(tmp_path / "tasks")
     (tasks / "toy.jinja").write_text("{{ doc.q }}{% for o in options %} {{ o.letter }}{% endfor %} {{ 2**10 }}"
@@ -328,8 +328,8 @@ def test_ordinary_loops_and_arithmetic_still_render(tmp_path):
 
 
 def test_included_templates_count_in_the_prompt_hash(tmp_path):
-    from medeval.prompts import Renderer
-    from medeval.spec import load_file
+    from medeval.tasks.prompts import Renderer
+    from medeval.tasks.spec import load_file
 
     tasks = write_task(tmp_path / "tasks")
     (tasks / "toy.jinja").write_text("{% include '_part.jinja' %}")
@@ -405,7 +405,7 @@ def test_yaml_alias_bombs_and_huge_task_files_are_refused(tmp_path):
 
 
 def test_missing_included_template_and_unwritable_score_output_are_clear(tmp_path, data_dir):
-    from medeval.score_external import score_file
+    from medeval.runs.score_external import score_file
 
     with pytest.raises(MedevalError, match="template 'nope.jinja' \\(included by 'toy.jinja'\\) not found"):
         run_toy(tmp_path, "{% include 'nope.jinja' %}")

@@ -9,14 +9,14 @@ import pytest
 
 from medeval.backends.base import Request, Sampling
 from medeval.backends.openai_backend import OpenAIBackend
-from medeval.cache import Cache
-from medeval.caching import CachingBackend
+from medeval.backends.cache import Cache
+from medeval.backends.caching import CachingBackend
 from medeval.errors import MedevalError
-from medeval.graders import Graders
-from medeval.judge import LexicalJudge, LLMJudge
-from medeval.rubric import RubricGrader
-from medeval.runner import RunConfig, run
-from medeval.spec import Registry
+from medeval.graders.registry import Graders
+from medeval.graders.judge import LexicalJudge, LLMJudge
+from medeval.graders.rubric import RubricGrader
+from medeval.runs.runner import RunConfig, run
+from medeval.tasks.spec import Registry
 from medeval.testing.openai_server import OpenAITestServer
 
 
@@ -77,7 +77,7 @@ def test_a_missing_judge_key_fails_before_any_generation(tmp_path, monkeypatch, 
 
 
 def test_a_rubric_task_without_judge_is_refused_before_the_model_loads_yet_its_data_checks(tmp_path, data_dir):
-    from medeval.render import check_data
+    from medeval.runs.render import check_data
 
     cfg = RunConfig(tasks=["healthbench"], limit=1, data_dir=str(data_dir), cache_dir=str(tmp_path / "c"),
                     output_dir=str(tmp_path / "o"))

@@ -1,11 +1,11 @@
 """Answer extraction on the output styles real models write, for every bundled task."""
 import pytest
 
-from medeval.answer_types import extract, outcome, read
-from medeval.data import load_items
-from medeval.extract import extract_label, extract_labels, label_outcome, strip_think, vote
-from medeval.extract_choice import choice_outcome, extract_choice
-from medeval.spec import Registry
+from medeval.tasks.answer_types import extract, outcome, read
+from medeval.tasks.data import load_items
+from medeval.tasks.extract import extract_label, extract_labels, label_outcome, strip_think, vote
+from medeval.tasks.extract_choice import choice_outcome, extract_choice
+from medeval.tasks.spec import Registry
 
 from conftest import DATA
 

@@ -17,12 +17,12 @@ from results_factory import synthetic_run
 
 from medeval.backends.base import Request
 from medeval.errors import MedevalError
-from medeval.extract import Outcome
-from medeval.merge import merge
+from medeval.tasks.extract import Outcome
+from medeval.runs.merge import merge
 from medeval.reporting.view import run_data
-from medeval.runner import RunConfig, run
-from medeval.scoring import ModeCounts, _self_block
-from medeval.self_answer import CUE, SelfCheck
+from medeval.runs.runner import RunConfig, run
+from medeval.scoring.score import ModeCounts, _self_block
+from medeval.graders.self_answer import CUE, SelfCheck
 
 RESTATE_TEMPLATE = """Here is a multiple-choice question about medicine. Do not answer it yet: first restate, \
 in your own words, what the question asks.

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from medeval.extract_judge import parse_choice
-from medeval.score_external import score_file
+from medeval.graders.extract_judge import parse_choice
+from medeval.runs.score_external import score_file
 from medeval.testing.openai_server import OpenAITestServer
 
 SECRET = "sk-test-DO-NOT-LEAK-5678"

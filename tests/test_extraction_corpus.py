@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from medeval.extract import INVALID, Outcome, norm
+from medeval.tasks.extract import INVALID, Outcome, norm
 from medeval.testing import extraction_corpus as corpus
 from medeval.testing.extraction_corpus import (LABEL_SETS, all_cases, holdout_cases,
                                                real_cases, score_corpus)
@@ -123,7 +123,7 @@ def test_the_style_families_are_well_formed(family_cases):
 
 def test_the_family_measure_counts_a_wrong_reader_as_wrong(family_cases):
     """A deliberately bad extractor (a test fake): the first capital letter A-J standing alone, or 'yes'."""
-    from medeval.extract import INVALID, Outcome
+    from medeval.tasks.extract import INVALID, Outcome
 
     def first_letter(case):
         if case.task == "label":

@@ -321,8 +321,8 @@ class _Answers:
 
 def test_scored_predictions_gate_against_a_run_of_the_same_items(app, tmp_path, data_dir):
     """`medeval score` and `medeval run` hash the same items the same way, so the gate compares them."""
-    from medeval.runner import RunConfig, run
-    from medeval.score_external import score_file
+    from medeval.runs.runner import RunConfig, run
+    from medeval.runs.score_external import score_file
 
     ran = run(RunConfig(tasks=["medqa"], limit=12, data_dir=str(data_dir), output_dir=str(tmp_path / "run"),
                         no_cache=True), backend=_Answers(), progress=False)["tasks"]["medqa"]

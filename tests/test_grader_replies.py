@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from medeval.chat_grader import after_thinking
-from medeval.extract_judge import parse_choice
-from medeval.judge import parse_verdict
-from medeval.rubric import parse_met
+from medeval.graders.chat import after_thinking
+from medeval.graders.extract_judge import parse_choice
+from medeval.graders.judge import parse_verdict
+from medeval.graders.rubric import parse_met
 
 
 @pytest.mark.parametrize("reply,kept", [

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.rubric import item_score, parse_met
-from medeval.runner import RunConfig, run
+from medeval.graders.rubric import item_score, parse_met
+from medeval.runs.runner import RunConfig, run
 from medeval.testing.openai_server import OpenAITestServer
 
 from conftest import read_rows
@@ -95,8 +95,8 @@ def test_healthbench_end_to_end_with_a_loopback_grader(hf_backend, data_dir, tmp
 
 
 def test_bad_conversations_and_prompt_specs_are_one_line_errors(tmp_path):
-    from medeval.prompts import Renderer
-    from medeval.spec import Registry, load_file
+    from medeval.tasks.prompts import Renderer
+    from medeval.tasks.spec import Registry, load_file
 
     task = Registry().tasks["healthbench"]
     r = Renderer(task)

@@ -135,7 +135,7 @@ def test_shared_prefix_sampling_gives_the_same_samples_as_num_return_sequences(h
 
 
 def test_truncation_counts_survive_a_cached_rerun(hf_backend, data_dir, tmp_path, monkeypatch):
-    from medeval.runner import RunConfig, run
+    from medeval.runs.runner import RunConfig, run
 
     monkeypatch.setattr(hf_backend, "max_context", 160)
     cfg = dict(tasks=["pubmedqa"], limit=2, max_tokens=4, data_dir=str(data_dir), cache_dir=str(tmp_path / "c"))

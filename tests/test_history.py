@@ -285,11 +285,11 @@ def test_trend_page_renders_the_charts_and_the_ledger_in_chromium(app, checkpoin
 def test_run_history_adds_the_finished_run(hf_backend, data_dir, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import medeval.runner
+    import medeval.runs.runner
     from medeval.cli import app as main_app
     from medeval.history.store import Store
 
-    monkeypatch.setattr(medeval.runner, "make_backend", lambda cfg: hf_backend)   # the one shared real model
+    monkeypatch.setattr(medeval.runs.runner, "make_backend", lambda cfg: hf_backend)   # the one shared real model
     store = str(tmp_path / "h.sqlite")
     args = ["run", "--tasks", "medqa", "--limit", "3", "--max-tokens", "8", "--data-dir", str(data_dir), "-o", str(tmp_path / "run"),
             "--cache-dir", str(tmp_path / "cache"), "--quiet", "--history", "--store", store]

@@ -8,9 +8,9 @@ import pytest
 
 from medeval import stats
 from medeval.errors import MedevalError
-from medeval.prompts import Renderer
-from medeval.runner import RunConfig, apply_group_defaults, build_requests, prepare, run
-from medeval.spec import Registry
+from medeval.tasks.prompts import Renderer
+from medeval.runs.runner import RunConfig, apply_group_defaults, build_requests, prepare, run
+from medeval.tasks.spec import Registry
 
 REG = Registry()
 CARD_ORDER = ["medmcqa", "medqa", "pubmedqa_pqal1000", "mmlu_pro_medical", "gpqa_medical", "lancet",
@@ -138,8 +138,8 @@ def test_card_protocol_runs_end_to_end(hf_backend, data_dir, tmp_path):
 
 
 def test_trace_from_a_row_field_and_misled_is_the_traces_answer(data_dir, tmp_path):
-    from medeval.aggregate import recovery
-    from medeval.spec import Adversarial
+    from medeval.scoring.aggregate import recovery
+    from medeval.tasks.spec import Adversarial
 
     rows = [json.loads(line) for line in (data_dir / "medbullets_op4" / "test.jsonl").open()][:2]
     rows[0]["wrong_trace"] = "Conduction is fastest in the AV node, so the answer is A."

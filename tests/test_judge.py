@@ -10,9 +10,9 @@ import re
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.graders import Graders
-from medeval.judge import LexicalJudge, LLMJudge, parse_verdict
-from medeval.runner import RunConfig, run
+from medeval.graders.registry import Graders
+from medeval.graders.judge import LexicalJudge, LLMJudge, parse_verdict
+from medeval.runs.runner import RunConfig, run
 from medeval.testing.openai_server import OpenAITestServer
 
 from conftest import DATA
@@ -50,7 +50,7 @@ def server(monkeypatch):
 
 
 def make_judge(cfg, **options):
-    """The diagnosis judge the runner builds for a run with `cfg` (graders.py)."""
+    """The diagnosis judge the runner builds for a run with `cfg` (graders/registry.py)."""
     return Graders(cfg, **options).judge("diagnosis")
 
 

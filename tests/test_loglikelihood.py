@@ -4,7 +4,7 @@ import json
 import pytest
 
 from medeval.backends.base import Request
-from medeval.loglikelihood import pick, protocol
+from medeval.scoring.loglikelihood import pick, protocol
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_pick_and_normalisation_follow_lm_eval():
 
 @pytest.fixture(scope="module")
 def ll_runs(hf_backend, data_dir, tmp_path_factory):
-    from medeval.runner import RunConfig, run
+    from medeval.runs.runner import RunConfig, run
 
     out = tmp_path_factory.mktemp("ll")
     cfg = dict(tasks=["openllm_medqa", "openllm_mmlu_anatomy"], limit=3, data_dir=str(data_dir),
@@ -113,7 +113,7 @@ def test_openai_backend_scores_with_echo_logprobs_like_the_hf_backend(hf_backend
     embedded model: the same per-choice log-probabilities and picks as the HF backend."""
     from medeval.backends.hf import embedded_model_dir
     from medeval.backends.openai_backend import OpenAIBackend
-    from medeval.runner import RunConfig, run
+    from medeval.runs.runner import RunConfig, run
     from medeval.testing.openai_server import HF_MODEL, OpenAITestServer
 
     common = dict(tasks=["openllm_pubmedqa"], limit=2, data_dir=str(data_dir), no_cache=True)

@@ -314,8 +314,8 @@ def test_real_model_over_http():
 
 
 def test_the_runner_caches_completions_that_arrive_after_a_failure(tmp_path):
-    from medeval.cache import Cache
-    from medeval.runner import generate_all
+    from medeval.backends.cache import Cache
+    from medeval.runs.runner import generate_all
 
     with OpenAITestServer(faults=["delay", "500"], delay_s=1.0) as srv:
         b = backend(srv, concurrency=2, max_retries=0)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from medeval.backends.openai_backend import OpenAIBackend
-from medeval.runner import RunConfig, run
+from medeval.runs.runner import RunConfig, run
 from medeval.testing.openai_server import HF_MODEL, OpenAITestServer
 
 pytestmark = pytest.mark.slow

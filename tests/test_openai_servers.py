@@ -152,7 +152,7 @@ class TestServers:
 
     def test_loglikelihood_agrees_with_the_hf_backend(self, served, hf_backend, data_dir, tmp_path):
         from medeval.backends.hf import embedded_model_dir
-        from medeval.runner import RunConfig, run
+        from medeval.runs.runner import RunConfig, run
 
         # MMLU's short prompts: llama-cpp-python's echo costs time quadratic in the prompt's length
         common = dict(tasks=["openllm_mmlu_anatomy"], limit=2, data_dir=str(data_dir), no_cache=True)

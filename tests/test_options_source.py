@@ -9,10 +9,10 @@ import textwrap
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.render import check_data, format_item, render_items
-from medeval.runner import RunConfig, prepare
-from medeval.score_external import score_file
-from medeval.spec import Registry
+from medeval.runs.render import check_data, format_item, render_items
+from medeval.runs.runner import RunConfig, prepare
+from medeval.runs.score_external import score_file
+from medeval.tasks.spec import Registry
 
 DRUGS = ["Iron", "Oxygen", "Gold", "Salt", "Zinc", "Copper", "Iodine", "Calcium", "Sodium", "Potassium",
          "Magnesium", "Selenium", "Lithium", "Cobalt", "Chromium", "Fluoride", "Boron", "Nickel", "Silicon",

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from medeval.cli import app
-from medeval.config import RunConfig
-from medeval.data import load_items
+from medeval.runs.config import RunConfig
+from medeval.tasks.data import load_items
 from medeval.errors import MedevalError
-from medeval.prepare import prepare
-from medeval.spec import Registry
+from medeval.runs.prepare import prepare
+from medeval.tasks.spec import Registry
 
 from conftest import read_rows
 
@@ -222,7 +222,7 @@ def test_the_issue_check_own_tasks_run_end_to_end(tmp_path, data_dir, hf_backend
     from rich.console import Console
 
     from medeval.reporting.summary import summary
-    from medeval.runner import run
+    from medeval.runs.runner import run
 
     body = (STEP1.replace("name: my_step1", "name: my_answered") + "plugins: [answers_metric.py]\n"
             "metrics: [answered, accuracy]\n")
@@ -267,7 +267,7 @@ def test_judging_shows_progress_lines_when_stderr_is_a_file(tmp_path, monkeypatc
     """FAKE judge: a loopback OpenAI-compatible server (medeval.testing) that answers every prompt 'none'."""
     import sys
 
-    from medeval.graders import Graders
+    from medeval.graders.registry import Graders
     from medeval.testing.openai_server import OpenAITestServer
 
     class NoneJudge(OpenAITestServer):

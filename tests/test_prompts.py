@@ -1,8 +1,8 @@
 """Prompt rendering: few-shot turns, system prompts, template variables, prompt hashes."""
-from medeval.data import load_rows
-from medeval.prompts import Renderer
-from medeval.runner import RunConfig, prepare
-from medeval.spec import FewShot, Registry
+from medeval.tasks.data import load_rows
+from medeval.tasks.prompts import Renderer
+from medeval.runs.runner import RunConfig, prepare
+from medeval.tasks.spec import FewShot, Registry
 
 REG = Registry()
 

@@ -22,10 +22,10 @@ import pytest
 import medeval
 
 from medeval.backends.openai_backend import OpenAIBackend
-from medeval.cache import Cache
+from medeval.backends.cache import Cache
 from medeval.errors import MedevalError
 from medeval.results import SamplesWriter, atomic_write
-from medeval.runner import RunConfig, run
+from medeval.runs.runner import RunConfig, run
 from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def test_a_damaged_cache_is_moved_aside_with_one_warning_and_the_run_goes_on(how
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     db = fill(tmp_path / "c")
     DAMAGE[how](db)
-    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.cache"):
+    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.backends.cache"):
         res = echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c")
     assert res["cache"]["misses"] == 3 and (tmp_path / "o" / "results.json").is_file()
     aside = [p for p in (tmp_path / "c").iterdir() if ".damaged-" in p.name]
@@ -208,8 +208,8 @@ def test_empty_judge_replies_are_retried_counted_and_never_served_from_the_cache
 
 
 def test_an_unusable_verdict_already_in_the_cache_is_asked_again_and_replaced(tmp_path, monkeypatch):
-    from medeval.chat_grader import chat_model
-    from medeval.rubric import RubricGrader
+    from medeval.graders.chat import chat_model
+    from medeval.graders.rubric import RubricGrader
 
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     with FakeGrader(model_name=GRADER) as judge:
@@ -335,9 +335,9 @@ def side_file(tmp_path, name, rows) -> str:
 
 
 def prepared(data_dir, **kw):
-    from medeval.config import RunConfig as C
-    from medeval.prepare import prepare
-    from medeval.spec import Registry
+    from medeval.runs.config import RunConfig as C
+    from medeval.runs.prepare import prepare
+    from medeval.tasks.spec import Registry
 
     return prepare(Registry().tasks["medqa"], C(tasks=["medqa"], limit=3, data_dir=str(data_dir), **kw))
 
@@ -366,12 +366,12 @@ def test_bad_adversarial_files_are_one_line_errors(rows, message, tmp_path, data
 def test_side_files_that_match_no_item_warn_and_an_adversarial_file_needs_adversarial(tmp_path, data_dir, caplog):
     labels = side_file(tmp_path, "labels.jsonl", [{"id": "medqa-0", "kind": "reasoning"}])
     traces = side_file(tmp_path, "traces.jsonl", [{"id": "medqa-0", "prefill": "Wrong."}])
-    with caplog.at_level(logging.WARNING, logger="medeval.item_files"):
+    with caplog.at_level(logging.WARNING, logger="medeval.tasks.item_files"):
         p = prepared(data_dir, item_labels=labels, adversarial=True, adversarial_file=traces)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 2 and all("none of its 1 ids is an item id of this task" in w for w in warned)
     assert p.notes["item_labels"]["warning"] == warned[0] and p.notes["adversarial_traces"]["warning"] == warned[1]
-    from medeval.config import check_config
+    from medeval.runs.config import check_config
 
     cfg = RunConfig(tasks=["medqa"], adversarial_file=traces, self_consistency=0, temperature=0.7, top_p=0.9,
                     output_dir=str(tmp_path / "o"), no_cache=True)
@@ -381,7 +381,7 @@ def test_side_files_that_match_no_item_warn_and_an_adversarial_file_needs_advers
 
 # ------------------------------------------------------------------ 9, 10, 11. score lines, render options, prices
 def test_a_score_line_with_both_output_and_outputs_is_refused(tmp_path, data_dir):
-    from medeval.score_external import score_file
+    from medeval.runs.score_external import score_file
 
     preds = tmp_path / "preds.jsonl"
     preds.write_text(json.dumps({"id": "0", "output": "The answer is A", "outputs": ["B", "C"]}) + "\n")
@@ -406,12 +406,12 @@ def test_an_empty_price_is_refused_not_dropped(tmp_path):
 
 # ------------------------------------------------------------------ also seen: two runs into one -o
 def test_a_second_run_into_a_directory_in_use_is_warned(tmp_path, data_dir, monkeypatch, caplog):
-    from medeval.runner import _claim, _release
+    from medeval.runs.runner import _claim, _release
 
     monkeypatch.setenv("OPENAI_API_KEY", "EMPTY")
     (tmp_path / "o").mkdir()
     held = _claim(tmp_path / "o")   # as a first run holds it
-    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.runner"):
+    with OpenAITestServer("echo") as srv, caplog.at_level(logging.WARNING, logger="medeval.runs.runner"):
         echo_run(srv, data_dir, tmp_path / "o", tmp_path / "c", limit=1)
     warned = [r.getMessage() for r in caplog.records if "in use by another medeval run" in r.getMessage()]
     assert len(warned) == 1 and str(tmp_path / "o") in warned[0] and f"pid {os.getpid()}" in warned[0]
@@ -437,7 +437,7 @@ def test_the_judge_has_its_own_timeout(tmp_path, data_dir, monkeypatch):
         cfg = RunConfig(tasks=["healthbench"], limit=1, max_tokens=8, data_dir=str(data_dir), judge=GRADER,
                         judge_base_url=judge.url, judge_timeout=0.5, output_dir=str(tmp_path / "o"),
                         cache_dir=str(tmp_path / "c"))
-        from medeval import graders
+        from medeval.graders import registry as graders
 
         monkeypatch.setitem(graders.chat_model.__globals__["DEFAULTS"], "max_retries", 0)
         with pytest.raises(MedevalError, match=r"judge rubric-grader-FAKE .* no response within 0.5s"):

@@ -86,7 +86,7 @@ def test_two_runs_share_one_cache_without_corrupting_it(tmp_path, data_dir):
 
 def test_growing_k_gives_the_samples_of_a_fresh_run(tmp_path, data_dir, hf_backend):
     """-k 3 then -k 5 on one cache: the 2 new samples are those a fresh -k 5 makes (seed, prompt, index)."""
-    from medeval.runner import RunConfig, run
+    from medeval.runs.runner import RunConfig, run
 
     def go(k, cache, out):
         cfg = RunConfig(tasks=["pubmedqa"], limit=2, max_tokens=8, data_dir=str(data_dir), self_consistency=k,

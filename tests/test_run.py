@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from medeval.runner import RunConfig, run
-from medeval.score_external import score_file
+from medeval.runs.runner import RunConfig, run
+from medeval.runs.score_external import score_file
 
 pytestmark = pytest.mark.slow
 

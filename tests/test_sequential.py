@@ -49,15 +49,15 @@ def test_a_clear_regression_stops_early_and_a_null_wealth_is_a_supermartingale_i
 @pytest.fixture(scope="module")
 def real_run(hf_backend, data_dir, tmp_path_factory):
     """The real embedded model on 16 MedQA items, 8 new tokens each (the cache then holds every sample)."""
-    import medeval.runner
-    from medeval.config import RunConfig
-    from medeval.runner import run
+    import medeval.runs.runner
+    from medeval.runs.config import RunConfig
+    from medeval.runs.runner import run
 
     out = tmp_path_factory.mktemp("seq")
     cfg = RunConfig(tasks=["medqa"], limit=16, max_tokens=8, data_dir=str(data_dir), output_dir=str(out / "full"),
                     cache_dir=str(out / "cache"))
     run(cfg, backend=hf_backend, progress=False)
-    assert medeval.runner.make_backend   # the CLI's backend is replaced by this shared one below
+    assert medeval.runs.runner.make_backend   # the CLI's backend is replaced by this shared one below
     return out
 
 
@@ -88,11 +88,11 @@ def test_run_sequential_stops_early_on_a_planted_regression_and_not_without_one(
         real_run, hf_backend, data_dir, tmp_path, monkeypatch, planted):
     from typer.testing import CliRunner
 
-    import medeval.runner
+    import medeval.runs.runner
     from medeval.cli import app
 
-    monkeypatch.setattr(medeval.runner, "make_backend", lambda cfg: hf_backend)
-    monkeypatch.setattr("medeval.seqgate.make_backend", lambda cfg: hf_backend)
+    monkeypatch.setattr(medeval.runs.runner, "make_backend", lambda cfg: hf_backend)
+    monkeypatch.setattr("medeval.runs.seqgate.make_backend", lambda cfg: hf_backend)
     base = _baseline(real_run, tmp_path / "base", all_right=planted)
     out = tmp_path / "cand"
     res = CliRunner().invoke(app, ["run", "--tasks", "medqa", "--limit", "16", "--max-tokens", "8", "--data-dir", str(data_dir),

@@ -17,9 +17,9 @@ import shutil
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.merge import merge
-from medeval.runner import RunConfig, run
-from medeval.shard import assign, parse
+from medeval.runs.merge import merge
+from medeval.runs.runner import RunConfig, run
+from medeval.runs.shard import assign, parse
 
 
 def test_partition_is_balanced_deterministic_and_independent_of_order():
@@ -35,7 +35,7 @@ def test_partition_is_balanced_deterministic_and_independent_of_order():
 
 
 def test_recorded_configuration_never_holds_url_credentials():
-    from medeval.shard import config_dict
+    from medeval.runs.shard import config_dict
 
     cfg = RunConfig(tasks=["medqa"], backend_args={"base_url": "http://user:s3cret@host:8000/v1?key=s3cret"},
                     judge_base_url="https://u:s3cret@judge/v1", output_dir="x", argv=["medeval"], shard=(0, 2))
@@ -47,7 +47,7 @@ def test_recorded_configuration_never_holds_url_credentials():
 def test_ray_missing_is_one_clear_line(monkeypatch, tmp_path):
     import sys
 
-    from medeval.launch_ray import launch
+    from medeval.runs.launch_ray import launch
 
     monkeypatch.setitem(sys.modules, "ray", None)        # simulates an environment without Ray
     with pytest.raises(MedevalError, match=r"pip install 'medeval\[ray\]'") as e:
@@ -134,7 +134,7 @@ def ray_cluster():
 
 @pytest.mark.slow
 def test_ray_launcher_two_shards_on_a_local_cluster_equals_one_run(ray_cluster, tmp_path, data_dir, hf_backend):
-    from medeval.launch_ray import launch
+    from medeval.runs.launch_ray import launch
 
     cfg = dict(tasks=["medqa"], limit=4, max_tokens=4, data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"))
     launched = launch(RunConfig(**cfg, output_dir=str(tmp_path / "ray")), "ray", 2, progress=False)
@@ -152,7 +152,7 @@ def test_ray_launcher_two_shards_on_a_local_cluster_equals_one_run(ray_cluster, 
 def test_ray_retries_a_failed_shard_which_reuses_its_cached_samples(ray_cluster, tmp_path, data_dir):
     """The 3rd request the server sees fails (HTTP 500, no client retries): that shard's task raises a
     BackendError, Ray runs it again, and only the failed request is asked again (the others are cached)."""
-    from medeval.launch_ray import launch
+    from medeval.runs.launch_ray import launch
     from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
 
     with OpenAITestServer("echo", faults=["ok", "ok", "500"]) as srv:   # FAKE model: hash-derived answers
@@ -170,7 +170,7 @@ def test_ray_retries_a_failed_shard_which_reuses_its_cached_samples(ray_cluster,
 
 @pytest.mark.slow
 def test_ray_reports_shards_that_still_fail_in_one_line(ray_cluster, tmp_path, data_dir):
-    from medeval.launch_ray import MAX_RETRIES, launch
+    from medeval.runs.launch_ray import MAX_RETRIES, launch
     from medeval.testing.openai_server import ECHO_MODEL, OpenAITestServer
 
     with OpenAITestServer("echo", faults=["500"] * 50) as srv:              # FAKE model, always failing

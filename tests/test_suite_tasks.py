@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from medeval.answer_types import extract, read
-from medeval.data import load_items
+from medeval.tasks.answer_types import extract, read
+from medeval.tasks.data import load_items
 from medeval.errors import MedevalError
-from medeval.prompts import Renderer
-from medeval.runner import RunConfig, run
-from medeval.spec import Registry, _resolve_base, package_dir, read_yaml
+from medeval.tasks.prompts import Renderer
+from medeval.runs.runner import RunConfig, run
+from medeval.tasks.spec import Registry, _resolve_base, package_dir, read_yaml
 
 from conftest import DATA
 

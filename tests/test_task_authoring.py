@@ -7,10 +7,10 @@ import textwrap
 import pytest
 
 from medeval.errors import MedevalError
-from medeval.render import format_item, render_items, repeated_options
-from medeval.runner import RunConfig, prepare
-from medeval.score_external import score_file
-from medeval.spec import Registry, package_dir
+from medeval.runs.render import format_item, render_items, repeated_options
+from medeval.runs.runner import RunConfig, prepare
+from medeval.runs.score_external import score_file
+from medeval.tasks.spec import Registry, package_dir
 
 MEDEVAL = [sys.executable, "-m", "medeval.cli"]
 

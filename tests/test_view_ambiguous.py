@@ -6,7 +6,7 @@ import json
 import re
 
 from medeval.reporting import view as V
-from medeval.score_external import score_file
+from medeval.runs.score_external import score_file
 from conftest import dump_dom, needs_chromium
 
 OUTPUTS = ["B", "B", "A", "B or C", "A or B", "nothing here", "B", "C"]

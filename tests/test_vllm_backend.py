@@ -32,8 +32,8 @@ from vllm.outputs import CompletionOutput, RequestOutput  # noqa: E402
 from vllm.tokenizers.hf import CachedHfTokenizer  # noqa: E402
 
 from medeval.backends.base import BackendError, Request, Sampling, split_pair  # noqa: E402
-from medeval.cache import Cache  # noqa: E402
-from medeval.runner import generate_all  # noqa: E402
+from medeval.backends.cache import Cache  # noqa: E402
+from medeval.runs.runner import generate_all  # noqa: E402
 from medeval.backends.vllm_backend import NOT_ENGINE_ARGS, VLLMArgs, VLLMBackend, vllm_available  # noqa: E402
 
 # A Llama-3-style chat template (written for this test); enable_thinking as in Qwen3's.
@@ -337,7 +337,7 @@ def test_vllm_local_checkpoint_rewritten_in_place_is_a_cache_miss(llama3_tokeniz
 
 
 def test_loglikelihood_is_one_generate_call_of_prompt_logprobs(llama3_tokenizer, tmp_path):
-    from medeval.loglikelihood import score_all
+    from medeval.backends.caching import score_all
 
     backend, engine = make_backend(llama3_tokenizer)
     reqs = [Request("q1", (("user", "what is the answer ?"),), chat=False, continuations=(" a", " b c", " d")),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..data import iter_jsonl
+from ..tasks.data import iter_jsonl
 from ..paths import medeval_home
 from ..results import ResultsError, Run, atomic_write, now_iso, read_results
 

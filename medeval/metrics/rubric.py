@@ -1,4 +1,4 @@
-"""rubric_score: the mean HealthBench item score (already graded by medeval.rubric, in [0, 1])."""
+"""rubric_score: the mean HealthBench item score (already graded by medeval.graders.rubric, in [0, 1])."""
 from __future__ import annotations
 
 import numpy as np

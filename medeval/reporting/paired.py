@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import iter_jsonl
+from ..tasks.data import iter_jsonl
 from ..results import ResultsError, Run
 
 

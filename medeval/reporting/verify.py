@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..extract import vote
+from ..tasks.extract import vote
 from ..results import ResultsError, Run
 from .paired import predictions
 
@@ -27,10 +27,10 @@ GENERATED = ("greedy", "sc")
 
 def _reader(run: Run, task: str):
     """item id -> (task spec, row, options) from the data the run read, or None when that cannot be had."""
-    from .. import answer_types
-    from ..data import load_items
+    from ..tasks import answer_types
+    from ..tasks.data import load_items
     from ..errors import MedevalError
-    from ..spec import Registry
+    from ..tasks.spec import Registry
 
     block = run.tasks[task]
     source = str((block.get("dataset") or {}).get("source") or "")
@@ -64,7 +64,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
     if any("judge" in b or not isinstance(b.get("outputs"), list) for b in blocks):
         return stored, []
     reader = _reader(run, task)
-    from .. import answer_types
+    from ..tasks import answer_types
 
     derived, how = [], "the outputs" if reader is not None else "the extracted answers"
     for i, b in zip(ids, blocks):

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from .. import metrics as M
-from ..data import iter_jsonl
+from ..tasks.data import iter_jsonl
 from ..results import ResultsError, read_results
 from .gate import GateReport, TaskResult, power_text
 from .gate_report import method_text, table_rows, to_json

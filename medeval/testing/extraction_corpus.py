@@ -288,10 +288,10 @@ def run_case(case: Case, extractor=None):
     if extractor is not None:
         return extractor(case)
     if case.task == "choice":
-        from ..extract_choice import choice_outcome
+        from ..tasks.extract_choice import choice_outcome
 
         return choice_outcome(case.text, _options(case.choices))
-    from ..extract import label_outcome
+    from ..tasks.extract import label_outcome
 
     return label_outcome(case.text, list(case.choices))
 

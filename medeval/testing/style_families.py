@@ -492,8 +492,8 @@ def _accepts(fn, name: str) -> bool:
 
 def rules_extractor():
     """medeval's rules: choice_outcome / label_outcome, given the case's finish_reason when they accept one."""
-    from ..extract import label_outcome
-    from ..extract_choice import choice_outcome
+    from ..tasks.extract import label_outcome
+    from ..tasks.extract_choice import choice_outcome
 
     pass_choice = _accepts(choice_outcome, "finish_reason")
     pass_label = _accepts(label_outcome, "finish_reason")
