@@ -22,6 +22,25 @@ ENV_SECONDS = "MEDEVAL_PROGRESS_SECONDS"
 STEP = 0.10   # a line at least every 10% of the phase
 
 
+_warned: set[str] = set()
+
+
+def seconds_between_lines(stream=None) -> float:
+    """MEDEVAL_PROGRESS_SECONDS as a positive number; anything else is named once on `stream` and 30 is used."""
+    raw = os.environ.get(ENV_SECONDS)
+    try:
+        value = float(raw) if raw is not None else 30.0
+    except ValueError:
+        value = float("nan")
+    if value > 0 and value != float("inf"):
+        return value
+    if raw not in _warned:
+        _warned.add(raw)
+        print(f"medeval: {ENV_SECONDS}={raw!r} is not a positive number of seconds; progress lines come every 30 s "
+              f"(fix: export {ENV_SECONDS}=30, or unset it)", file=stream or sys.stderr)
+    return 30.0
+
+
 class Phase:
     """`with Phase("generating", total, enabled) as advance: ... advance()`: a bar on a terminal, lines elsewhere."""
 
@@ -34,10 +53,7 @@ class Phase:
         self.progress = Progress(*columns, *([TimeRemainingColumn()] if remaining else []),
                                  console=Console(file=self.stream), disable=not (enabled and tty),
                                  transient=False, speed_estimate_period=60.0)
-        try:
-            self.every = float(os.environ.get(ENV_SECONDS, "30"))
-        except ValueError:
-            self.every = 30.0
+        self.every = seconds_between_lines(self.stream)
 
     def __enter__(self):
         self.progress.__enter__()
