@@ -74,14 +74,10 @@ def iter_jsonl(path: Path, error: type[Exception] = MedevalError):
         raise error(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [row for _, row in iter_jsonl(path)]
-
-
-def _line_numbers(path: Path) -> list[int]:
-    """The line of each row of a file `iter_jsonl` has already read (its non-blank lines), not parsed again."""
-    with Path(path).open(encoding="utf-8") as f:
-        return [n for n, line in enumerate(f, 1) if line.strip()]
+def _read_jsonl(path: Path) -> tuple[list[dict], list[int]]:
+    """The rows of a local file and the line each came from, in one pass."""
+    pairs = list(iter_jsonl(path))
+    return [row for _, row in pairs], [n for n, _ in pairs]
 
 
 def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:
@@ -101,13 +97,21 @@ def _missing(task: Task, looked: list[str], why: str = "") -> MedevalError:
 
 
 def load_rows(task: Task, data_dir: str | Path | None = None, split: str | None = None) -> tuple[list[dict], str]:
+    """The split's rows and where they came from (`local:<path>` or `hub:<id>:<config>:<split>`)."""
+    rows, source, _ = _load(task, data_dir, split)
+    return rows, source
+
+
+def _load(task: Task, data_dir, split) -> tuple[list[dict], str, list[int] | None]:
+    """Rows, source, and for a local file the line of each row (hub rows have none)."""
     d = task.dataset
     data_dir = data_dir or os.environ.get(DATA_ENV)
     looked: list[str] = []
     if data_dir and d.local:
         path = _local_file(task, Path(data_dir).expanduser(), split)
         if path.is_file():
-            return _read_jsonl(path), f"local:{path.resolve()}"
+            rows, lines = _read_jsonl(path)
+            return rows, f"local:{path.resolve()}", lines
         looked.append(str(path))
     if data_dir or not d.hub or d.access != "public":
         raise _missing(task, looked or ["(no --data-dir given)"],
@@ -120,7 +124,7 @@ def load_rows(task: Task, data_dir: str | Path | None = None, split: str | None 
         where = f"hub: {d.hub}" + (f" (config {d.config})" if d.config else "") + f", split {split or d.split}"
         raise _missing(task, [where],
                        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    return [dict(r) for r in ds], f"hub:{d.hub}:{d.config or ''}:{split or d.split}"
+    return [dict(r) for r in ds], f"hub:{d.hub}:{d.config or ''}:{split or d.split}", None
 
 
 def select_rows(task: Task, rows: list[dict], source: str) -> list[int]:
@@ -152,7 +156,7 @@ def load_items(task: Task, data_dir=None, limit: int | None = None, sample_seed:
     """The task's rows: those `dataset.filter` keeps, then the first `limit` of them (or, with
     `sample_seed`, `limit` of them drawn at random with that seed, kept in file order). Item ids are
     the id field, else the row's index in the file (so a filtered or sampled item keeps its id)."""
-    rows, source = load_rows(task, data_dir)
+    rows, source, every = _load(task, data_dir, None)
     if not rows:
         raise MedevalError(f"task {task.name!r}: the dataset at {source} is empty")
     n_split = len(rows)
@@ -169,10 +173,7 @@ def load_items(task: Task, data_dir=None, limit: int | None = None, sample_seed:
             keep = sorted(random.Random(sample_seed).sample(keep, limit))
         selection.update(limit=limit, subset="first" if sample_seed is None else "seeded random",
                          sample_seed=sample_seed)
-    lines = None
-    if source.startswith("local:"):
-        every = _line_numbers(Path(source[len("local:"):]))
-        lines = [every[k] for k in keep]
+    lines = [every[k] for k in keep] if every is not None else None
     items = Items([rows[k] for k in keep], [], source, n_total, lines, selection)
     for n, (k, row) in enumerate(zip(keep, items.rows)):
         for f in task.dataset.fields:
