@@ -84,7 +84,7 @@ def rules_at(rev: str):
 
 def rules_version() -> str:
     """The last commit that changed the rules (medeval/tasks/extract*.py), '+uncommitted' if the tree differs."""
-    files = ["medeval/tasks/extract.py", "medeval/tasks/extract_choice.py"]
+    files = ["medeval/tasks/extract.py", "medeval/tasks/extract_choice.py", "medeval/tasks/extract_statements.py"]
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)  # noqa: E731
     rev = git("log", "-1", "--format=%h", "--", *files).stdout.strip() or "?"
     return rev + ("+uncommitted" if git("diff", "--quiet", "HEAD", "--", *files).returncode else "")

@@ -58,7 +58,7 @@ def run(
     data_dir: Optional[Path] = DATA_DIR,
     task_dir: Optional[list[Path]] = TASK_DIR,
     output_dir: Path = typer.Option(Path("runs/latest"), "--output-dir", "-o", help="Where results.json and samples_<task>.jsonl go."),
-    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/backends/cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, envvar="MEDEVAL_CACHE_DIR", help="Generation cache directory (default ~/.cache/medeval/cache)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache."),
     batch_size: Optional[str] = typer.Option(None, help="HF backend: prompts per batch, or auto (the default: 64 on CUDA, halved on out-of-memory; 8 on CPU)."),
     revision: Optional[str] = typer.Option(None, help="Model revision (branch, tag or commit) on the hub."),
