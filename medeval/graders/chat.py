@@ -65,6 +65,12 @@ class ChatGrader(Grader):
 
     TEMPLATE = ""
     max_tokens = 256
+    HINT = ""   # ends the error when the model's key is missing (registry.py)
+
+    @classmethod
+    def without_model(cls) -> Grader:
+        """What `--judge none` gives instead of this grader: another grader, or (here) an error."""
+        raise MedevalError(f"tasks graded by the {cls.name} grader need a grader model: pass --judge MODEL")
 
     def __init__(self, chat: CachingBackend):
         super().__init__()

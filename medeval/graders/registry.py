@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..backends.cache import Cache, NullCache
 from ..backends.caching import CachingBackend
 from .base import Grader
-from .chat import chat_model
+from .chat import ChatGrader, chat_model
 from ..errors import MedevalError
 from .extract_judge import ExtractJudge
 from .judge import LLMJudge
@@ -31,10 +31,10 @@ from ..paths import default_cache_dir
 from .rubric import RubricGrader
 from ..tasks import answer_types
 
-GRADERS: dict[str, type] = {cls.name: cls for cls in (LLMJudge, RubricGrader)}   # AnswerType.grader -> class
+GRADERS: dict[str, type[ChatGrader]] = {cls.name: cls for cls in (LLMJudge, RubricGrader)}   # AnswerType.grader -> class
 
 
-def grader_of(answer_type: str) -> type | None:
+def grader_of(answer_type: str) -> type[ChatGrader] | None:
     """The grader class an answer type declares, or None; a name GRADERS lacks is an error."""
     name = answer_types.get(answer_type).grader
     if name is not None and name not in GRADERS:
