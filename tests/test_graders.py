@@ -16,7 +16,6 @@ import pytest
 import medeval.graders as graders_pkg
 from medeval.accounting import run_usage
 from medeval.graders.base import Case, Grader, Verdict
-from medeval.graders.chat import ChatGrader
 from medeval.graders.extract_judge import ExtractJudge
 from medeval.graders.judge import LexicalJudge
 from medeval.graders.registry import GRADERS, Graders
