@@ -53,19 +53,19 @@ def test_graders_are_built_once_per_run_over_one_cache(tmp_path, monkeypatch):
     cfg = RunConfig(tasks=[], judge="j", judge_base_url="http://127.0.0.1:9/v1", extract_judge="x",
                     extract_judge_base_url="http://127.0.0.1:9/v1", cache_dir=str(tmp_path))
     graders = Graders(cfg, [reg.tasks["healthbench"]])
-    a, b = graders.judge("diagnosis"), graders.judge("rubric")
-    assert isinstance(a, LLMJudge) and isinstance(b, RubricGrader) and graders.judge("choice") is None
-    assert a.chat is b.chat and a is not graders.judge("diagnosis")   # one model; a fresh tally per task
+    a, b = graders.for_type("diagnosis"), graders.for_type("rubric")
+    assert isinstance(a, LLMJudge) and isinstance(b, RubricGrader) and graders.for_type("choice") is None
+    assert a.chat is b.chat and a is not graders.for_type("diagnosis")   # one model; a fresh tally per task
     x = graders.extract_for()
     assert x.chat.cache is a.chat.cache and x is not graders.extract_for()   # one cache connection; a tally per task
     graders.close()
-    same = Graders(cfg).judge("diagnosis")
+    same = Graders(cfg).for_type("diagnosis")
     other = Graders(RunConfig(tasks=[], judge="k", judge_base_url="http://127.0.0.1:9/v1", no_cache=True))
-    assert same.cache_keys("p") == a.cache_keys("p") != other.judge("diagnosis").cache_keys("p")
+    assert same.cache_keys("p") == a.cache_keys("p") != other.for_type("diagnosis").cache_keys("p")
     assert same.cache_keys("p") != same.cache_keys("q")
-    assert isinstance(Graders(RunConfig(tasks=[])).judge("diagnosis"), LexicalJudge)
+    assert isinstance(Graders(RunConfig(tasks=[])).for_type("diagnosis"), LexicalJudge)
     with pytest.raises(MedevalError, match="HealthBench tasks are graded by a model"):
-        Graders(RunConfig(tasks=[])).judge("rubric")
+        Graders(RunConfig(tasks=[])).for_type("rubric")
 
 
 def test_a_missing_judge_key_fails_before_any_generation(tmp_path, monkeypatch, data_dir):

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from medeval.errors import MedevalError
+from medeval.graders.base import Case
 from medeval.graders.registry import Graders
 from medeval.graders.judge import LexicalJudge, LLMJudge, parse_verdict
 from medeval.runs.runner import RunConfig, run
@@ -49,9 +50,15 @@ def server(monkeypatch):
         yield s
 
 
+def ask(judge, pred, gold, row):
+    """(value, record) of one verdict."""
+    verdict = judge.grade(Case(pred, gold, row))
+    return verdict.value, verdict.record
+
+
 def make_judge(cfg, **options):
     """The diagnosis judge the runner builds for a run with `cfg` (graders/registry.py)."""
-    return Graders(cfg, **options).judge("diagnosis")
+    return Graders(cfg, **options).for_type("diagnosis")
 
 
 def posts(server) -> int:
@@ -84,10 +91,10 @@ def test_parse_verdict(text, n, want):
 def test_lexical_fallback_is_labelled():
     judge = make_judge(RunConfig(tasks=[], judge="none"))
     assert isinstance(judge, LexicalJudge)
-    rank, rec = judge(["Sarcoidosis", "Pulmonary tuberculosis"], "Tuberculosis, pulmonary", {})
+    rank, rec = ask(judge, ["Sarcoidosis", "Pulmonary tuberculosis"], "Tuberculosis, pulmonary", {})
     assert rank == 2 and rec["judge"] == "lexical-fallback" and rec["note"] == "not the paper's metric"
-    assert judge(None, "Tuberculosis", {}) == (None, {**judge.label, "verdict": "no differential", "rank": None})
-    assert judge(["Migraine"], "Tuberculosis", {})[0] is None
+    assert ask(judge, None, "Tuberculosis", {}) == (None, {**judge.label, "verdict": "no differential", "rank": None})
+    assert ask(judge, ["Migraine"], "Tuberculosis", {})[0] is None
 
 
 def test_llm_judge_ranks_records_and_never_leaks_the_key(server, tmp_path):
@@ -95,14 +102,14 @@ def test_llm_judge_ranks_records_and_never_leaks_the_key(server, tmp_path):
     assert isinstance(judge, LLMJudge)
     records = []
     for diff, gold, want in CASES:
-        rank, rec = judge(diff, gold, {})
+        rank, rec = ask(judge, diff, gold, {})
         assert rank == want, rec
         assert rec["judge"] == SERVED and rec["server_model"] == VERSION and len(rec["prompt_hash"]) == 64
         assert rec["verdict"] == ("match" if want else "no match") and rec["reasoning"] and rec["raw"]
         records.append(rec)
-    rank, rec = judge(["Gout"], "GARBLE syndrome", {})
+    rank, rec = ask(judge, ["Gout"], "GARBLE syndrome", {})
     assert rank is None and rec["verdict"] == "unparseable" and rec["raw"] == "I am not sure about this one."
-    assert judge(None, "Gout", {})[1]["verdict"] == "no differential"
+    assert ask(judge, None, "Gout", {})[1]["verdict"] == "no differential"
     s = judge.summary()
     assert (s["calls"], s["unparseable"], s["no_differential"], s["server_models"]) == (4, 1, 1, [VERSION])
     assert posts(server) == 4 and all(e["status"] == 200 for e in server.log)   # the key was accepted
@@ -112,14 +119,14 @@ def test_llm_judge_ranks_records_and_never_leaks_the_key(server, tmp_path):
 def test_verdicts_are_cached_across_runs(server, tmp_path):
     cfg = RunConfig(tasks=[], judge=SERVED, judge_base_url=server.url, cache_dir=str(tmp_path))
     graders = Graders(cfg)
-    first = graders.judge("diagnosis")
-    first.prefetch([(d, g, {}) for d, g, _ in CASES] + [(None, "x", {})])   # concurrent
+    first = graders.for_type("diagnosis")
+    first.prefetch([Case(d, g, {}) for d, g, _ in CASES] + [Case(None, "x", {})])   # concurrent
     assert posts(server) == 3
-    assert [first(d, g, {})[0] for d, g, _ in CASES] == [w for *_, w in CASES]
+    assert [ask(first, d, g, {})[0] for d, g, _ in CASES] == [w for *_, w in CASES]
     assert posts(server) == 3 and first.summary()["calls"] == 3
     graders.close()
     again = make_judge(cfg)   # a new process would see the same SQLite file
-    out = [again(d, g, {}) for d, g, _ in CASES]
+    out = [ask(again, d, g, {}) for d, g, _ in CASES]
     assert posts(server) == 3, "a re-run must not ask the judge again"
     assert [r for r, _ in out] == [w for *_, w in CASES] and all(rec["cached"] for _, rec in out)
     assert again.summary()["cache_hits"] == 3 and again.summary()["server_models"] == [VERSION]
@@ -130,7 +137,7 @@ def test_verdicts_are_cached_across_runs(server, tmp_path):
     # another judge model or a changed differential is a different question
     assert make_judge(RunConfig(tasks=[], judge="other", judge_base_url=server.url, cache_dir=str(tmp_path))
                       ).cache_keys("x") != again.cache_keys("x")
-    again(["Tuberculosis"], "Tuberculosis", {})
+    ask(again, ["Tuberculosis"], "Tuberculosis", {})
     assert posts(server) == 4
 
 
@@ -139,7 +146,7 @@ def test_transient_errors_are_retried(monkeypatch, tmp_path):
     with FakeJudgeServer(model_name=SERVED, faults=["500", "429"], api_key=SECRET) as s:
         judge = make_judge(RunConfig(tasks=[], judge=SERVED, judge_base_url=s.url, cache_dir=str(tmp_path)),
                            max_retries=2)
-        assert judge(["Tuberculosis"], "Tuberculosis", {})[0] == 1
+        assert ask(judge, ["Tuberculosis"], "Tuberculosis", {})[0] == 1
         assert [e["status"] for e in s.log] == [500, 429, 200]
 
 
@@ -149,7 +156,7 @@ def test_judge_failure_is_a_clear_error_without_the_key(monkeypatch, tmp_path):
         judge = make_judge(RunConfig(tasks=[], judge=SERVED, judge_base_url=s.url, cache_dir=str(tmp_path)),
                            max_retries=1)
         with pytest.raises(MedevalError, match="judge fake-judge-FAKE at http://127.0.0.1") as err:
-            judge(["Tuberculosis"], "Tuberculosis", {})
+            ask(judge, ["Tuberculosis"], "Tuberculosis", {})
         assert SECRET not in str(err.value) and "re-run" in str(err.value)
 
 

@@ -1,18 +1,19 @@
-"""A grader is an ordinary model: a template plus a parser over a cached OpenAI-compatible backend.
+"""A model grader is an ordinary model: a template plus a parser over a cached OpenAI-compatible backend.
 
 `chat_model(...)` is the grader's model: `OpenAIBackend` (its client, retries, key scrubbing and URL
 checks) behind the generation cache (`caching.CachingBackend`), so verdicts are cached under the
 grader's typed identity (model, endpoint, options), the hash of the exact request and the decoding,
-like any sample. `ChatGrader` renders a sandboxed Jinja template from prompts/ into one user message,
-asks for every uncached prompt at once (the backend's `concurrency` in flight), and keeps each
-reply with its token counts for results.json. The diagnosis judge (judge.py), HealthBench's rubric
-grader (rubric.py) and the extraction judge (extract_judge.py) are subclasses; registry.py builds
-them once per run.
+like any sample. `ChatGrader` (a `base.Grader`) renders a sandboxed Jinja template from prompts/ into
+one user message, asks for every uncached prompt at once (the backend's `concurrency` in flight), and
+keeps each reply with its token counts. It counts the replies (calls, cache hits, unusable and empty
+replies, re-asks) and their tokens (`usage`), and describes itself for the summary, once for every
+model grader. The diagnosis judge (judge.py), HealthBench's rubric grader (rubric.py) and the
+extraction judge (extract_judge.py) are subclasses; registry.py builds them per task.
 
-Adding a grader for an answer type: one module with a ChatGrader subclass (TEMPLATE, a template in
-prompts/, `render`, a parse function, `prefetch(items)` that calls `ask_all`, `__call__(pred, gold,
-row) -> (pred, record)` as scoring calls it, and `summary`), plus one entry in graders._JUDGES;
-docs/backends.md ("Graders are ordinary models") has the steps.
+Adding a grader: one module with a ChatGrader subclass (`name`, TEMPLATE, a template in prompts/, a
+parse function, `prefetch(cases)` that renders every prompt and calls `ask_all`, `verdict(case) ->
+Verdict`, and the summary's `COUNTS` and `NOTES`), registered in registry.GRADERS, and `grader = name`
+on the answer types it grades; docs/backends.md ("Graders are ordinary models") has the steps.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-from collections import Counter
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -31,6 +31,7 @@ from ..backends.cache import Cache
 from ..backends.caching import CachingBackend, Generated
 from ..errors import MedevalError
 from ..tasks.spec import package_dir
+from .base import Grader
 
 KEY_ENV = "OPENAI_API_KEY"
 THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
@@ -59,13 +60,20 @@ def template_of(name: str) -> tuple[jinja2.Template, str]:
     return env.get_template(name), hashlib.sha256(source.encode()).hexdigest()
 
 
-class ChatGrader:
-    """Renders TEMPLATE, asks the chat model (greedy, seed 0, `max_tokens`), keeps every reply."""
+class ChatGrader(Grader):
+    """Renders TEMPLATE, asks the chat model (greedy, seed 0, `max_tokens`), keeps and counts every reply."""
 
     TEMPLATE = ""
     max_tokens = 256
+    HINT = ""   # ends the error when the model's key is missing (registry.py)
+
+    @classmethod
+    def without_model(cls) -> Grader:
+        """What `--judge none` gives instead of this grader: another grader, or (here) an error."""
+        raise MedevalError(f"tasks graded by the {cls.name} grader need a grader model: pass --judge MODEL")
 
     def __init__(self, chat: CachingBackend):
+        super().__init__()
         self.chat = chat
         self.model = chat.model_id
         self.url = chat.identity().endpoint
@@ -73,7 +81,6 @@ class ChatGrader:
         self.template, self.template_hash = template_of(self.TEMPLATE)
         self.sampling = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=self.max_tokens, seed=0)
         self.replies: dict[str, dict] = {}   # prompt hash -> {"content", "server_model", "cached", tokens}
-        self.counts = Counter()
         self.server_models: set[str] = set()
 
     def request(self, prompt: str) -> Request:
@@ -130,7 +137,8 @@ class ChatGrader:
             self.server_models.add(reply["server_model"])
         return ph, reply
 
-    def base_summary(self) -> dict:
+    def describe(self) -> dict:
+        """Who graded, with what template, and how its replies went (every model grader's summary starts so)."""
         return {"judge": self.model, "base_url": self.url, "server_models": sorted(self.server_models),
                 "template": self.template_name, "template_hash": self.template_hash,
                 "calls": self.counts["calls"], "cache_hits": self.counts["cache_hits"],

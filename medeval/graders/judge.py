@@ -1,7 +1,8 @@
 """Who decides the rank of the final diagnosis in a model's differential (diagnosis tasks).
 
-A judge is a callable `(differential, final_diagnosis, row) -> (rank | None, record)`, built once per
-run by registry.py:
+A judge is a `base.Grader` of the `diagnosis` answer type: `grade(Case(differential, final_diagnosis,
+row))` gives a Verdict whose value is the rank (None: no entry matches, or no verdict); registry.py
+builds one per task:
 
 * `--judge none`: the lexical matcher of `medeval.metrics.diagnosis` (`lexical_rank`), labelled
   "lexical-fallback" in every record because it is not the LLM-judged metric of the papers.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 
 from ..backends.base import prompt_hash
+from .base import Case, Grader, Verdict
 from .chat import ChatGrader, after_thinking, last_json_object
 from ..metrics.diagnosis import MATCH_THRESHOLD, lexical_rank
 
@@ -23,22 +25,21 @@ TEMPLATE = "judge_diagnosis.jinja"
 _RANK = re.compile(r"\brank\b\W{0,6}(?:is\s+)?(\d+|none|null)\b", re.I)   # Rank: 2, **rank** = none
 
 
-class LexicalJudge:
+class LexicalJudge(Grader):
     """--judge none: Dice overlap of stemmed content tokens (docs/metrics.md, Diagnosis)."""
 
     label = {"judge": "lexical-fallback", "note": "not the paper's metric"}
 
-    def __call__(self, pred, gold, row=None):
+    def verdict(self, case: Case) -> Verdict:
+        pred, gold = case.answer, case.gold
         if not pred:
-            return None, {**self.label, "verdict": "no differential", "rank": None}
+            return Verdict(None, "no_differential", {**self.label, "verdict": "no differential", "rank": None})
         rank = lexical_rank(pred, gold)
-        return rank, {**self.label, "verdict": "match" if rank else "no match", "rank": rank,
-                      "threshold": MATCH_THRESHOLD}
+        return Verdict(rank, "match" if rank else "no_match",
+                       {**self.label, "verdict": "match" if rank else "no match", "rank": rank,
+                        "threshold": MATCH_THRESHOLD})
 
-    def prefetch(self, items) -> None:
-        pass
-
-    def summary(self) -> dict:
+    def describe(self) -> dict:
         return {**self.label, "threshold": MATCH_THRESHOLD}
 
 
@@ -64,36 +65,36 @@ def parse_verdict(text: str | None, n_entries: int) -> tuple[int | None, str | N
 class LLMJudge(ChatGrader):
     """An OpenAI-compatible chat model grading each differential (see the module docstring)."""
 
+    name = "diagnosis"
     TEMPLATE = TEMPLATE
+    COUNTS = {"no_differential": "no_differential"}
+    HINT = ", or use --judge none (lexical fallback, not the paper's metric)"   # ends the missing-key error
+
+    @classmethod
+    def without_model(cls) -> Grader:
+        """--judge none: the lexical matcher, labelled as such."""
+        return LexicalJudge()
 
     def render(self, differential: list[str], final_diagnosis: str) -> str:
         return self.template.render(differential=list(differential), final_diagnosis=str(final_diagnosis)).strip()
 
-    def prefetch(self, items) -> None:
-        """Ask for every (differential, final_diagnosis, row) not yet cached, `concurrency` at a time."""
+    def prefetch(self, cases) -> None:
+        """Ask for every case's (differential, final diagnosis) not yet cached, `concurrency` at a time."""
         prompts = {}
-        for pred, gold, _row in items:
-            if pred:
-                text = self.render(pred, gold)
+        for case in cases:
+            if case.answer:
+                text = self.render(case.answer, case.gold)
                 prompts.setdefault(prompt_hash(text), text)
         self.ask_all(prompts)
 
-    def __call__(self, pred, gold, row=None):
+    def verdict(self, case: Case) -> Verdict:
+        pred, gold = case.answer, case.gold
         base = {"judge": self.model, "template_hash": self.template_hash}
         if not pred:
-            self.counts["no_differential"] += 1
-            return None, {**base, "verdict": "no differential", "rank": None}
+            return Verdict(None, "no_differential", {**base, "verdict": "no differential", "rank": None})
         ph, reply = self.reply(self.render(pred, gold))
         rank, reasoning = parse_verdict(reply["content"], len(pred))
-        if rank is None:
-            self.counts["unparseable"] += 1
-            verdict = "unparseable"
-        else:
-            verdict = "match" if rank else "no match"
+        verdict = "unparseable" if rank is None else "match" if rank else "no match"
         record = {**base, "server_model": reply.get("server_model"), "prompt_hash": ph, "verdict": verdict,
                   "rank": rank or None, "reasoning": reasoning, "raw": reply["content"], "cached": reply["cached"]}
-        return (rank or None), record
-
-    def summary(self) -> dict:
-        """For results.json: who judged, with what prompt, and how many verdicts were unusable."""
-        return {**self.base_summary(), "no_differential": self.counts["no_differential"]}
+        return Verdict(rank or None, verdict.replace(" ", "_"), record)

@@ -14,9 +14,13 @@ import re
 from collections import defaultdict
 
 from ..backends.base import prompt_hash
+from ..errors import MedevalError
+from .base import Case, Verdict
 from .chat import ChatGrader, after_thinking, last_json_object
 
 TEMPLATE = "healthbench_grader.jinja"
+NEEDS_GRADER = ("HealthBench tasks are graded by a model: pass --judge MODEL (the II-Medical cards used gpt-4.1) "
+                "and --judge-base-url URL for any OpenAI-compatible server")
 _MET = re.compile(r'"?criteria_met"?\s*[:=]\s*"?(true|false)\b', re.I)
 
 
@@ -39,10 +43,21 @@ def item_score(criteria: list[dict], met: list[bool | None]) -> float | None:
 
 
 class RubricGrader(ChatGrader):
-    """The grader model deciding, criterion by criterion, whether a response meets it."""
+    """The grader model deciding, criterion by criterion, whether a response meets it. A case is
+    (response, the item's criteria, the row); the verdict's value is the item score."""
 
+    name = "rubric"
     TEMPLATE = TEMPLATE
     max_tokens = 512
+    COUNTS = {"criteria_graded": "criteria", "items_with_unparseable": "items_with_unparseable",
+              "empty_responses": "empty_response"}
+    NOTES = {"unparseable_rule": "a criterion whose grader reply gives no verdict counts as not met"}
+    HINT = " (HealthBench needs a grader model)"   # ends the missing-key error
+
+    @classmethod
+    def without_model(cls):
+        """--judge none: there is no rubric grading without a model."""
+        raise MedevalError(NEEDS_GRADER)
 
     def usable(self, text: str | None) -> bool:
         """A reply is usable (and cached) only when it gives a verdict."""
@@ -56,41 +71,36 @@ class RubricGrader(ChatGrader):
         conv = [m for m in row.get("prompt", [])]
         return [self.render(conv, response, c) for c in rubrics]
 
-    def prefetch(self, items) -> None:
+    def prefetch(self, cases) -> None:
         prompts = {}
-        for response, rubrics, row in items:
-            if response:
-                for text in self._prompts(response, rubrics, row):
+        for case in cases:
+            if case.answer:
+                for text in self._prompts(case.answer, case.gold, case.row or {}):
                     prompts.setdefault(prompt_hash(text), text)
         self.ask_all(prompts)
 
-    def __call__(self, response, rubrics, row=None):
+    def verdict(self, case: Case) -> Verdict:
+        response, rubrics = case.answer, case.gold
         base = {"grader": self.model, "template_hash": self.template_hash}
         if not response:   # nothing written meets no criterion: 0 after clipping, no grader call needed
-            self.counts["empty_response"] += 1
-            return 0.0, {**base, "verdict": "empty response", "score": 0.0, "criteria": []}
+            return Verdict(0.0, "empty_response", {**base, "verdict": "empty response", "score": 0.0, "criteria": []})
         out = []
-        for c, text in zip(rubrics, self._prompts(response, rubrics, row or {})):
+        for c, text in zip(rubrics, self._prompts(response, rubrics, case.row or {})):
             ph, reply = self.reply(text)
             met = parse_met(reply["content"])
-            self.counts["criteria"] += 1
-            if met is None:
-                self.counts["unparseable"] += 1
             out.append({"criterion": c["criterion"], "points": c["points"], "tags": c.get("tags", []),
                         "met": met, "verdict": "unparseable" if met is None else ("met" if met else "not met"),
                         "raw": reply["content"], "cached": reply["cached"], "prompt_hash": ph})
         score = item_score(rubrics, [o["met"] for o in out])
-        if score is None:
-            self.counts["no_positive_criteria"] += 1
         unparseable = sum(o["met"] is None for o in out)
-        self.counts["items_with_unparseable"] += bool(unparseable)
-        return score, {**base, "verdict": "graded", "score": score, "unparseable": unparseable, "criteria": out}
+        counts = {"graded": 1, "criteria": len(out), "unparseable": unparseable,
+                  "items_with_unparseable": int(bool(unparseable)), "no_positive_criteria": int(score is None)}
+        return Verdict(score, "graded", {**base, "verdict": "graded", "score": score, "unparseable": unparseable,
+                                         "criteria": out}, counts)
 
-    def summary(self) -> dict:
-        return {**self.base_summary(), "criteria_graded": self.counts["criteria"],
-                "items_with_unparseable": self.counts["items_with_unparseable"],
-                "empty_responses": self.counts["empty_response"],
-                "unparseable_rule": "a criterion whose grader reply gives no verdict counts as not met"}
+    def report(self, graded, rows) -> dict:
+        """HealthBench's `rubric` block: per mode, the scores by axis and by theme."""
+        return {"rubric": {m: breakdowns(records, rows) for m, records in graded.items()}}
 
 
 def breakdowns(records: list[dict], rows: list[dict]) -> dict:

@@ -1,6 +1,6 @@
 """The evaluated model's own answer to its own output: `--extract-fallback self` and `--extract-audit`.
 
-For one generated output of a choice, yesno or label task, the context is the prompt exactly as it was
+For one generated output of a task whose answer type is `extract_judged` (choice, yesno, label), the context is the prompt exactly as it was
 generated from (chat template, any adversarial prefill), then the output, then the fixed cue `CUE`; the
 continuations are the answer keys, each after one space (" A", " B", ... or " yes", " no", " maybe").
 The self-answer is the key the evaluated model gives the highest summed log-probability (ties: the
@@ -30,7 +30,6 @@ from ..errors import MedevalError
 from ..backends.caching import score_all
 
 CUE = "\n\nFinal answer:"
-TYPES = ("choice", "yesno", "label")
 OPTIONS = ("--extract-fallback", "--extract-audit")
 
 
@@ -52,15 +51,14 @@ class SelfCheck:
 
 
 def applies(task) -> bool:
-    """Generated choice, yesno and label tasks have a self-answer; others (free text, loglikelihood) none."""
-    return task.scoring == "generate" and task.answer.type in TYPES
+    """Generated tasks of an `extract_judged` answer type (choice, yesno, label) have a self-answer; others
+    (free text, loglikelihood) none."""
+    return task.scoring == "generate" and answer_types.of(task).extract_judged
 
 
 def keys(task, options) -> list[str]:
-    """The answers the model chooses among: the option letters, or the task's labels."""
-    if task.answer.type == "choice":
-        return [o["letter"] for o in options]
-    return list(task.answer.labels)
+    """The answers the model chooses among (the answer type's `choices`): the option letters, or the task's labels."""
+    return [c["key"] for c in answer_types.of(task).choices(task, options)[1]]
 
 
 def check(cfg, tasks, backend_cls=None, backend_options: dict | None = None) -> None:

@@ -86,6 +86,11 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     preds = read_predictions(Path(predictions))
     registry = Registry([Path(d) for d in task_dirs], strict=False)
     task = registry.resolve([task_name])[0]
+    grader = answer_types.of(task).grader
+    if grader is not None:   # its answers mean nothing until a grader model grades them (AnswerType.grader)
+        raise MedevalError(f"task {task.name!r}: its {task.answer.type!r} answers are graded by the {grader} grader "
+                           "(--judge), which `medeval score` does not run: evaluate the model with `medeval run "
+                           "--judge MODEL`")
     cfg = RunConfig(tasks=[task.name], data_dir=str(data_dir) if data_dir else None, cache_dir=cache_dir,
                     extract_judge=extract_judge, extract_judge_base_url=extract_judge_base_url)
     p = prepare(task, cfg)

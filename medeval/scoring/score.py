@@ -13,7 +13,7 @@ from .. import metrics, stats
 from ..accounting import Tally, is_truncated, tokens_of
 from ..tasks.answer_types import extract, outcome
 from ..tasks.extract import vote
-from ..graders.extract_judge import JUDGED_TYPES
+from ..graders.base import Case
 from ..metrics.base import RunOptions
 from ..graders.self_answer import CUE, applies, fallback_applies
 from ..results import SamplesWriter, safe_child, task_results
@@ -85,7 +85,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
     t0 = time.time()
     task, kind = p.task, answer_types.of(p.task)
     gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
-    xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
+    xj = extract_judge if extract_judge is not None and kind.extract_judged and gen else None
     sc = self_check if self_check is not None and applies(task) and gen else None
     outcomes = _read_outputs(p, gen, texts, judge, xj)
     counts = {m: ModeCounts() for m in modes}
@@ -117,12 +117,9 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
         writer.write(sample)
     writer.close()
     result = _task_block(p, modes, metric_options(task, p.items, run_options), counts, skipped, writer.path.name)
-    if judge is not None and hasattr(judge, "summary"):
+    if judge is not None:
         result["judge"] = judge.summary()
-    if task.answer.type == "rubric":
-        from ..graders.rubric import breakdowns
-
-        result["rubric"] = {m: breakdowns(counts[m].graded, [it.row for it in p.items]) for m in modes}
+        result.update(judge.report({m: counts[m].graded for m in modes}, [it.row for it in p.items]))
     if xj is not None:
         result["extract_judge"] = _extract_judge_block(xj, task, p, gen, counts, result["metric_options"])
     if sc is not None and sc.fallback:
@@ -138,17 +135,17 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
 def _read_outputs(p, gen, texts, judge, xj) -> dict:
     """mode -> item id -> the Outcome of each sample. Every judge call (the task's judge on the first
     sample's answer, the extraction judge on invalid outputs) is sent first, at once, concurrently."""
-    task = p.task
+    task, kind = p.task, answer_types.of(p.task)
     reply = lambda m, it, t: (texts[m][it.id].get("prefill") or "") + (t or "")
-    if judge is not None and hasattr(judge, "prefetch"):
-        judge.prefetch([(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
-                         it.row) for m in gen for it in p.items])
+    if judge is not None:
+        judge.prefetch([Case(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
+                             it.row) for m in gen for it in p.items])
     finish = lambda m, it, k: ((texts[m][it.id].get("finish") or [])[k:k + 1] or [None])[0]
     outcomes = {m: {it.id: [outcome(task, reply(m, it, t), it.row, it.options, finish_reason=finish(m, it, k))
                             for k, t in enumerate(texts[m][it.id]["texts"])] for it in p.items} for m in gen}
     if xj is not None:
-        xj.prefetch_outputs([(task, reply(m, it, t), it.options) for m in gen for it in p.items
-                             for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
+        xj.prefetch([Case(reply(m, it, t), choices=kind.choices(task, it.options)) for m in gen for it in p.items
+                     for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
     return outcomes
 
 
@@ -171,14 +168,15 @@ def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj, sc=Non
     if votes is not None:
         block["votes"] = votes
     if xj is not None:
-        block.update(_judge_block(xj, task, mode, got["texts"], outs, got.get("prefill") or "", it.options,
-                                  c.xcounts))
+        block.update(_judge_block(xj, mode, got["texts"], outs, got.get("prefill") or "",
+                                  kind.choices(task, it.options), c.xcounts))
         c.judged.append(block["pred_with_extract_judge"])
         c.xinvalid += block["pred_with_extract_judge"] is None and "ambiguous" not in status
     if sc is not None:
         block.update(_self_block(sc, mode, got, outs, finishes, c))
     if judge is not None:
-        pred, block["judge"] = judge(pred, it.gold, it.row)
+        verdict = judge.grade(Case(pred, it.gold, it.row))
+        pred, block["judge"] = verdict.value, verdict.record
         block["pred"] = pred
         c.graded.append(block["judge"])
     if pred is None:   # an item without an answer is ambiguous if a sample hedged, else invalid
@@ -234,7 +232,7 @@ def _extract_judge_block(xj, task, p, gen, counts, opts) -> dict:
             "invalid": {m: {"count": counts[m].xinvalid, "rate": counts[m].xinvalid / n} for m in gen}}
 
 
-def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dict:
+def _judge_block(xj, mode, outputs, outs, prefill, choices, counts) -> dict:
     """The extraction judge's verdicts for the invalid outputs of one item, and the answer it gives."""
     records, answers = [], []
     for text, o in zip(outputs, outs):
@@ -242,10 +240,10 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
             records.append(None)
             answers.append(o.answer)
             continue
-        ans, rec = xj.judge(task, prefill + (text or ""), options)
-        counts[rec["verdict"] if rec["verdict"] in ("none", "unparseable") else "answered"] += 1
-        records.append(rec)
-        answers.append(ans)
+        verdict = xj.grade(Case(prefill + (text or ""), choices=choices))
+        counts[verdict.status] += 1
+        records.append(verdict.record)
+        answers.append(verdict.value)
     pred = answers[0] if mode == "greedy" else vote(answers)[0]
     return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
 

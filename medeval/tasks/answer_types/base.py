@@ -28,6 +28,9 @@ class AnswerType:
     needs_labels: ClassVar[bool] = False  # the task must give answer.labels
     default_labels: ClassVar[tuple[str, ...]] = ()   # answer.labels when the task gives none
     loglikelihood: ClassVar[tuple[str, ...]] = ()    # the loglikelihood.choices kinds it can be scored with
+    grader: ClassVar[str | None] = None   # the grader of each final answer (graders/registry.py GRADERS), or None
+    extract_judged: ClassVar[bool] = False   # invalid outputs may be read by --extract-judge and by the model's
+    #                                          own answer (--extract-fallback self, --extract-audit): see `choices`
 
     def check(self, answer) -> None:
         """Type-specific checks of a task's `answer` block (spec.Answer); raise ValueError with the fix."""
@@ -50,6 +53,11 @@ class AnswerType:
         `finish_reason` "length": the output was cut off (types with answer rules read it strictly)."""
         t = clean(text)
         return Outcome(t, "answer") if t else INVALID
+
+    def choices(self, task, options: list[dict]) -> tuple[str, list[dict]]:
+        """(kind, [{key, text}]): the allowed answers an `extract_judged` type's output is mapped to; the
+        kind names them in the extraction judge's prompt."""
+        raise NotImplementedError(f"answer type {self.name!r} has no closed set of answers")
 
     # -- scoring --------------------------------------------------------------------------------------
     def is_correct(self, answer, gold) -> bool:

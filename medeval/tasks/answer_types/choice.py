@@ -45,7 +45,7 @@ def _ordered_keys(raw: dict) -> tuple[list[str], str]:
 class Choice(AnswerType):
     name = "choice"
     gold_formats = ("letter", "index0", "index1", "text")
-    votable = correctness = True
+    votable = correctness = extract_judged = True
     loglikelihood = ("letters", "texts")
 
     def check(self, answer):
@@ -154,6 +154,10 @@ class Choice(AnswerType):
 
     def outcome(self, task, text, row, options, finish_reason=None):
         return choice_outcome(text, options or [], finish_reason)
+
+    def choices(self, task, options):
+        """The shown option letters with their texts."""
+        return "multiple-choice", [{"key": o["letter"], "text": o["text"]} for o in options]
 
     def metric_labels(self, task, options_per_item):
         """The shown option letters any item has (A-D, or A-J where some items have ten options)."""

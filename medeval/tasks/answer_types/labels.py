@@ -11,7 +11,7 @@ class YesNo(AnswerType):
     """One of yes / no / maybe (PubMedQA), or the task's own labels."""
     name = "yesno"
     gold_formats = ("label",)
-    votable = correctness = True
+    votable = correctness = extract_judged = True
     default_labels = ("yes", "no", "maybe")
     loglikelihood = ("labels",)
 
@@ -21,6 +21,10 @@ class YesNo(AnswerType):
             raise MedevalError(f"{task.source_file}: field 'answer.gold': label {gold!r} is outside the label set "
                                f"{task.answer.labels}; add it to answer.labels or fix the data")
         return gold
+
+    def choices(self, task, options):
+        """The task's labels."""
+        return "classification", [{"key": label, "text": ""} for label in task.answer.labels]
 
     def outcome(self, task, text, row, options, finish_reason=None):
         return label_outcome(text, task.answer.labels, task.answer.aliases, finish_reason)

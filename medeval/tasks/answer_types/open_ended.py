@@ -59,6 +59,7 @@ class Span(AnswerType):
 class Diagnosis(AnswerType):
     """A ranked differential diagnosis; a judge ranks it against the final diagnosis."""
     name = "diagnosis"
+    grader = "diagnosis"
 
     def outcome(self, task, text, row, options, finish_reason=None):
         return _answer(parse_differential(text) or None)
@@ -69,3 +70,4 @@ class Rubric(AnswerType):
     """A free reply graded by a model against physician rubrics (HealthBench)."""
     name = "rubric"
     gold_formats = ("rubric",)
+    grader = "rubric"
