@@ -110,7 +110,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     opts = metric_options(bt, metric)
     if metric_options(ct, metric) != opts:
         res.notes.append("metric_options differ between the runs; the baseline's are used")
-    golds = [b_rows[i]["gold"] for i in ids]
+    golds = [b_rows[i].gold for i in ids]
     pb, derived_b = derived_predictions(base, task, b_rows, ids, mode)   # from the outputs, not editable flags
     pc, derived_c = derived_predictions(cand, task, c_rows, ids, mode)
     res.notes += derived_b + derived_c

@@ -60,7 +60,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
     stored = predictions(rows, ids, mode, str(run.dir))
     if mode not in GENERATED:
         return stored, []
-    blocks = [rows[i][mode] for i in ids]
+    blocks = [rows[i].block(mode) for i in ids]
     if any("judge" in b or not isinstance(b.get("outputs"), list) for b in blocks):
         return stored, []
     reader = _reader(run, task)
@@ -70,7 +70,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
     for i, b in zip(ids, blocks):
         if reader is not None and i in reader:
             spec, row, options = reader[i]
-            prefill = rows[i].get("adversarial_prefill") or ""
+            prefill = rows[i].adversarial_prefill or ""
             finishes = list(b.get("finish_reasons") or [])
             finishes += [None] * (len(b["outputs"]) - len(finishes))   # as scoring read them: a cut-off output too
             answers = [answer_types.outcome(spec, prefill + (t or ""), row, options, finish_reason=f).answer

@@ -17,9 +17,8 @@ from ..backends.caching import score_all
 from ..metrics.base import RunOptions
 from ..paths import default_cache_dir
 from .prepare import Prepared, prepare
-from ..progress import Phase
-from ..results import MODES, run_results, write_results
-from ..scoring.score import score_task
+from ..scoring.inputs import ScoringInput
+from .tail import evaluate
 from ..graders.self_answer import CUE, SelfCheck, self_answers
 from ..graders.self_answer import check as check_self_answer
 from ..tasks.spec import Registry, Task
@@ -117,34 +116,30 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
         log.warning("%d replies held lone UTF-16 surrogates (a character cut in half); each was replaced by "
                     "U+FFFD and kept (results.json: cache.replaced_surrogates)", cache.repaired)
     out_dir = Path(cfg.output_dir)
-    task_results = {}
-    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
-    with Phase("scoring tasks", len(prepared), progress, remaining=False) as advance:
-        for p in prepared:
-            task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                                   judge=graders.for_task(p.task),
-                                                   extract_judge=graders.extract_for(p.task),
-                                                   run_options=run_options, self_consistency=cfg.self_consistency,
-                                                   self_check=self_check, self_answers=own)
-            advance()
-    graders.close()
-    t_score = time.time()
-    model_id = getattr(backend, "model_id", cfg.model)
-    shard = {}
-    if cfg.shard:
-        from .shard import record
+    inputs = {p.task.name: ScoringInput.of_run(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), own)
+              for p in prepared}
 
-        shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
-    results = run_results(
-        command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
-        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
-               "replaced_surrogates": cache.repaired},
-        timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
-                 **({"self_answer_s": t_self - t_gen} if self_check else {}),
-                 "score_s": t_score - t_self, "total_s": time.time() - t0},
-        tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
-    write_results(out_dir, results)
+    def fields(task_results: dict) -> dict:
+        t_score = time.time()
+        shard = {}
+        if cfg.shard:
+            from .shard import record
+
+            shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
+        return dict(
+            command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
+            cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
+                   "replaced_surrogates": cache.repaired},
+            timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
+                     **({"self_answer_s": t_self - t_gen} if self_check else {}),
+                     "score_s": t_score - t_self, "total_s": time.time() - t0},
+            usage=run_usage(task_results, *prices[:2], getattr(backend, "model_id", cfg.model), prices[2]),
+            extraction=extraction_block(cfg), **shard)
+
+    results = evaluate(prepared, inputs, out_dir, graders, fields,
+                       run_options=RunOptions(bertscore_model=cfg.bertscore_model),   # run-wide metric choices
+                       self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks,
+                       progress=progress)
     cache.close()
     return results
 
@@ -226,30 +221,3 @@ def decoding_block(cfg: RunConfig) -> dict:
     if cfg.defaults_from:
         d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d
-
-
-def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> dict:
-    out = {}
-    for g in registry.groups_for(tasks):
-        members = [t.name for t in registry.resolve(g.tasks)]
-        block = {"tasks": members, "rule": "mean of task scores" if g.aggregate == "mean" else "weighted by n"}
-        if g.metric:
-            block["metric"] = (f"{g.metric} where a task reports it in that mode (sc), else the task's primary "
-                               "metric (greedy: one sample, so the same quantity)")
-        for mode in MODES:
-            vals = []
-            for name in members:
-                r = task_results[name]
-                got = r["metrics"].get(mode, {})
-                m = got.get(g.metric) if g.metric and g.metric in got else got.get(r["primary_metric"])
-                if m is None:
-                    break
-                vals.append((m["value"], r["n"]))
-            else:
-                if g.aggregate == "mean":
-                    block[mode] = {"value": sum(v for v, _ in vals) / len(vals)}
-                else:
-                    block[mode] = {"value": sum(v * n for v, n in vals) / sum(n for _, n in vals)}
-        out[g.group] = block
-    return out
-
