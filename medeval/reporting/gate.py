@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import metrics as M
 from ..power import MAX_ITEMS, analyse
 from ..results import ResultsError, Run, read_results
+from ..scoring import modes as Modes
 from ..stats import paired_test
 from .paired import load_samples, metric_options, mismatches
 from .verify import derived_predictions
@@ -91,7 +92,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
                            f"(known: {', '.join(M.names())}); name another one in the policy")
     b_rows, c_rows = load_samples(base, task), load_samples(cand, task)
     issues, ids, notes = mismatches(task, bt, ct, b_rows, c_rows)
-    mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
+    mode = tp.mode or (bt.get("modes") or [Modes.GREEDY.name])[0]   # the task's first mode
     res = TaskResult(task, "pass", "", metric, mode, tp.tolerance)
     if issues and not allow_mismatch:
         res.verdict, res.reason = "mismatch", "; ".join(issues)

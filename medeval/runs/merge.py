@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import MedevalError
-from ..scoring.loglikelihood import MODES as LL_MODES
+from ..scoring import modes as M
 from ..metrics.base import RunOptions
 from ..results import ResultsError, SampleRecord, read_results
 from ..scoring.inputs import ItemOutputs, ScoringInput
@@ -184,8 +184,8 @@ def _collect(p, modes: list[str], shards, self_answers: bool = False) -> Scoring
                 got = ItemOutputs(prompt=s.prompt, finish=gen[item_id][m]["finish"],
                                   info=gen[item_id][m]["info"], prefill=s.adversarial_prefill or "")
                 block = s.block(m)
-                if m in LL_MODES:   # loglikelihood tasks: the per-choice scores, not texts
-                    ll = s.block("loglikelihood")
+                if not M.get(m).generates:   # loglikelihood tasks: the per-choice scores, not texts
+                    ll = s.block(M.LOGLIKELIHOOD.name)   # both modes' scores are in its block
                     got.scores = [{"logprob": lp, "tokens": n, "greedy": g}
                                   for lp, n, g in zip(ll["logprobs"], ll["tokens"], ll["greedy"])]
                 else:

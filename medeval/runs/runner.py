@@ -7,12 +7,12 @@ from pathlib import Path
 
 from ..tasks import answer_types
 from ..accounting import load_price_table, parse_price, run_usage
-from ..backends.base import Request, Sampling
+from ..backends.base import Request
 from ..backends.cache import Cache, NullCache
 from ..backends.caching import CachingBackend
 from .config import RunConfig, apply_group_defaults, check_config
 from ..graders.registry import Graders
-from ..scoring.loglikelihood import MODES as LL_MODES
+from ..scoring import modes as M
 from ..backends.caching import score_all
 from ..metrics.base import RunOptions
 from ..paths import default_cache_dir
@@ -27,29 +27,32 @@ log = logging.getLogger(__name__)
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:
-    if task.scoring == "loglikelihood":
-        return list(LL_MODES)
-    return ["greedy", "sc"] if cfg.self_consistency > 0 and task.votable else ["greedy"]
+    """The names of the task's modes (scoring/modes.py), in report order."""
+    return [m.name for m in M.of_task(task, cfg.self_consistency)]
 
 
 def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request]:
+    """(item id, mode) -> its request: per item, one per generating mode (its sampling), and one shared by
+    the modes that score the choices (the loglikelihood modes read the same scores)."""
     g, kind = p.task.generation, answer_types.of(p.task)
     base = dict(max_tokens=cfg.max_tokens or g.max_tokens, stop=tuple(g.stop), seed=cfg.seed)
+    modes = M.of_task(p.task, cfg.self_consistency)
+    scoring = [m for m in modes if not m.generates]
     out = {}
-    if p.task.scoring == "loglikelihood":  # one request per item; both modes read its scores
-        delim = p.task.loglikelihood.target_delimiter
-        for it in p.items:
+    for it in p.items:
+        if scoring:
+            delim = p.task.loglikelihood.target_delimiter
             conts = tuple(delim + text for _, text in kind.loglikelihood_choices(p.task, it.options))
             r = Request(f"{p.task.name}/{it.id}/loglikelihood", it.messages, chat=p.task.prompt.chat,
                         continuations=conts)
-            out.update({(it.id, mode): r for mode in LL_MODES})
-        return out
-    for it in p.items:
+            out.update({(it.id, m.name): r for m in scoring})
+        generating = [m for m in modes if m.generates]
+        if not generating:
+            continue
         prefill = (it.trace or kind.adversarial_prefill(it.options, it.gold)) if cfg.adversarial else ""
-        for mode in modes_for(p.task, cfg):
-            s = (Sampling(n=1, temperature=0.0, top_p=1.0, **base) if mode == "greedy" else
-                 Sampling(n=cfg.self_consistency, temperature=cfg.temperature, top_p=cfg.top_p, **base))
-            out[(it.id, mode)] = Request(f"{p.task.name}/{it.id}/{mode}", it.messages, s, prefill, p.task.prompt.chat)
+        for mode in generating:
+            out[(it.id, mode.name)] = Request(f"{p.task.name}/{it.id}/{mode.name}", it.messages,
+                                              mode.sampling(cfg, **base), prefill, p.task.prompt.chat)
     return out
 
 
@@ -210,12 +213,7 @@ def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
 
 
 def decoding_block(cfg: RunConfig) -> dict:
-    d = {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": cfg.max_tokens, "seed": cfg.seed}}
-    if cfg.self_consistency:
-        d["sc"] = {"k": cfg.self_consistency, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
-                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample",
-                   "sample_accuracy": "choice/label tasks: mean over items of the share of the k samples that "
-                                      "are correct (the expected accuracy of one sampled answer)"}
+    d = {m.name: block for m in M.ALL if (block := m.decoding(cfg)) is not None}   # greedy, and sc with -k
     if cfg.prompt_variant:
         d["prompt_variant"] = cfg.prompt_variant
     if cfg.defaults_from:

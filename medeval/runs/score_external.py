@@ -14,6 +14,7 @@ from ..tasks.data import iter_jsonl
 from ..errors import MedevalError
 from .config import RunConfig
 from .prepare import prepare
+from ..scoring import modes as M
 from ..scoring.inputs import ScoringInput
 from .tail import evaluate
 from ..tasks.spec import Registry
@@ -97,9 +98,11 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                            f"(first: {unknown[:3]}); ids are {what} (see docs/score.md)")
     p = p.select(set(preds))   # the items scored, hashed as `run` hashes them
     preds = source_keys_to_outputs(Path(predictions), task, p.items, preds)
-    modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
-    texts = {"greedy": {i: preds[i][:1] for i in p.ids}, "sc": {i: preds[i] for i in p.ids}}
-    inputs = {task.name: ScoringInput.of_texts(modes, texts)}
+    # the first output of each id is greedy's answer; several outputs of a votable task are voted as sc
+    many = task.votable and any(len(v) > 1 for v in preds.values())
+    modes = [m for m in (M.GREEDY, M.SC) if not m.voted or many]
+    texts = {m.name: {i: preds[i] if m.voted else preds[i][:1] for i in p.ids} for m in modes}
+    inputs = {task.name: ScoringInput.of_texts([m.name for m in modes], texts)}
     from ..graders.registry import Graders
 
     graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks

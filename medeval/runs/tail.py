@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..progress import Phase
 from ..results import MODES, run_results, write_results
-from ..scoring.loglikelihood import protocol
+from ..scoring import modes as M
 from ..scoring.inputs import ScoringInput
 from ..scoring.score import score_items
 
@@ -36,7 +36,7 @@ def evaluate(prepared: list, inputs: dict[str, ScoringInput], out_dir: Path, gra
                                 self_check=self_check)
             if k is not None:
                 shots = p.task.fewshot.n if p.task.fewshot else 0
-                block["protocols"] = {m: protocol(m, shots, k) for m in inputs[p.task.name].modes}
+                block["protocols"] = {m: M.get(m).protocol(shots, k) for m in inputs[p.task.name].modes}
             if task_extra is not None:
                 task_extra(p, block)
             task_results[p.task.name] = block

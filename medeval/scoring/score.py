@@ -8,11 +8,10 @@ from pathlib import Path
 
 from . import aggregate
 from ..tasks import answer_types
-from . import loglikelihood as ll
+from . import modes as M
 from .. import metrics, stats
 from ..accounting import Tally, is_truncated
 from ..tasks.answer_types import extract, outcome
-from ..tasks.extract import vote
 from ..graders.extract_judge import JUDGED_TYPES
 from ..metrics.base import RunOptions
 from ..graders.self_answer import CUE, applies, fallback_applies
@@ -68,7 +67,7 @@ def score_items(p, inputs: ScoringInput, out_dir: Path, judge=None, run_options=
     `run_options`: the run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
     task, kind, modes = p.task, answer_types.of(p.task), inputs.modes
-    gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
+    gen = [m for m in modes if M.get(m).generates]   # modes with generated text to read
     xj = extract_judge if extract_judge is not None and task.answer.type in JUDGED_TYPES and gen else None
     sc = self_check if self_check is not None and applies(task) and gen else None
     outcomes = _read_outputs(p, gen, inputs, judge, xj)
@@ -87,8 +86,8 @@ def score_items(p, inputs: ScoringInput, out_dir: Path, judge=None, run_options=
                 skipped[info["skipped"]] += 1
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
-            if mode in ll.MODES:  # no text: the choice with the highest (normalised) log-probability
-                pred, block = ll.pick(mode, got.scores, kind.loglikelihood_choices(task, it.options))
+            if not M.get(mode).generates:  # no text: the choice with the highest (normalised) log-probability
+                pred, block = M.get(mode).pick(got.scores, kind.loglikelihood_choices(task, it.options))
                 block.update(pred=pred, correct=pred == it.gold)
             else:
                 if got.prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
@@ -143,7 +142,7 @@ def _generated(kind, task, it, mode, got: ItemOutputs, outs, c: ModeCounts, judg
     c.invalid[1] += status.count("invalid")
     c.invalid[3] += sum(st == "invalid" and is_truncated([f]) for st, f in zip(status, finishes))
     c.ambiguous[1] += status.count("ambiguous")
-    pred, votes = (ext[0], None) if mode == "greedy" else vote(ext)
+    pred, votes = M.get(mode).reduce(ext)   # greedy: the answer; sc: the vote
     tokens = got.usage()
     c.usage.add(finishes, tokens)
     block = {"outputs": got.texts, "extracted": ext, "status": status, "pred": pred,
@@ -228,7 +227,7 @@ def _judge_block(xj, task, mode, outputs, outs, prefill, options, counts) -> dic
         counts[rec["verdict"] if rec["verdict"] in ("none", "unparseable") else "answered"] += 1
         records.append(rec)
         answers.append(ans)
-    pred = answers[0] if mode == "greedy" else vote(answers)[0]
+    pred = M.get(mode).reduce(answers)[0]
     return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
 
 
@@ -258,7 +257,7 @@ def _self_block(sc, mode, got: ItemOutputs, outs, finishes, c: ModeCounts) -> di
             else:
                 answers.append(None)
                 source.append(None)
-        pred = answers[0] if mode == "greedy" else vote(answers)[0]
+        pred = M.get(mode).reduce(answers)[0]
         block.update(extracted_with_fallback=answers, answered_by=source, pred_with_fallback=pred)
         c.fallback.append(pred)
         c.finvalid += pred is None and "ambiguous" not in [o.status for o in outs]
