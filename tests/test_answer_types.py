@@ -120,6 +120,7 @@ def dose_within_10pct(preds, golds, **_):
     return sum(p is not None and abs(p - g) <= 0.1 * g for p, g in zip(preds, golds)) / len(golds)
 
 from medeval.runs.runner import RunConfig, prepare
+from medeval.scoring.inputs import ScoringInput
 from medeval.scoring.score import score_items
 from medeval.tasks.spec import Registry
 
@@ -127,8 +128,8 @@ d = Path(sys.argv[1])
 task = Registry([d]).tasks["doses"]
 p = prepare(task, RunConfig(tasks=[], data_dir=str(d)))
 replies = ["Give 5 mg daily.", "About 11 mg.", "Either 2 mg or 4 mg.", "I do not know."]
-texts = {"greedy": {it.id: {"prompt": None, "texts": [r]} for it, r in zip(p.items, replies)}}
-res = score_items(p, ["greedy"], texts, d / "out")
+texts = {"greedy": {it.id: [r] for it, r in zip(p.items, replies)}}
+res = score_items(p, ScoringInput.of_texts(["greedy"], texts), d / "out")
 samples = [json.loads(l) for l in (d / "out" / "samples_doses.jsonl").open()]
 print(json.dumps({"value": res["metrics"]["greedy"]["dose_within_10pct"]["value"], "votable": task.votable,
                   "status": [s["greedy"]["status"][0] for s in samples],

@@ -21,6 +21,7 @@ from medeval.tasks.extract import Outcome
 from medeval.runs.merge import merge
 from medeval.reporting.view import run_data
 from medeval.runs.runner import RunConfig, run
+from medeval.scoring.inputs import ItemOutputs
 from medeval.scoring.score import ModeCounts, _self_block
 from medeval.graders.self_answer import CUE, SelfCheck
 
@@ -173,7 +174,8 @@ def test_sc_votes_over_each_samples_answer_with_the_fallback():
     rec = lambda a: {"answer": a, "keys": ["A", "B"], "logprobs": [0.0, 0.0], "p": 0.5, "cached": False}  # noqa: E731
     outs = [Outcome("A", "answer"), Outcome(None, "invalid"), Outcome(None, "invalid"), Outcome(None, "invalid"),
             Outcome(None, "ambiguous")]
-    got = {"texts": ["A", "hmm", "well", "cut off", "A or B"], "self_answer": [None, rec("B"), rec("B"), rec("A"), None]}
+    got = ItemOutputs(texts=["A", "hmm", "well", "cut off", "A or B"],
+                      self_answer=[None, rec("B"), rec("B"), rec("A"), None])
     c = ModeCounts()
     block = _self_block(SelfCheck(fallback=True), "sc", got, outs, ["stop", "stop", "stop", "length", "stop"], c)
     assert block["extracted_with_fallback"] == ["A", "B", "B", None, None]

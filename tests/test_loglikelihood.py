@@ -4,7 +4,8 @@ import json
 import pytest
 
 from medeval.backends.base import Request
-from medeval.scoring.loglikelihood import pick, protocol
+from medeval.scoring.loglikelihood import pick
+from medeval.scoring.modes import protocol
 
 pytestmark = pytest.mark.slow
 

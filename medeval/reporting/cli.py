@@ -19,6 +19,7 @@ import importlib
 import typer
 
 from ..errors import MedevalError
+from ..scoring import modes as Modes
 from ..results import GENERATION_MODES, LOGLIKELIHOOD_MODES, ResultsError, atomic_write, read_results
 
 
@@ -165,7 +166,8 @@ def leaderboard(
 def _auto_mode(runs) -> str:
     """greedy, unless no run has a greedy score (only `scoring: loglikelihood` tasks): loglikelihood."""
     modes = {m for r in runs for t in r.tasks.values() for m in (t.get("modes") or [])}
-    return "loglikelihood" if modes and "greedy" not in modes and "loglikelihood" in modes else "greedy"
+    greedy, ll = Modes.GREEDY.name, Modes.LOGLIKELIHOOD.name
+    return ll if modes and greedy not in modes and ll in modes else greedy
 
 
 def gate(

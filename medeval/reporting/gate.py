@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import metrics as M
 from ..power import MAX_ITEMS, analyse
 from ..results import ResultsError, Run, read_results
+from ..scoring import modes as Modes
 from ..stats import paired_test
 from .paired import load_samples, metric_options, mismatches
 from .verify import derived_predictions
@@ -91,7 +92,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
                            f"(known: {', '.join(M.names())}); name another one in the policy")
     b_rows, c_rows = load_samples(base, task), load_samples(cand, task)
     issues, ids, notes = mismatches(task, bt, ct, b_rows, c_rows)
-    mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
+    mode = tp.mode or (bt.get("modes") or [Modes.GREEDY.name])[0]   # the task's first mode
     res = TaskResult(task, "pass", "", metric, mode, tp.tolerance)
     if issues and not allow_mismatch:
         res.verdict, res.reason = "mismatch", "; ".join(issues)
@@ -110,7 +111,7 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     opts = metric_options(bt, metric)
     if metric_options(ct, metric) != opts:
         res.notes.append("metric_options differ between the runs; the baseline's are used")
-    golds = [b_rows[i]["gold"] for i in ids]
+    golds = [b_rows[i].gold for i in ids]
     pb, derived_b = derived_predictions(base, task, b_rows, ids, mode)   # from the outputs, not editable flags
     pc, derived_c = derived_predictions(cand, task, c_rows, ids, mode)
     res.notes += derived_b + derived_c

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..tasks.data import iter_jsonl
-from ..results import ResultsError, Run
+from ..results import ResultsError, Run, SampleRecord
 
 
-def load_samples(run: Run, task: str) -> dict:
-    """id -> samples row for one task of a run."""
+def load_samples(run: Run, task: str) -> dict[str, SampleRecord]:
+    """id -> samples row (results.SampleRecord) for one task of a run."""
     name = str(run.tasks[task].get("samples_file", f"samples_{task}.jsonl"))
     path = run.dir / name
     if Path(name).name != name or not path.resolve().is_relative_to(run.dir.resolve()):
@@ -19,23 +19,20 @@ def load_samples(run: Run, task: str) -> dict:
         raise ResultsError(f"{path}: samples file of task {task!r} not found; the gate needs the samples_<task>.jsonl "
                            "that `medeval run` writes next to results.json")
     rows = {}
-    for lineno, row in iter_jsonl(path, ResultsError):
-        if "id" not in row or "gold" not in row:
-            raise ResultsError(f"{path}: line {lineno}: a samples row needs 'id' and 'gold'")
-        key = str(row["id"])
-        if key in rows:
-            raise ResultsError(f"{path}: line {lineno}: duplicate item id {key!r}")
-        rows[key] = row
+    for lineno, line in iter_jsonl(path, ResultsError):
+        row = SampleRecord.from_json(line, f"{path}: line {lineno}")
+        if row.key in rows:
+            raise ResultsError(f"{path}: line {lineno}: duplicate item id {row.key!r}")
+        rows[row.key] = row
     return rows
 
 
-def predictions(rows: dict, ids: list, mode: str, path_hint: str) -> list:
+def predictions(rows: dict[str, SampleRecord], ids: list, mode: str, path_hint: str) -> list:
     out = []
     for i in ids:
-        m = rows[i].get(mode)
-        if not isinstance(m, dict) or "pred" not in m:
+        if not rows[i].has_pred(mode):
             raise ResultsError(f"{path_hint}: item {i!r} has no {mode}.pred (was the run made with that mode?)")
-        out.append(m["pred"])
+        out.append(rows[i].block(mode)["pred"])
     return out
 
 
@@ -71,7 +68,7 @@ def mismatches(task: str, bt: dict, ct: dict, b_rows: dict, c_rows: dict) -> tup
     elif common:
         notes.append(f"field 'item_ids_hash' differs (baseline {len(b_rows)} items, candidate {len(c_rows)}): "
                      f"compared on the {len(common)} items both runs share")
-    same_gold = [i for i in common if b_rows[i]["gold"] == c_rows[i]["gold"]]
+    same_gold = [i for i in common if b_rows[i].gold == c_rows[i].gold]
     if len(same_gold) < len(common):
         issues.append(f"field 'gold' differs on {len(common) - len(same_gold)} common items")
     return issues, same_gold, notes

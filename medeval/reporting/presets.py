@@ -11,6 +11,7 @@ from ..results import GENERATION_MODES as MODES
 from ..results import ResultsError
 from ..paths import bundled_dir
 from ..safe_yaml import load_mapping
+from ..scoring import modes
 
 MARKERS = "†‡§¶"
 
@@ -158,4 +159,4 @@ def default_protocol(mode: str, task: dict | None = None) -> str:
     name it (the leaderboard flags a column whose rows differ in it)."""
     if task and (task.get("protocols") or {}).get(mode):
         return task["protocols"][mode]
-    return {"greedy": "generate-greedy", "sc": "generate-sc"}.get(mode, mode)
+    return modes.protocol(mode)   # without shots or k: generate-greedy, generate-sc, the loglikelihood mode's name

@@ -8,20 +8,26 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..results.schema import MODES
+from ..scoring import modes as Modes
+
+
+def _scores_choices(mode: str) -> bool:
+    """A loglikelihood mode (choices scored, no text); an unknown mode counts as generated."""
+    return mode in Modes.BY_NAME and not Modes.get(mode).generates
 
 
 def summary(results: dict, out: Console | None = None) -> None:
     """Print a run's results: one row per task and metric, then usage, judges, clusters and groups."""
     out = out or Console()
     table = Table(title=f"{results['model'].get('id')}  ({results['model'].get('backend')})")
-    kinds = {r["modes"][0] == "loglikelihood" for r in results["tasks"].values()}   # the first mode names the kind
+    kinds = {_scores_choices(r["modes"][0]) for r in results["tasks"].values()}   # the first mode names the kind
     first, second = {frozenset({False}): ("greedy [95% CI]", "SC"), frozenset({True}): ("acc [95% CI]", "acc_norm")}.get(
         frozenset(kinds), ("greedy | acc [95% CI]", "SC | acc_norm"))   # generation tasks, loglikelihood, or both
     for col in ("task", "n", "metric", first, second, "invalid", "ambiguous", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for name, r in results["tasks"].items():
         modes = r["modes"]  # greedy[, sc] for generated answers; loglikelihood, loglikelihood_norm otherwise
-        ll = modes[0] == "loglikelihood"
+        ll = _scores_choices(modes[0])
         names = list(dict.fromkeys(m for mode in modes for m in r["metrics"].get(mode, {})))
         for k, metric in enumerate(names):   # sc adds sample_accuracy
             cells = []

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..tasks.extract import vote
+from ..scoring import modes as Modes
 from ..results import ResultsError, Run
 from .paired import predictions
-
-GENERATED = ("greedy", "sc")
 
 
 def _reader(run: Run, task: str):
@@ -58,9 +56,9 @@ def _reader(run: Run, task: str):
 def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -> tuple[list, list[str]]:
     """(the predictions that follow from the outputs, notes) for the items `ids` of one side."""
     stored = predictions(rows, ids, mode, str(run.dir))
-    if mode not in GENERATED:
+    if mode not in Modes.BY_NAME or not Modes.get(mode).generates:   # loglikelihood picks: nothing to re-read
         return stored, []
-    blocks = [rows[i][mode] for i in ids]
+    blocks = [rows[i].block(mode) for i in ids]
     if any("judge" in b or not isinstance(b.get("outputs"), list) for b in blocks):
         return stored, []
     reader = _reader(run, task)
@@ -70,7 +68,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
     for i, b in zip(ids, blocks):
         if reader is not None and i in reader:
             spec, row, options = reader[i]
-            prefill = rows[i].get("adversarial_prefill") or ""
+            prefill = rows[i].adversarial_prefill or ""
             finishes = list(b.get("finish_reasons") or [])
             finishes += [None] * (len(b["outputs"]) - len(finishes))   # as scoring read them: a cut-off output too
             answers = [answer_types.outcome(spec, prefill + (t or ""), row, options, finish_reason=f).answer
@@ -80,7 +78,7 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
         else:
             raise ResultsError(f"{run.dir}: task {task}, item {i!r}: {mode}.extracted must be a list with one "
                                f"answer per output; the gate re-derives pred from it")
-        derived.append(answers[0] if mode == "greedy" else vote(answers)[0])
+        derived.append(Modes.get(mode).reduce(answers)[0])   # greedy: the first; sc: the vote
     changed = sum(d != s for d, s in zip(derived, stored))
     notes = ([f"{run.dir}: {changed} of {len(ids)} items' {mode}.pred do not follow from {how} (edited samples?); "
               f"the gate compares the predictions re-derived from {how}"] if changed else [])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import metrics as M
 from ..tasks.data import iter_jsonl
-from ..results import ResultsError, read_results
+from ..results import ResultsError, SampleRecord, read_results
 from .gate import GateReport, TaskResult, power_text
 from .gate_report import method_text, table_rows, to_json
 from .paired import load_samples, metric_options, mismatches, predictions
@@ -47,23 +47,22 @@ def _clip_block(block, limit: int):
     return {**block, "outputs": [clip(o, limit) for o in block.get("outputs") or []]}
 
 
-def _item(row: dict, modes, prompt_chars: int, output_chars: int) -> dict:
-    item = {k: v for k, v in row.items() if k not in modes}
-    item["id"] = str(row.get("id"))
-    prompt = row.get("prompt")
-    item["prompt"] = clip(prompt, prompt_chars)
-    if isinstance(prompt, str) and item["prompt"] != prompt:
-        item["prompt_chars"] = len(prompt)
-    item["modes"] = {m: _clip_block(row[m], output_chars) for m in modes if isinstance(row.get(m), dict)}
+def _item(row: SampleRecord, modes, prompt_chars: int, output_chars: int) -> dict:
+    item = row.header()
+    item["id"] = row.key
+    item["prompt"] = clip(row.prompt, prompt_chars)
+    if isinstance(row.prompt, str) and item["prompt"] != row.prompt:
+        item["prompt_chars"] = len(row.prompt)
+    item["modes"] = {m: _clip_block(row.modes[m], output_chars) for m in modes if isinstance(row.modes.get(m), dict)}
     return item
 
 
-def _samples(run_dir: Path, task: str, block: dict) -> list[dict]:
+def _samples(run_dir: Path, task: str, block: dict) -> list[SampleRecord]:
     path = run_dir / block.get("samples_file", f"samples_{task}.jsonl")
     if not path.is_file():
         raise ResultsError(f"{path}: samples file of task {task!r} not found; `medeval view` shows the items "
                            "of the samples_<task>.jsonl files next to results.json")
-    return [row for _, row in iter_jsonl(path)]
+    return [SampleRecord.from_json(row, f"{path}: line {n}") for n, row in iter_jsonl(path)]
 
 
 def _task_summary(name: str, t: dict) -> dict:
@@ -96,20 +95,20 @@ def _paired(report: GateReport, r: TaskResult):
     base, cand = report.baseline, report.candidate
     b_rows, c_rows = load_samples(base, r.task), load_samples(cand, r.task)
     _, ids, _ = mismatches(r.task, base.tasks[r.task], cand.tasks[r.task], b_rows, c_rows)
-    golds = [b_rows[i]["gold"] for i in ids]
+    golds = [b_rows[i].gold for i in ids]
     opts = metric_options(base.tasks[r.task], r.metric)
     sb = M.item_scores(r.metric, predictions(b_rows, ids, r.mode, str(base.dir)), golds, opts)
     sc = M.item_scores(r.metric, predictions(c_rows, ids, r.mode, str(cand.dir)), golds, opts)
     if sb is not None and all(v in (0, 1) for v in list(sb) + list(sc)):
         return ids, b_rows, c_rows, [int(v) for v in sb], [int(v) for v in sc], r.metric
-    flags = [[(rows[i].get(r.mode) or {}).get("correct") for i in ids] for rows in (b_rows, c_rows)]
+    flags = [[rows[i].block(r.mode).get("correct") for i in ids] for rows in (b_rows, c_rows)]
     if all(isinstance(v, bool) for side in flags for v in side):
         return ids, b_rows, c_rows, [int(v) for v in flags[0]], [int(v) for v in flags[1]], "correct"
     return ids, b_rows, c_rows, None, None, None
 
 
-def _side(row: dict, mode: str, output_chars: int) -> dict:
-    return _clip_block(row.get(mode) or {}, output_chars)
+def _side(row: SampleRecord, mode: str, output_chars: int) -> dict:
+    return _clip_block(row.block(mode), output_chars)
 
 
 def compare_data(report: GateReport, prompt_chars: int = 4000, output_chars: int = 0) -> dict:
@@ -131,14 +130,14 @@ def compare_data(report: GateReport, prompt_chars: int = 4000, output_chars: int
                 changed = [(i, "to_wrong" if b else "to_right") for i, b, c in zip(ids, sb, sc) if b != c]
             else:   # no 0/1 per-item scores (e.g. macro-F1 of a label task): list the answers that changed
                 changed = [(i, "changed") for i in ids
-                           if (b_rows[i].get(r.mode) or {}).get("pred") != (c_rows[i].get(r.mode) or {}).get("pred")]
+                           if b_rows[i].block(r.mode).get("pred") != c_rows[i].block(r.mode).get("pred")]
             for i, change in changed:
                 b, c = b_rows[i], c_rows[i]
-                item = {"id": i, "change": change, "gold": b.get("gold"), "meta": b.get("meta") or {},
-                        "prompt": clip(b.get("prompt"), prompt_chars),
+                item = {"id": i, "change": change, "gold": b.gold, "meta": b.meta,
+                        "prompt": clip(b.prompt, prompt_chars),
                         "baseline": _side(b, r.mode, output_chars), "candidate": _side(c, r.mode, output_chars)}
-                if c.get("prompt") != b.get("prompt"):
-                    item["candidate_prompt"] = clip(c.get("prompt"), prompt_chars)
+                if c.prompt != b.prompt:
+                    item["candidate_prompt"] = clip(c.prompt, prompt_chars)
                 entry["items"].append(item)
         tasks.append(entry)
     return {"kind": "compare", "title": f"medeval {report.kind}: {report.status}" if report.kind == "gate"

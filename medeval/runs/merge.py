@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from ..errors import MedevalError
-from ..scoring.loglikelihood import MODES as LL_MODES
+from ..scoring import modes as M
 from ..metrics.base import RunOptions
-from ..results import ResultsError, read_results, run_results, write_results
+from ..results import ResultsError, SampleRecord, read_results
+from ..scoring.inputs import ItemOutputs, ScoringInput
 from .shard import RUN_FIELDS, read_generation
 
 TASK_FIELDS = ("version", "task_hash", "prompt_hash", "template", "modes")
@@ -85,13 +86,12 @@ def _difference(a: dict, b: dict) -> str | None:
 def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dirs: list[str] | None = None,
           argv: list[str] | None = None) -> dict:
     """Merge shard directories into `out_dir`; returns the merged results."""
-    from ..scoring.loglikelihood import protocol
     from .config import RunConfig
     from .prepare import prepare
-    from .runner import extraction_block, group_scores, modes_for
+    from .runner import extraction_block, modes_for
+    from .tail import evaluate
     from ..graders.self_answer import SelfCheck, applies
     from ..graders.registry import Graders
-    from ..scoring.score import score_items
     from ..tasks.spec import Registry
 
     t0 = time.time()
@@ -113,33 +113,30 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     cfg.output_dir = str(out_dir)
     registry = Registry([Path(d) for d in cfg.task_dirs], strict=False)
     tasks = registry.resolve(cfg.tasks)
-    task_results = {}
     graders = Graders(cfg, tasks)   # the shards' judges, the extraction judge included (verdicts from the cache)
-    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
     self_check = SelfCheck.of(cfg)   # --extract-fallback / --extract-audit: the shards' recorded self-answers
+    prepared, inputs = [], {}
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
-        modes = modes_for(task, cfg)
-        texts = _collect(p, modes, shards, self_check is not None and applies(task))
-        task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
-                                              run_options=run_options, self_check=self_check,
-                                              extract_judge=graders.extract_for(task))
-        shots = task.fewshot.n if task.fewshot else 0
-        task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
-    graders.close()
+        prepared.append(p)
+        inputs[task.name] = _collect(p, modes_for(task, cfg), shards, self_check is not None and applies(task))
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
-    results = run_results(
-        **{k: r0[k] for k in ("schema_version", "medeval_version", "git_revision", "packages")},
-        command=argv or [], model=r0["model"], decoding=r0["decoding"], seed=r0["seed"],
-        cache={"hits": sum(r["cache"]["hits"] for _, r in shards),
-               "misses": sum(r["cache"]["misses"] for _, r in shards), "dir": r0["cache"].get("dir")},
-        timings={"shards_total_s": [r["timings"].get("total_s") for _, r in ordered], "merge_s": time.time() - t0},
-        tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        merged={"count": len(shards), "partition": r0["shard"]["partition"], "shards": [str(d) for d, _ in ordered]},
-        extraction=extraction_block(cfg))
-    write_results(out_dir, results)
-    return results
+
+    def fields(task_results: dict) -> dict:
+        return dict(
+            **{k: r0[k] for k in ("schema_version", "medeval_version", "git_revision", "packages")},
+            command=argv or [], model=r0["model"], decoding=r0["decoding"], seed=r0["seed"],
+            cache={"hits": sum(r["cache"]["hits"] for _, r in shards),
+                   "misses": sum(r["cache"]["misses"] for _, r in shards), "dir": r0["cache"].get("dir")},
+            timings={"shards_total_s": [r["timings"].get("total_s") for _, r in ordered], "merge_s": time.time() - t0},
+            merged={"count": len(shards), "partition": r0["shard"]["partition"],
+                    "shards": [str(d) for d, _ in ordered]},
+            extraction=extraction_block(cfg))
+
+    return evaluate(prepared, inputs, out_dir, graders, fields,
+                    run_options=RunOptions(bertscore_model=cfg.bertscore_model),   # run-wide metric choices
+                    self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks)
 
 
 def _check_full_task(p, r0: dict) -> None:
@@ -155,13 +152,13 @@ def _check_full_task(p, r0: dict) -> None:
                                f"{there[:12]}); merge with the same task files and --data-dir as the shards")
 
 
-def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
-    """texts[mode][item_id] as scoring.score_items takes them, from the shards' samples and shard files
+def _collect(p, modes: list[str], shards, self_answers: bool = False) -> ScoringInput:
+    """The task's outputs as scoring.score_items takes them, from the shards' samples and shard files
     (with `self_answers`: the self-answers each shard recorded under --extract-fallback / --extract-audit)."""
     from ..tasks.data import iter_jsonl
 
     owner: dict[str, Path] = {}
-    texts: dict = {m: {} for m in modes}
+    outputs: dict = {m: {} for m in modes}
     wanted = set(p.ids)
     for d, r in shards:
         t = r["tasks"][p.task.name]
@@ -171,8 +168,9 @@ def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
             if not path.is_file():
                 raise MedevalError(f"{path}: missing; the shard did not finish, re-run it")
         gen = read_generation(gen_path)
-        for n, s in iter_jsonl(samples_path):
-            item_id = str(s.get("id"))
+        for n, row in iter_jsonl(samples_path):
+            s = SampleRecord.from_json(row, f"{samples_path}: line {n}")
+            item_id = s.key
             if item_id not in wanted:
                 raise MedevalError(f"{samples_path}: line {n}: item {item_id!r} is not among the task's items")
             if item_id in owner:
@@ -181,25 +179,26 @@ def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
             if item_id not in gen:
                 raise MedevalError(f"{gen_path}: item {item_id!r} is missing; re-run the shard")
             for m in modes:
-                if m not in s or m not in gen[item_id]:
+                if m not in s.modes or m not in gen[item_id]:
                     raise MedevalError(f"{samples_path}: line {n}: mode {m!r} is missing; re-run the shard")
-                got = {"prompt": s.get("prompt"), "finish": gen[item_id][m]["finish"], "info": gen[item_id][m]["info"],
-                       "prefill": s.get("adversarial_prefill", "")}
-                if m in LL_MODES:   # loglikelihood tasks: the per-choice scores, not texts
-                    ll = s["loglikelihood"]
-                    got["scores"] = [{"logprob": lp, "tokens": n, "greedy": g}
-                                     for lp, n, g in zip(ll["logprobs"], ll["tokens"], ll["greedy"])]
+                got = ItemOutputs(prompt=s.prompt, finish=gen[item_id][m]["finish"],
+                                  info=gen[item_id][m]["info"], prefill=s.adversarial_prefill or "")
+                block = s.block(m)
+                if not M.get(m).generates:   # loglikelihood tasks: the per-choice scores, not texts
+                    ll = s.block(M.LOGLIKELIHOOD.name)   # both modes' scores are in its block
+                    got.scores = [{"logprob": lp, "tokens": n, "greedy": g}
+                                  for lp, n, g in zip(ll["logprobs"], ll["tokens"], ll["greedy"])]
                 else:
-                    got.update(texts=s[m]["outputs"], tokens=(s[m].get("tokens") or {}).get("per_sample"),
-                               n_path=s[m].get("n_path"))
+                    got.texts, got.n_path = block["outputs"], block.get("n_path")
+                    got.tokens = (block.get("tokens") or {}).get("per_sample")
                     if self_answers:
-                        if "self_answer" not in s[m]:
+                        if "self_answer" not in block:
                             raise MedevalError(f"{samples_path}: line {n}: mode {m!r} has no self_answer although "
                                                "the run used --extract-fallback/--extract-audit; re-run the shard")
-                        got["self_answer"] = s[m]["self_answer"]
-                texts[m][item_id] = got
+                        got.self_answer = block["self_answer"]
+                outputs[m][item_id] = got
     missing = [i for i in p.ids if i not in owner]
     if missing:
         raise MedevalError(f"task {p.task.name}: {len(missing)} item(s) in no shard (first: {missing[0]!r}); "
                            "a shard's samples file is incomplete, re-run that shard")
-    return texts
+    return ScoringInput(list(modes), outputs)

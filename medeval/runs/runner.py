@@ -7,19 +7,18 @@ from pathlib import Path
 
 from ..tasks import answer_types
 from ..accounting import load_price_table, parse_price, run_usage
-from ..backends.base import Request, Sampling
+from ..backends.base import Request
 from ..backends.cache import Cache, NullCache
 from ..backends.caching import CachingBackend
 from .config import RunConfig, apply_group_defaults, check_config
 from ..graders.registry import Graders
-from ..scoring.loglikelihood import MODES as LL_MODES
+from ..scoring import modes as M
 from ..backends.caching import score_all
 from ..metrics.base import RunOptions
 from ..paths import default_cache_dir
 from .prepare import Prepared, prepare
-from ..progress import Phase
-from ..results import MODES, run_results, write_results
-from ..scoring.score import score_task
+from ..scoring.inputs import ScoringInput
+from .tail import evaluate
 from ..graders.self_answer import CUE, SelfCheck, self_answers
 from ..graders.self_answer import check as check_self_answer
 from ..tasks.spec import Registry, Task
@@ -28,29 +27,32 @@ log = logging.getLogger(__name__)
 
 
 def modes_for(task: Task, cfg: RunConfig) -> list[str]:
-    if task.scoring == "loglikelihood":
-        return list(LL_MODES)
-    return ["greedy", "sc"] if cfg.self_consistency > 0 and task.votable else ["greedy"]
+    """The names of the task's modes (scoring/modes.py), in report order."""
+    return [m.name for m in M.of_task(task, cfg.self_consistency)]
 
 
 def build_requests(p: Prepared, cfg: RunConfig) -> dict[tuple[str, str], Request]:
+    """(item id, mode) -> its request: per item, one per generating mode (its sampling), and one shared by
+    the modes that score the choices (the loglikelihood modes read the same scores)."""
     g, kind = p.task.generation, answer_types.of(p.task)
     base = dict(max_tokens=cfg.max_tokens or g.max_tokens, stop=tuple(g.stop), seed=cfg.seed)
+    modes = M.of_task(p.task, cfg.self_consistency)
+    scoring = [m for m in modes if not m.generates]
     out = {}
-    if p.task.scoring == "loglikelihood":  # one request per item; both modes read its scores
-        delim = p.task.loglikelihood.target_delimiter
-        for it in p.items:
+    for it in p.items:
+        if scoring:
+            delim = p.task.loglikelihood.target_delimiter
             conts = tuple(delim + text for _, text in kind.loglikelihood_choices(p.task, it.options))
             r = Request(f"{p.task.name}/{it.id}/loglikelihood", it.messages, chat=p.task.prompt.chat,
                         continuations=conts)
-            out.update({(it.id, mode): r for mode in LL_MODES})
-        return out
-    for it in p.items:
+            out.update({(it.id, m.name): r for m in scoring})
+        generating = [m for m in modes if m.generates]
+        if not generating:
+            continue
         prefill = (it.trace or kind.adversarial_prefill(it.options, it.gold)) if cfg.adversarial else ""
-        for mode in modes_for(p.task, cfg):
-            s = (Sampling(n=1, temperature=0.0, top_p=1.0, **base) if mode == "greedy" else
-                 Sampling(n=cfg.self_consistency, temperature=cfg.temperature, top_p=cfg.top_p, **base))
-            out[(it.id, mode)] = Request(f"{p.task.name}/{it.id}/{mode}", it.messages, s, prefill, p.task.prompt.chat)
+        for mode in generating:
+            out[(it.id, mode.name)] = Request(f"{p.task.name}/{it.id}/{mode.name}", it.messages,
+                                              mode.sampling(cfg, **base), prefill, p.task.prompt.chat)
     return out
 
 
@@ -117,34 +119,30 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
         log.warning("%d replies held lone UTF-16 surrogates (a character cut in half); each was replaced by "
                     "U+FFFD and kept (results.json: cache.replaced_surrogates)", cache.repaired)
     out_dir = Path(cfg.output_dir)
-    task_results = {}
-    run_options = RunOptions(bertscore_model=cfg.bertscore_model)   # run-wide metric choices, made once
-    with Phase("scoring tasks", len(prepared), progress, remaining=False) as advance:
-        for p in prepared:
-            task_results[p.task.name] = score_task(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), out_dir,
-                                                   judge=graders.for_task(p.task),
-                                                   extract_judge=graders.extract_for(p.task),
-                                                   run_options=run_options, self_consistency=cfg.self_consistency,
-                                                   self_check=self_check, self_answers=own)
-            advance()
-    graders.close()
-    t_score = time.time()
-    model_id = getattr(backend, "model_id", cfg.model)
-    shard = {}
-    if cfg.shard:
-        from .shard import record
+    inputs = {p.task.name: ScoringInput.of_run(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), own)
+              for p in prepared}
 
-        shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
-    results = run_results(
-        command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
-        cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
-               "replaced_surrogates": cache.repaired},
-        timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
-                 **({"self_answer_s": t_self - t_gen} if self_check else {}),
-                 "score_s": t_score - t_self, "total_s": time.time() - t0},
-        tasks=task_results, groups=group_scores(registry, tasks, task_results),
-        usage=run_usage(task_results, *prices[:2], model_id, prices[2]), extraction=extraction_block(cfg), **shard)
-    write_results(out_dir, results)
+    def fields(task_results: dict) -> dict:
+        t_score = time.time()
+        shard = {}
+        if cfg.shard:
+            from .shard import record
+
+            shard["shard"] = record(cfg, full, prepared, reqs, outputs, out_dir)
+        return dict(
+            command=cfg.argv, model=model_block(backend, cfg), decoding=decoding_block(cfg), seed=cfg.seed,
+            cache={"hits": cache.hits, "misses": cache.misses, "dir": str(cache.dir) if cache.dir else None,
+                   "replaced_surrogates": cache.repaired},
+            timings={"prepare_s": t_prep - t0, "load_model_s": t_load - t_prep, "generate_s": t_gen - t_load,
+                     **({"self_answer_s": t_self - t_gen} if self_check else {}),
+                     "score_s": t_score - t_self, "total_s": time.time() - t0},
+            usage=run_usage(task_results, *prices[:2], getattr(backend, "model_id", cfg.model), prices[2]),
+            extraction=extraction_block(cfg), **shard)
+
+    results = evaluate(prepared, inputs, out_dir, graders, fields,
+                       run_options=RunOptions(bertscore_model=cfg.bertscore_model),   # run-wide metric choices
+                       self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks,
+                       progress=progress)
     cache.close()
     return results
 
@@ -215,41 +213,9 @@ def _prices(cfg: RunConfig) -> tuple[dict | None, dict, str | None]:
 
 
 def decoding_block(cfg: RunConfig) -> dict:
-    d = {"greedy": {"temperature": 0.0, "top_p": 1.0, "max_tokens": cfg.max_tokens, "seed": cfg.seed}}
-    if cfg.self_consistency:
-        d["sc"] = {"k": cfg.self_consistency, "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed,
-                   "max_tokens": cfg.max_tokens, "vote": "majority over extracted answers; ties -> earliest sample",
-                   "sample_accuracy": "choice/label tasks: mean over items of the share of the k samples that "
-                                      "are correct (the expected accuracy of one sampled answer)"}
+    d = {m.name: block for m in M.ALL if (block := m.decoding(cfg)) is not None}   # greedy, and sc with -k
     if cfg.prompt_variant:
         d["prompt_variant"] = cfg.prompt_variant
     if cfg.defaults_from:
         d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d
-
-
-def group_scores(registry: Registry, tasks: list[Task], task_results: dict) -> dict:
-    out = {}
-    for g in registry.groups_for(tasks):
-        members = [t.name for t in registry.resolve(g.tasks)]
-        block = {"tasks": members, "rule": "mean of task scores" if g.aggregate == "mean" else "weighted by n"}
-        if g.metric:
-            block["metric"] = (f"{g.metric} where a task reports it in that mode (sc), else the task's primary "
-                               "metric (greedy: one sample, so the same quantity)")
-        for mode in MODES:
-            vals = []
-            for name in members:
-                r = task_results[name]
-                got = r["metrics"].get(mode, {})
-                m = got.get(g.metric) if g.metric and g.metric in got else got.get(r["primary_metric"])
-                if m is None:
-                    break
-                vals.append((m["value"], r["n"]))
-            else:
-                if g.aggregate == "mean":
-                    block[mode] = {"value": sum(v for v, _ in vals) / len(vals)}
-                else:
-                    block[mode] = {"value": sum(v * n for v, n in vals) / sum(n for _, n in vals)}
-        out[g.group] = block
-    return out
-

@@ -12,10 +12,11 @@ from pathlib import Path
 from ..tasks import answer_types
 from ..tasks.data import iter_jsonl
 from ..errors import MedevalError
-from ..results import run_results, write_results
 from .config import RunConfig
 from .prepare import prepare
-from ..scoring.score import score_items
+from ..scoring import modes as M
+from ..scoring.inputs import ScoringInput
+from .tail import evaluate
 from ..tasks.spec import Registry
 
 
@@ -102,25 +103,26 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                            f"(first: {unknown[:3]}); ids are {what} (see docs/score.md)")
     p = p.select(set(preds))   # the items scored, hashed as `run` hashes them
     preds = source_keys_to_outputs(Path(predictions), task, p.items, preds)
-    modes = ["greedy"] + (["sc"] if task.votable and any(len(v) > 1 for v in preds.values()) else [])
-    texts = {"greedy": {i: {"prompt": None, "texts": preds[i][:1]} for i in p.ids}}
-    if "sc" in modes:
-        texts["sc"] = {i: {"prompt": None, "texts": preds[i]} for i in p.ids}
-    output_dir = Path(output_dir)
+    # the first output of each id is greedy's answer; several outputs of a votable task are voted as sc
+    many = task.votable and any(len(v) > 1 for v in preds.values())
+    modes = [m for m in (M.GREEDY, M.SC) if not m.voted or many]
+    texts = {m.name: {i: preds[i] if m.voted else preds[i][:1] for i in p.ids} for m in modes}
+    inputs = {task.name: ScoringInput.of_texts([m.name for m in modes], texts)}
     from ..graders.registry import Graders
 
     graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks
-    block = score_items(p, modes, texts, output_dir, extract_judge=graders.extract_for(task))
-    graders.close()
-    block["missing_predictions"] = p.n_total - len(p.ids)
-    if block["missing_predictions"]:
-        block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "
-                             f"{task.name!r}; {block['missing_predictions']} items are missing and not scored, "
-                             f"so the metrics cover only the {len(p.ids)} predicted items"]
-    results = run_results(
-        command=list(argv),
-        model={"id": model_name, "backend": "external", "predictions": str(Path(predictions).resolve())},
-        decoding={"external": True}, seed=None, cache={"hits": 0, "misses": 0, "dir": None},
-        timings={"total_s": time.time() - t0}, tasks={task.name: block}, groups={})
-    write_results(output_dir, results)
-    return results
+
+    def missing(p, block: dict) -> None:
+        block["missing_predictions"] = p.n_total - len(p.ids)
+        if block["missing_predictions"]:
+            block["warnings"] = [f"{predictions}: predictions for {len(p.ids)} of {p.n_total} items of task "
+                                 f"{task.name!r}; {block['missing_predictions']} items are missing and not scored, "
+                                 f"so the metrics cover only the {len(p.ids)} predicted items"]
+
+    def fields(task_results: dict) -> dict:
+        return dict(command=list(argv),
+                    model={"id": model_name, "backend": "external", "predictions": str(Path(predictions).resolve())},
+                    decoding={"external": True}, seed=None, cache={"hits": 0, "misses": 0, "dir": None},
+                    timings={"total_s": time.time() - t0})
+
+    return evaluate([p], inputs, Path(output_dir), graders, fields, task_judges=False, task_extra=missing)

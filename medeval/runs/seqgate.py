@@ -33,6 +33,7 @@ from ..reporting.policy import Policy
 from ..reporting.verify import derived_predictions
 from ..results import ResultsError, atomic_write, read_results
 from .runner import make_backend, run
+from ..scoring import modes as Modes
 from ..sequential import decide
 from ..tasks.spec import Registry
 
@@ -52,8 +53,8 @@ def _differences(task: str, base, cand, policy: Policy) -> tuple[np.ndarray, lis
     if issues:
         raise ResultsError(f"task {task}: the runs cannot be compared: {'; '.join(issues)}")
     ids = [i for i in c_rows if i in b_rows]               # the candidate's samples follow its evaluation order
-    mode = tp.mode or (bt.get("modes") or ["greedy"])[0]
-    golds = [b_rows[i]["gold"] for i in ids]
+    mode = tp.mode or (bt.get("modes") or [Modes.GREEDY.name])[0]   # the task's first mode
+    golds = [b_rows[i].gold for i in ids]
     opts = metric_options(bt, metric)
     sb = M.item_scores(metric, derived_predictions(base, task, b_rows, ids, mode)[0], golds, opts)   # as the
     sc = M.item_scores(metric, derived_predictions(cand, task, c_rows, ids, mode)[0], golds, opts)   # fixed gate

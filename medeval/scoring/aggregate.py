@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from ..tasks import answer_types
 from .. import stats
+from . import modes as M
 from ..errors import MedevalError
 from ..fields import get_field
 
@@ -22,7 +23,7 @@ def task_metrics(task, preds: dict, golds: list, opts: dict, modes, hits: dict, 
 
 def sample_accuracy(mode, hits, clusters) -> dict:
     """sc mode: the mean share of correct samples per item (the accuracy of one sampled answer)."""
-    if mode != "sc" or not hits:
+    if not M.get(mode).voted or not hits:
         return {}
     return {"sample_accuracy": stats.bootstrap_mean(hits, clusters=clusters)}
 

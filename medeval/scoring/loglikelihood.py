@@ -11,13 +11,9 @@ caching wrapper (backends/caching.py); `backends.caching.score_all` is its thin 
 """
 from __future__ import annotations
 
-from ..results.schema import LOGLIKELIHOOD_MODES
-
-MODES = LOGLIKELIHOOD_MODES
-
-
 def pick(mode: str, scores: list[dict], choices: list[tuple[str, str]]) -> tuple[str, dict]:
-    """The predicted answer of one item in `mode`, and the samples-file block that shows why.
+    """The predicted answer of one item in `mode`, and the samples-file block that shows why (the
+    reduction of the two loglikelihood modes of scoring/modes.py).
 
     Ties go to the first choice (numpy's argmax, as lm-eval). Normalisation divides by the length of
     the choice in characters, without the delimiter (lm-eval's `acc_norm`); bytes are recorded too.
@@ -36,8 +32,3 @@ def pick(mode: str, scores: list[dict], choices: list[tuple[str, str]]) -> tuple
         block = {"normalised": norm}
     return choices[best][0], block
 
-
-def protocol(mode: str, shots: int, k: int = 0) -> str:
-    """How a mode's numbers were made, as the leaderboard labels them."""
-    return {"greedy": "generate-greedy", "sc": f"generate-sc{k}", "loglikelihood": f"loglikelihood-{shots}shot",
-            "loglikelihood_norm": f"loglikelihood-norm-{shots}shot"}.get(mode, mode)

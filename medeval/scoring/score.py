@@ -8,15 +8,15 @@ from pathlib import Path
 
 from . import aggregate
 from ..tasks import answer_types
-from . import loglikelihood as ll
+from . import modes as M
 from .. import metrics, stats
-from ..accounting import Tally, is_truncated, tokens_of
+from ..accounting import Tally, is_truncated
 from ..tasks.answer_types import extract, outcome
-from ..tasks.extract import vote
 from ..graders.base import Case
 from ..metrics.base import RunOptions
 from ..graders.self_answer import CUE, applies, fallback_applies
-from ..results import SamplesWriter, safe_child, task_results
+from ..results import SampleRecord, SamplesWriter, safe_child, task_results
+from .inputs import ItemOutputs, ScoringInput
 
 
 def metric_options(task, items, run: RunOptions | None = None) -> dict:
@@ -34,24 +34,6 @@ def metric_options(task, items, run: RunOptions | None = None) -> dict:
         opts.update(run.options_for(m, opts))
         out[name] = opts
     return out
-
-
-def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_judge=None,
-               run_options: RunOptions | None = None, self_consistency: int = 0, self_check=None,
-               self_answers: dict | None = None) -> dict:
-    """Score one task from the generation results of `runner.generate_all`. The run's choices are passed
-    in: its graders (graders/registry.py; `judge` for this task, the run's `extract_judge`), its metric choices
-    (`run_options`, made once per run), k, and --extract-fallback / --extract-audit (`self_check`, a
-    self_answer.SelfCheck) with the self-answers per generation request id (self_answer.self_answers)."""
-    own = self_answers or {}
-    texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill,
-                        "self_answer": own.get(reqs[(i, mode)].id)} for i in p.ids}
-             for mode in modes}
-    result = score_items(p, modes, texts, out_dir, judge=judge, run_options=run_options,
-                         extract_judge=extract_judge, self_check=self_check)
-    shots = p.task.fewshot.n if p.task.fewshot else 0
-    result["protocols"] = {m: ll.protocol(m, shots, self_consistency) for m in modes}
-    return result
 
 
 @dataclass
@@ -74,47 +56,46 @@ class ModeCounts:
                                                  "rules_invalid": 0, "rules_ambiguous": 0, "not_asked": 0})
 
 
-def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, extract_judge=None,
+def score_items(p, inputs: ScoringInput, out_dir: Path, judge=None, run_options=None, extract_judge=None,
                 self_check=None) -> dict:
-    """texts[mode][item_id] = {"prompt": str, "texts": [..], "finish": [..], "info": {..}} (+ "self_answer":
-    one record or None per sample, with `self_check`).
+    """Score one task (a prepare.Prepared) from its outputs (`inputs`, scoring/inputs.py; made by `run`,
+    `merge` and `score` alike) and write its samples file. The run's choices are passed in: its graders
+    (graders/registry.py; `judge` for this task, the run's `extract_judge`), its metric choices.
     `extract_judge` (optional, medeval.graders.extract_judge): asked about outputs the rules find invalid;
     its metrics are reported beside the rules-only ones, which stay `metrics`. `self_check`
     (self_answer.SelfCheck): --extract-fallback self and/or --extract-audit, reported the same way.
     `run_options`: the run's metric choices (RunOptions), made once per run."""
     t0 = time.time()
-    task, kind = p.task, answer_types.of(p.task)
-    gen = [m for m in modes if m not in ll.MODES]   # modes with generated text to read
+    task, kind, modes = p.task, answer_types.of(p.task), inputs.modes
+    gen = [m for m in modes if M.get(m).generates]   # modes with generated text to read
     xj = extract_judge if extract_judge is not None and kind.extract_judged and gen else None
     sc = self_check if self_check is not None and applies(task) and gen else None
-    outcomes = _read_outputs(p, gen, texts, judge, xj)
+    outcomes = _read_outputs(p, gen, inputs, judge, xj)
     counts = {m: ModeCounts() for m in modes}
     skipped = defaultdict(int)
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for it in p.items:
-        sample = {"id": it.id, "prompt": None, "gold": it.gold,
-                  "meta": {s: aggregate.stratum(it.row, s) for s in task.strata}}
-        keys = answer_types.option_keys(it.options)
-        if keys:   # the source keys options by something other than the shown letters A, B, ...
-            sample["option_keys"] = keys
+        sample = SampleRecord(id=it.id, gold=it.gold, meta={s: aggregate.stratum(it.row, s) for s in task.strata},
+                              # the source keys options by something other than the shown letters A, B, ...
+                              option_keys=answer_types.option_keys(it.options) or None)
         for mode in modes:
-            got, c = texts[mode][it.id], counts[mode]
-            sample["prompt"] = sample["prompt"] or got.get("prompt")
-            info = got.get("info") or {}
+            got, c = inputs.get(mode, it.id), counts[mode]
+            sample.prompt = sample.prompt or got.prompt
+            info = got.info or {}
             if info.get("skipped"):
                 skipped[info["skipped"]] += 1
             if info.get("truncated"):
                 skipped["truncated_left"] += 1
-            if mode in ll.MODES:  # no text: the choice with the highest (normalised) log-probability
-                pred, block = ll.pick(mode, got["scores"], kind.loglikelihood_choices(task, it.options))
+            if not M.get(mode).generates:  # no text: the choice with the highest (normalised) log-probability
+                pred, block = M.get(mode).pick(got.scores, kind.loglikelihood_choices(task, it.options))
                 block.update(pred=pred, correct=pred == it.gold)
             else:
-                if got.get("prefill"):  # adversarial mode: the reply is the misleading start plus what the model wrote
-                    sample["adversarial_prefill"] = got["prefill"]
+                if got.prefill:  # adversarial mode: the reply is the misleading start plus what the model wrote
+                    sample.adversarial_prefill = got.prefill
                 block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj, sc)
             c.preds.append(block["pred"])
-            sample[mode] = block
-        writer.write(sample)
+            sample.modes[mode] = block
+        writer.write(sample.to_json())
     writer.close()
     result = _task_block(p, modes, metric_options(task, p.items, run_options), counts, skipped, writer.path.name)
     if judge is not None:
@@ -126,50 +107,49 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
         result["extract_fallback"] = _fallback_block(task, p, gen, counts, result["metric_options"])
     if sc is not None and sc.audit:
         result["extract_audit"] = _audit_block(gen, counts)
-    if any(texts[m][i].get("prefill") for m in modes for i in p.ids):
+    if inputs.has_prefill():
         result["adversarial"] = aggregate.recovery(p, {m: counts[m].preds for m in modes}, modes)
     result["timings"] = {"score_s": time.time() - t0}
     return result
 
 
-def _read_outputs(p, gen, texts, judge, xj) -> dict:
+def _read_outputs(p, gen, inputs: ScoringInput, judge, xj) -> dict:
     """mode -> item id -> the Outcome of each sample. Every judge call (the task's judge on the first
     sample's answer, the extraction judge on invalid outputs) is sent first, at once, concurrently."""
     task, kind = p.task, answer_types.of(p.task)
-    reply = lambda m, it, t: (texts[m][it.id].get("prefill") or "") + (t or "")
+    reply = lambda m, it, t: inputs.get(m, it.id).prefill + (t or "")
     if judge is not None:
-        judge.prefetch([Case(extract(task, (texts[m][it.id]["texts"] or [""])[0] or "", it.row, it.options), it.gold,
+        judge.prefetch([Case(extract(task, (inputs.get(m, it.id).texts or [""])[0] or "", it.row, it.options), it.gold,
                              it.row) for m in gen for it in p.items])
-    finish = lambda m, it, k: ((texts[m][it.id].get("finish") or [])[k:k + 1] or [None])[0]
+    finish = lambda m, it, k: inputs.get(m, it.id).finish_at(k)
     outcomes = {m: {it.id: [outcome(task, reply(m, it, t), it.row, it.options, finish_reason=finish(m, it, k))
-                            for k, t in enumerate(texts[m][it.id]["texts"])] for it in p.items} for m in gen}
+                            for k, t in enumerate(inputs.get(m, it.id).texts)] for it in p.items} for m in gen}
     if xj is not None:
         xj.prefetch([Case(reply(m, it, t), choices=kind.choices(task, it.options)) for m in gen for it in p.items
-                     for t, o in zip(texts[m][it.id]["texts"], outcomes[m][it.id]) if o.status == "invalid"])
+                     for t, o in zip(inputs.get(m, it.id).texts, outcomes[m][it.id]) if o.status == "invalid"])
     return outcomes
 
 
-def _generated(kind, task, it, mode, got, outs, c: ModeCounts, judge, xj, sc=None) -> dict:
+def _generated(kind, task, it, mode, got: ItemOutputs, outs, c: ModeCounts, judge, xj, sc=None) -> dict:
     """One item's samples block for a generating mode: outputs, extracted answers, the vote, the
     judges' verdicts and correctness; counts invalid, ambiguous and truncated outputs into `c`."""
     ext = [o.answer for o in outs]
     status = [o.status for o in outs]
-    finishes = list(got.get("finish") or [None] * len(ext))
+    finishes = got.finishes()
     c.invalid[1] += status.count("invalid")
     c.invalid[3] += sum(st == "invalid" and is_truncated([f]) for st, f in zip(status, finishes))
     c.ambiguous[1] += status.count("ambiguous")
-    pred, votes = (ext[0], None) if mode == "greedy" else vote(ext)
-    tokens = tokens_of(got)
+    pred, votes = M.get(mode).reduce(ext)   # greedy: the answer; sc: the vote
+    tokens = got.usage()
     c.usage.add(finishes, tokens)
-    block = {"outputs": got["texts"], "extracted": ext, "status": status, "pred": pred,
+    block = {"outputs": got.texts, "extracted": ext, "status": status, "pred": pred,
              "finish_reasons": finishes, "tokens": tokens}
-    if any(got.get("n_path") or ()):  # OpenAI backend: how each sample was obtained
-        block["n_path"] = got["n_path"]
+    if any(got.n_path or ()):  # OpenAI backend: how each sample was obtained
+        block["n_path"] = got.n_path
     if votes is not None:
         block["votes"] = votes
     if xj is not None:
-        block.update(_judge_block(xj, mode, got["texts"], outs, got.get("prefill") or "",
-                                  kind.choices(task, it.options), c.xcounts))
+        block.update(_judge_block(xj, mode, got.texts, outs, got.prefill, kind.choices(task, it.options), c.xcounts))
         c.judged.append(block["pred_with_extract_judge"])
         c.xinvalid += block["pred_with_extract_judge"] is None and "ambiguous" not in status
     if sc is not None:
@@ -244,15 +224,15 @@ def _judge_block(xj, mode, outputs, outs, prefill, choices, counts) -> dict:
         counts[verdict.status] += 1
         records.append(verdict.record)
         answers.append(verdict.value)
-    pred = answers[0] if mode == "greedy" else vote(answers)[0]
+    pred = M.get(mode).reduce(answers)[0]
     return {"extract_judge": records, "extracted_with_extract_judge": answers, "pred_with_extract_judge": pred}
 
 
-def _self_block(sc, mode, got, outs, finishes, c: ModeCounts) -> dict:
+def _self_block(sc, mode, got: ItemOutputs, outs, finishes, c: ModeCounts) -> dict:
     """The samples-file fields of --extract-fallback self / --extract-audit for one item and mode, counted
     into `c`: each output's self-answer, and the answers with the fallback or the audit's verdicts."""
-    texts = got.get("texts") or []
-    records = list(got.get("self_answer") or [None] * len(outs))
+    texts = got.texts or []
+    records = list(got.self_answer or [None] * len(outs))
     block = {"self_answer": records}
     if sc.fallback:
         answers, source, f = [], [], c.fcounts
@@ -274,7 +254,7 @@ def _self_block(sc, mode, got, outs, finishes, c: ModeCounts) -> dict:
             else:
                 answers.append(None)
                 source.append(None)
-        pred = answers[0] if mode == "greedy" else vote(answers)[0]
+        pred = M.get(mode).reduce(answers)[0]
         block.update(extracted_with_fallback=answers, answered_by=source, pred_with_fallback=pred)
         c.fallback.append(pred)
         c.finvalid += pred is None and "ambiguous" not in [o.status for o in outs]
