@@ -93,6 +93,8 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     from ..graders.registry import Graders
     from ..scoring.score import score_items
     from ..tasks.spec import Registry
+    from ..tasks.permute import applies as permute_applies, parse as parse_permute   # --permute (issue 26)
+    from .permuted import annotate
 
     t0 = time.time()
     if not dirs:
@@ -121,10 +123,12 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
-        texts = _collect(p, modes, shards, self_check is not None and applies(task))
+        texts = _collect(p, modes, shards, self_check is not None and applies(task),
+                         permuted=bool(parse_permute(cfg.permute)) and permute_applies(task))
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
                                               run_options=run_options, self_check=self_check,
                                               extract_judge=graders.extract_for(task))
+        annotate(task_results[task.name], cfg, task)   # --permute (issue 26)
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()
@@ -155,7 +159,7 @@ def _check_full_task(p, r0: dict) -> None:
                                f"{there[:12]}); merge with the same task files and --data-dir as the shards")
 
 
-def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
+def _collect(p, modes: list[str], shards, self_answers: bool = False, permuted: bool = False) -> dict:
     """texts[mode][item_id] as scoring.score_items takes them, from the shards' samples and shard files
     (with `self_answers`: the self-answers each shard recorded under --extract-fallback / --extract-audit)."""
     from ..tasks.data import iter_jsonl
@@ -197,6 +201,12 @@ def _collect(p, modes: list[str], shards, self_answers: bool = False) -> dict:
                             raise MedevalError(f"{samples_path}: line {n}: mode {m!r} has no self_answer although "
                                                "the run used --extract-fallback/--extract-audit; re-run the shard")
                         got["self_answer"] = s[m]["self_answer"]
+                if permuted:   # --permute (issue 26): each copy's outputs (or scores) from the samples row
+                    from ..scoring.permutation import copies_from_sample
+
+                    got["copies"] = copies_from_sample(s["loglikelihood"] if m in LL_MODES else s[m],
+                                                       "loglikelihood" if m in LL_MODES else m,
+                                                       f"{samples_path}: line {n}")
                 texts[m][item_id] = got
     missing = [i for i in p.ids if i not in owner]
     if missing:

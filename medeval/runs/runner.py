@@ -16,6 +16,7 @@ from ..scoring.loglikelihood import MODES as LL_MODES
 from ..backends.caching import score_all
 from ..metrics.base import RunOptions
 from ..paths import default_cache_dir
+from .permuted import annotate, copy_requests   # --permute (issue 26)
 from .prepare import Prepared, prepare
 from ..progress import Phase
 from ..results import MODES, run_results, write_results
@@ -105,7 +106,10 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
     t_load = time.time()
     cache = NullCache() if cfg.no_cache else Cache(cfg.cache_dir or default_cache_dir())
     reqs = {p.task.name: build_requests(p, cfg) for p in prepared}
+    permuted = {p.task.name: copy_requests(p, cfg, reqs[p.task.name], modes_for(p.task, cfg))   # --permute (issue 26)
+                for p in prepared}
     unique = list({r.id: r for rs in reqs.values() for r in rs.values()}.values())
+    unique += list({r.id: r for cs in permuted.values() for row in cs.values() for _, r in row[1:]}.values())
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
     outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
@@ -125,7 +129,9 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
                                                    judge=graders.for_task(p.task),
                                                    extract_judge=graders.extract_for(p.task),
                                                    run_options=run_options, self_consistency=cfg.self_consistency,
-                                                   self_check=self_check, self_answers=own)
+                                                   self_check=self_check, self_answers=own,
+                                                   permuted=permuted[p.task.name])
+            annotate(task_results[p.task.name], cfg, p.task)   # --permute (issue 26)
             advance()
     graders.close()
     t_score = time.time()
@@ -223,6 +229,10 @@ def decoding_block(cfg: RunConfig) -> dict:
                                       "are correct (the expected accuracy of one sampled answer)"}
     if cfg.prompt_variant:
         d["prompt_variant"] = cfg.prompt_variant
+    if getattr(cfg, "permute", "none") not in (None, "none"):   # --permute (issue 26)
+        from ..tasks.permute import parse
+
+        d["permute"] = parse(cfg.permute).label
     if cfg.defaults_from:
         d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d

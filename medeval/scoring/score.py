@@ -9,6 +9,7 @@ from pathlib import Path
 from . import aggregate
 from ..tasks import answer_types
 from . import loglikelihood as ll
+from . import permutation   # --permute (issue 26)
 from .. import metrics, stats
 from ..accounting import Tally, is_truncated, tokens_of
 from ..tasks.answer_types import extract, outcome
@@ -38,7 +39,7 @@ def metric_options(task, items, run: RunOptions | None = None) -> dict:
 
 def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_judge=None,
                run_options: RunOptions | None = None, self_consistency: int = 0, self_check=None,
-               self_answers: dict | None = None) -> dict:
+               self_answers: dict | None = None, permuted: dict | None = None) -> dict:
     """Score one task from the generation results of `runner.generate_all`. The run's choices are passed
     in: its graders (graders/registry.py; `judge` for this task, the run's `extract_judge`), its metric choices
     (`run_options`, made once per run), k, and --extract-fallback / --extract-audit (`self_check`, a
@@ -47,6 +48,8 @@ def score_task(p, reqs, outputs, modes, out_dir: Path, *, judge=None, extract_ju
     texts = {mode: {i: {**outputs[reqs[(i, mode)].id], "prefill": reqs[(i, mode)].prefill,
                         "self_answer": own.get(reqs[(i, mode)].id)} for i in p.ids}
              for mode in modes}
+    if permuted:   # --permute (issue 26): each shown order's outputs, beside the item's own
+        permutation.attach(texts, permuted, outputs)
     result = score_items(p, modes, texts, out_dir, judge=judge, run_options=run_options,
                          extract_judge=extract_judge, self_check=self_check)
     shots = p.task.fewshot.n if p.task.fewshot else 0
@@ -90,6 +93,7 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
     outcomes = _read_outputs(p, gen, texts, judge, xj)
     counts = {m: ModeCounts() for m in modes}
     skipped = defaultdict(int)
+    perm_blocks = {m: [] for m in modes}   # --permute (issue 26): each item's copies per mode
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for it in p.items:
         sample = {"id": it.id, "prompt": None, "gold": it.gold,
@@ -113,10 +117,15 @@ def score_items(p, modes, texts, out_dir: Path, judge=None, run_options=None, ex
                     sample["adversarial_prefill"] = got["prefill"]
                 block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj, sc)
             c.preds.append(block["pred"])
+            if got.get("copies"):   # --permute (issue 26): the copies' answers, mapped back to the original letters
+                block["permutation"] = permutation.item_block(task, it, mode, got["copies"], c.usage)
+                perm_blocks[mode].append(block["permutation"])
             sample[mode] = block
         writer.write(sample)
     writer.close()
     result = _task_block(p, modes, metric_options(task, p.items, run_options), counts, skipped, writer.path.name)
+    if any(perm_blocks.values()):   # --permute (issue 26): circular/permuted/consistency and the position bias
+        permutation.report(result, p.items, modes, perm_blocks, aggregate.clusters_of(task, p.items))
     if judge is not None and hasattr(judge, "summary"):
         result["judge"] = judge.summary()
     if task.answer.type == "rubric":
