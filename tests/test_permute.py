@@ -189,3 +189,41 @@ def test_view_shows_the_position_bias_table(tmp_path):
     table = re.search(r'<table class="position-bias" data-task="medqa" data-mode="greedy">.*?</table>', dom, re.S)
     assert table, dom[:2000]
     assert re.findall(r'class="num predicted">(\d+)<', table.group(0)) == ["16", "0", "0", "0"]
+
+
+TOY = """\
+name: toy
+version: 1
+dataset: {local: toy/test.jsonl}
+prompt: {template: toy.jinja}
+answer: {type: choice, options: opts, gold: ans, gold_format: letter}
+metrics: [accuracy]
+"""
+TOY_ROWS = [{"q": "first", "opts": ["Aspirin", "Heparin", "Warfarin"], "ans": "B"},
+            {"q": "second", "opts": ["Aspirin", "Heparin"], "ans": "A"}]
+
+
+def _toy(tmp_path, template: str, metrics: str = "[accuracy]") -> dict:
+    (tmp_path / "tasks").mkdir(exist_ok=True)
+    (tmp_path / "tasks" / "toy.yaml").write_text(TOY.replace("[accuracy]", metrics))
+    (tmp_path / "tasks" / "toy.jinja").write_text(template)
+    (tmp_path / "data" / "toy").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in TOY_ROWS))
+    return dict(tasks=["toy"], task_dirs=[str(tmp_path / "tasks")], data_dir=str(tmp_path / "data"), no_cache=True,
+                permute="random:10")
+
+
+def test_toy_fewer_orders_fixed_options_and_metric_names(tmp_path):
+    listed = "{{ doc.q }}\n{% for o in options %}{{ o.letter }}. {{ o.text }}\n{% endfor %}Answer:"
+    res = run(RunConfig(**_toy(tmp_path, listed), output_dir=str(tmp_path / "a")), backend=AlwaysA(), progress=False)
+    perm = res["tasks"]["toy"]["permutation"]
+    assert (perm["copies_min"], perm["copies_max"], perm["copies"]) == (2, 6, 8)   # 2! and 3! orders, not 10
+    # the options inside another field, in the source order: the prompt cannot change, the task runs unpermuted
+    res = run(RunConfig(**_toy(tmp_path, "{{ doc.q }} {{ doc.opts }}"), output_dir=str(tmp_path / "b")),
+              backend=AlwaysA(), progress=False)
+    perm = res["tasks"]["toy"]["permutation"]
+    assert perm["applied"] is False and "cannot be changed" in perm["reason"]
+    assert "circular_accuracy" not in res["tasks"]["toy"]["metrics"]["greedy"] and res["cache"]["misses"] == 2
+    with pytest.raises(MedevalError, match="field 'metrics': circular_accuracy"):
+        run(RunConfig(**_toy(tmp_path, listed, "[accuracy, circular_accuracy]"), output_dir=str(tmp_path / "c")),
+            backend=AlwaysA(), progress=False)

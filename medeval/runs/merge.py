@@ -93,8 +93,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     from ..graders.registry import Graders
     from ..scoring.score import score_items
     from ..tasks.spec import Registry
-    from ..tasks.permute import applies as permute_applies, parse as parse_permute   # --permute (issue 26)
-    from .permuted import annotate
+    from .permuted import annotate   # --permute (issue 26)
 
     t0 = time.time()
     if not dirs:
@@ -123,12 +122,13 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         modes = modes_for(task, cfg)
+        perm = r0["tasks"][task.name].get("permutation") or {}   # --permute (issue 26): as the shards did it
         texts = _collect(p, modes, shards, self_check is not None and applies(task),
-                         permuted=bool(parse_permute(cfg.permute)) and permute_applies(task))
+                         permuted=perm.get("applied") is True)
         task_results[task.name] = score_items(p, modes, texts, out_dir, judge=graders.for_task(task),
                                               run_options=run_options, self_check=self_check,
                                               extract_judge=graders.extract_for(task))
-        annotate(task_results[task.name], cfg, task)   # --permute (issue 26)
+        annotate(task_results[task.name], cfg, task, perm.get("reason") if perm.get("applied") is False else None)
         shots = task.fewshot.n if task.fewshot else 0
         task_results[task.name]["protocols"] = {m: protocol(m, shots, cfg.self_consistency) for m in modes}
     graders.close()

@@ -106,8 +106,8 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
     t_load = time.time()
     cache = NullCache() if cfg.no_cache else Cache(cfg.cache_dir or default_cache_dir())
     reqs = {p.task.name: build_requests(p, cfg) for p in prepared}
-    permuted = {p.task.name: copy_requests(p, cfg, reqs[p.task.name], modes_for(p.task, cfg))   # --permute (issue 26)
-                for p in prepared}
+    permuted = {p.task.name: copy_requests(p, cfg, reqs[p.task.name], modes_for(p.task, cfg), f)   # --permute (issue 26)
+                for p, f in zip(prepared, full)}
     unique = list({r.id: r for rs in reqs.values() for r in rs.values()}.values())
     unique += list({r.id: r for cs in permuted.values() for row in cs.values() for _, r in row[1:]}.values())
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
@@ -131,7 +131,7 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
                                                    run_options=run_options, self_consistency=cfg.self_consistency,
                                                    self_check=self_check, self_answers=own,
                                                    permuted=permuted[p.task.name])
-            annotate(task_results[p.task.name], cfg, p.task)   # --permute (issue 26)
+            annotate(task_results[p.task.name], cfg, p.task, permuted[p.task.name].reason)   # --permute (issue 26)
             advance()
     graders.close()
     t_score = time.time()

@@ -113,6 +113,11 @@ def order_of(letters: list[str]) -> tuple[int, ...]:
     return tuple(LETTERS.index(x) for x in letters)
 
 
+class FixedOptions(MedevalError):
+    """The prompt of an item does not change with the order of its options (the template shows them some
+    other way, e.g. inside the question text): the task cannot be permuted."""
+
+
 @dataclass(frozen=True)
 class Copy:
     """One shown order of an item: its index (0: the original order), order, options, gold and prompt."""
@@ -133,9 +138,8 @@ def copies(task, item, renderer, spec: Permute, seed: int) -> list[Copy]:
             continue
         msgs = renderer.messages(item.row, item.id, opts)
         if msgs == item.messages and [o["text"] for o in opts] != [o["text"] for o in item.options]:
-            raise MedevalError(f"{task.source_file}: the prompt template {renderer.template_name!r} does not show "
-                               "the options from the options list (the prompt is the same in another order), so "
-                               "--permute cannot reorder them; render `options` in the template or run this task "
-                               "with --permute none")
+            raise FixedOptions(f"item {item.id}: the prompt is the same in another order of the options (the "
+                               f"template {renderer.template_name!r} shows them otherwise, e.g. inside the question "
+                               "text), so their order cannot be changed")
         out.append(Copy(k, order, opts, gold, msgs))
     return out
