@@ -93,6 +93,9 @@ def test_always_a_scores_zero_circular_and_all_bias_at_a(tmp_path):
     assert sum(r["predicted"] for r in pb["table"]) == pb["predictions"] == 80
     assert [r["gold"] for r in pb["table"]] == [20, 20, 20, 20] and pb["chi_square"]["p_value"] < 1e-40
     assert res["decoding"]["permute"] == "cyclic"
+    from medeval.reporting.summary import permutation_line
+
+    assert "predicted A 100% B 0% C 0% D 0% (golds 25% 25% 25% 25%" in permutation_line(t["permutation"])
     plain = _run(tmp_path, AlwaysA(), name="plain")                          # the original order's accuracy stays
     assert plain["tasks"]["medqa"]["metrics"]["greedy"]["accuracy"] == g["accuracy"]
     assert "permutation" not in plain["tasks"]["medqa"] and "permute" not in plain["decoding"]
@@ -109,10 +112,12 @@ def test_always_a_scores_zero_circular_and_all_bias_at_a(tmp_path):
 
 
 def test_a_position_free_model_is_consistent_and_circular_at_most_permuted(tmp_path):
-    res = _run(tmp_path, Longest(), permute="random:3", limit=12)
-    g = res["tasks"]["medqa"]["metrics"]["greedy"]
-    assert g["permutation_consistency"]["value"] == 1.0
-    assert g["circular_accuracy"]["value"] == g["permuted_accuracy"]["value"] == g["accuracy"]["value"]
+    res = _run(tmp_path, Longest(), permute="random:3", limit=12, self_consistency=2)
+    for mode in ("greedy", "sc"):   # self-consistency: k samples per copy, voted per copy
+        g = res["tasks"]["medqa"]["metrics"][mode]
+        assert g["permutation_consistency"]["value"] == 1.0
+        assert g["circular_accuracy"]["value"] == g["permuted_accuracy"]["value"] == g["accuracy"]["value"]
+    assert res["cache"]["misses"] == 12 * 3 * (1 + 2)
     rows = _samples(tmp_path / "out")
     assert all(len(s["greedy"]["permutation"]["copies"]) == 3 for s in rows)
     assert all(s["greedy"]["permutation"]["copies"][0]["order"] == list("ABCD") for s in rows)
@@ -143,6 +148,13 @@ def test_shards_merged_equal_the_unsharded_run_and_the_gate_pairs_by_item(tmp_pa
     with pytest.raises(MedevalError, match="'permute' differs"):
         merge([tmp_path / "s0", tmp_path / "other"], tmp_path / "bad")
     _run(tmp_path, AlwaysA(), name="worse", permute="cyclic", limit=10)
+    preset = tmp_path / "circ.yaml"   # the leaderboard takes the metric like any other
+    preset.write_text("title: Circular\ncolumns:\n  - {name: MedQA circ, task: medqa, metric: circular_accuracy}\n")
+    out = invoke(report_app, "leaderboard", tmp_path / "whole", tmp_path / "worse", "-o", tmp_path / "lb.md",
+                 "--preset", preset, "--no-charts", "--no-html")
+    assert out.exit_code == 0, out.output
+    circ = whole["tasks"]["medqa"]["metrics"]["greedy"]["circular_accuracy"]["value"]
+    assert f"{100 * circ:.2f}" in (tmp_path / "lb.md").read_text() and "0.00" in (tmp_path / "lb.md").read_text()
     out = invoke(report_app, "gate", "--baseline", tmp_path / "whole", "--candidate", tmp_path / "worse",
                  "--metric", "circular_accuracy", "--report-json", tmp_path / "gate.json")
     rep = json.loads((tmp_path / "gate.json").read_text())
