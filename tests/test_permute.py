@@ -39,7 +39,9 @@ class AlwaysA:
     def generate(self, reqs):
         for i, r in enumerate(reqs):
             self.prompts[r.id] = r.messages[-1][1]
-            yield i, Output([self.reply(r.messages[-1][1])] * r.sampling.n)
+            n, prompt = r.sampling.n, r.messages[-1][1]
+            yield i, Output([self.reply(prompt)] * n, ["stop"] * n,
+                            {"prompt_tokens": len(prompt) // 4, "completion_tokens": [5] * n})
 
 
 class Longest(AlwaysA):
@@ -142,8 +144,9 @@ def test_shards_merged_equal_the_unsharded_run_and_the_gate_pairs_by_item(tmp_pa
     merged = merge([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
     assert (tmp_path / "merged" / "samples_medqa.jsonl").read_bytes() == \
         (tmp_path / "whole" / "samples_medqa.jsonl").read_bytes()
-    for k in ("metrics", "permutation"):
+    for k in ("metrics", "permutation", "usage"):
         assert merged["tasks"]["medqa"][k] == whole["tasks"]["medqa"][k]
+    assert whole["tasks"]["medqa"]["usage"]["greedy"]["completion_tokens"] == 10 * 4 * 5   # the copies count
     _run(tmp_path, Longest(), name="other", permute="random:3", limit=10, shard=(1, 2))
     with pytest.raises(MedevalError, match="'permute' differs"):
         merge([tmp_path / "s0", tmp_path / "other"], tmp_path / "bad")

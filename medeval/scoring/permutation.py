@@ -81,8 +81,9 @@ def copies_from_sample(block: dict, mode: str, where: str) -> list[dict]:
             got = {"scores": [{"logprob": lp, "tokens": n, "greedy": g}
                               for lp, n, g in zip(c["logprobs"], c["tokens"], c["greedy"])]}
         else:
-            got = {"texts": c["outputs"], "finish": c.get("finish_reasons"),
-                   "tokens": (c.get("tokens") or {}).get("per_sample")}
+            t = c.get("tokens") or {}   # the counts as the run recorded them, so merged usage equals the run's
+            got = {"texts": c["outputs"], "finish": c.get("finish_reasons"), "tokens": t.get("per_sample"),
+                   "info": {"prompt_tokens": t.get("prompt"), "completion_tokens_total": t.get("completion")}}
         out.append({"order": order_of(c["order"]), "output": got})
     return out
 
