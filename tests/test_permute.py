@@ -204,6 +204,8 @@ def test_view_shows_the_position_bias_table(tmp_path):
     table = re.search(r'<table class="position-bias" data-task="medqa" data-mode="greedy">.*?</table>', dom, re.S)
     assert table, dom[:2000]
     assert re.findall(r'class="num predicted">(\d+)<', table.group(0)) == ["16", "0", "0", "0"]
+    dom = dump_dom(page.as_uri() + "#task=medqa&item=" + _samples(tmp_path / "out")[0]["id"])
+    assert "shown orders (circular wrong, inconsistent)" in dom and "<code>BCDA</code>" in dom
 
 
 TOY = """\
