@@ -81,6 +81,10 @@ def run(
     adversarial: bool = typer.Option(False, "--adversarial", help="Pre-fill a wrong answer at the start of the reply; report recovery."),
     adversarial_file: Optional[Path] = typer.Option(None, help="With --adversarial: JSONL {id, prefill} of per-item wrong reasoning traces to pre-fill instead."),
     item_labels: Optional[Path] = typer.Option(None, help="JSONL/JSON/CSV {id, <label>...}: per-item labels reported as strata item_labels.<label>."),
+    permute: str = typer.Option("none", help="Choice tasks: cyclic (every rotation of the options), random:N (the "
+                                "original order and N-1 seeded permutations) or none. Reports circular_accuracy, "
+                                "permuted_accuracy, permutation_consistency and a position-bias table; other tasks "
+                                "run unpermuted. See docs/permutation.md."),
     judge: str = typer.Option("none", help="Diagnosis tasks: an OpenAI-compatible judge model, or 'none' for the lexical fallback."),
     judge_base_url: Optional[str] = typer.Option(None, help="Judge endpoint (default: OpenAI)."),
     judge_timeout: Optional[float] = typer.Option(None, help="Seconds per judge request (default 120); --timeout "
@@ -139,7 +143,7 @@ def run(
         price_table=str(price_table) if price_table else None, extract_judge=extract_judge,
         extract_judge_base_url=extract_judge_base_url, extract_fallback=extract_fallback, extract_audit=extract_audit,
         backend_args=_backend_args(locals()),
-        model_args=model_args, argv=_argv())
+        model_args=model_args, argv=_argv(), permute=permute)
     if shard is not None:
         from .runs.shard import parse
 

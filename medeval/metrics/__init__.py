@@ -11,5 +11,5 @@ as wrong rather than dropping them.
 """
 from __future__ import annotations
 
-from . import classification, diagnosis, ner, rubric, text  # noqa: F401  (importing a metric module registers it
+from . import classification, diagnosis, ner, permutation, rubric, text  # noqa: F401  (importing a metric module registers it
 from .base import REGISTRY, Metric, compute, get, item_scores, metric, names  # noqa: F401  (the registry's API)

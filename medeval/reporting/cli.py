@@ -198,6 +198,8 @@ def gate(
     store: Annotated[Optional[str], typer.Option(envvar="MEDEVAL_HISTORY_STORE", help="History store for history: "
                                                  "baselines and --history (default <medeval home>/history.sqlite)."
                                                  )] = None,
+    metric: Annotated[Optional[str], typer.Option(help="Gate every task on this metric (over the policy's; e.g. "
+                                                  "circular_accuracy of a --permute run).")] = None,
 ) -> None:
     """Fail a checkpoint that regresses: paired per-item comparison of CANDIDATE against BASELINE.
 
@@ -211,7 +213,8 @@ def gate(
     baseline, resolved = HQ.gate_baseline(baseline, candidate, store)
     if resolved:
         typer.echo(resolved)
-    report = G.run_gate(baseline, candidate, POL.load_policy(policy), alpha, allow_mismatch, resamples, seed,
+    report = G.run_gate(baseline, candidate, POL.with_metric(POL.load_policy(policy), metric), alpha,
+                        allow_mismatch, resamples, seed,
                         sided.value if sided else None, allow_same_model=allow_same_model)
     if history:
         typer.echo(HQ.record_gate(store, baseline, candidate, report.status, report.exit_code))

@@ -23,7 +23,8 @@ from ..results import ResultsError, Run, read_results
 from ..scoring import modes as Modes
 from ..stats import paired_test
 from .paired import load_samples, metric_options, mismatches
-from .verify import derived_predictions
+from .verify import derived_predictions, permuted_predictions
+from ..metrics.permutation import PERMUTATION_METRICS   # --permute (issue 26)
 from .policy import SIDED, Policy
 
 PASS, REGRESSION, CANNOT_COMPARE = 0, 1, 2
@@ -112,8 +113,20 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
     if metric_options(ct, metric) != opts:
         res.notes.append("metric_options differ between the runs; the baseline's are used")
     golds = [b_rows[i].gold for i in ids]
-    pb, derived_b = derived_predictions(base, task, b_rows, ids, mode)   # from the outputs, not editable flags
-    pc, derived_c = derived_predictions(cand, task, c_rows, ids, mode)
+    if metric in PERMUTATION_METRICS:   # --permute (issue 26): each item's answers under every shown order
+        shown = [(t.get("permutation") or {}).get("permute") for t in (bt, ct)]
+        if shown[0] != shown[1]:
+            if not allow_mismatch:
+                res.verdict = "mismatch"
+                res.reason = (f"field 'permutation.permute' differs (baseline {shown[0]!r}, candidate {shown[1]!r}): "
+                              f"{metric} is compared over the same shown orders")
+                return res
+            res.notes.append(f"permute differs ({shown[0]!r} vs {shown[1]!r}); compared anyway: --allow-mismatch")
+        pb, derived_b = permuted_predictions(base, task, b_rows, ids, mode)
+        pc, derived_c = permuted_predictions(cand, task, c_rows, ids, mode)
+    else:
+        pb, derived_b = derived_predictions(base, task, b_rows, ids, mode)   # from the outputs, not editable flags
+        pc, derived_c = derived_predictions(cand, task, c_rows, ids, mode)
     res.notes += derived_b + derived_c
     try:
         s = paired_test(metric, pb, pc, golds, opts, sided, n_resamples, seed)

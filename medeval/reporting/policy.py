@@ -86,3 +86,15 @@ def load_policy(path: str | Path | None) -> Policy:
         raise ResultsError(f"{path}: power (the target power of the minimum detectable drop) must be in (0, 1), "
                            f"got {power!r}")
     return Policy(default, tasks, alpha, sided, float(power))
+
+
+def with_metric(policy: Policy, metric: str | None) -> Policy:
+    """`gate --metric NAME`: the metric of every task, over the policy file's (a known metric, else an error)."""
+    if metric is None:
+        return policy
+    if metric not in M.names():
+        raise ResultsError(f"--metric {metric!r} is not a medeval metric; known: {', '.join(M.names())}")
+    from dataclasses import replace
+
+    return replace(policy, default=replace(policy.default, metric=metric),
+                   tasks={t: replace(tp, metric=metric) for t, tp in policy.tasks.items()})

@@ -71,6 +71,9 @@ def summary(results: dict, out: Console | None = None) -> None:
                              for m, a in au.items() if isinstance(a, dict))
             out.print(f"{name} --extract-audit: the model's own answer agrees with the rules' on {vals} outputs",
                       markup=False)
+        pm = r.get("permutation")
+        if pm:   # --permute (issue 26): the position-bias table in one line per mode
+            out.print(f"{name}: {permutation_line(pm)}", markup=False)
         b = r.get("bootstrap") or {}
         if b.get("unit") == "cluster":
             out.print(f"{name}: intervals by clustered bootstrap over {b['field']} ({b['clusters']} clusters)")
@@ -115,3 +118,17 @@ def _beside_rules(r: dict, block: dict, modes) -> str:
     return ", ".join(f"{m} {pm} {100 * block['metrics'][m][pm]['value']:.1f} (rules only "
                      f"{100 * r['metrics'][m][pm]['value']:.1f}), invalid {100 * block['invalid'][m]['rate']:.0f}%"
                      for m in modes)
+
+
+def permutation_line(pm: dict) -> str:
+    """--permute: where the answers sat against where the golds sat, and the chi-square test, per mode."""
+    if not pm.get("applied"):
+        return f"--permute {pm.get('permute')} did not apply ({pm.get('reason')})"
+    parts = []
+    for mode, pb in (pm.get("position_bias") or {}).items():
+        shares = " ".join(f"{row['position']} {100 * (row['predicted_share'] or 0):.0f}%" for row in pb["table"])
+        golds = " ".join(f"{100 * (row['gold_share'] or 0):.0f}%" for row in pb["table"])
+        cs = pb.get("chi_square") or {}
+        test = f"chi-square p = {cs['p_value']:.3g}" if cs.get("p_value") is not None else cs.get("note", "")
+        parts.append(f"{mode}: predicted {shares} (golds {golds}; {test})")
+    return f"position bias under --permute {pm.get('permute')}, {pm.get('copies')} copies: " + "; ".join(parts)

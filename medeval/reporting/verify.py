@@ -83,3 +83,50 @@ def derived_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -
     notes = ([f"{run.dir}: {changed} of {len(ids)} items' {mode}.pred do not follow from {how} (edited samples?); "
               f"the gate compares the predictions re-derived from {how}"] if changed else [])
     return derived, notes
+
+
+def permuted_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) -> tuple[list, list[str]]:
+    """--permute (issue 26): per item, the answer under each shown order, mapped back to the original letters
+    (what circular_accuracy, permuted_accuracy and permutation_consistency are computed from). Generated
+    copies are re-read from their outputs with the copy's own options, as `medeval run` reads them, where
+    this medeval knows the task and its data; else from each copy's `extracted`; loglikelihood copies keep
+    their `pred`."""
+    from ..tasks import answer_types
+    from ..tasks.permute import order_of, shown, to_original
+
+    blocks = []
+    for i in ids:
+        perm = (rows[i].get(mode) or {}).get("permutation")
+        if not isinstance(perm, dict) or not isinstance(perm.get("copies"), list) or not perm["copies"]:
+            raise ResultsError(f"{run.dir}: task {task}, item {i!r}: no {mode}.permutation block; the permutation "
+                               "metrics need a run with --permute cyclic or random:N")
+        blocks.append(perm["copies"])
+    reader = _reader(run, task) if mode in GENERATED else None
+    derived, stored = [], []
+    for i, copies in zip(ids, blocks):
+        preds = []
+        for c in copies:
+            stored.append(c.get("pred"))
+            order = order_of(c["order"])
+            if mode not in GENERATED or not isinstance(c.get("outputs"), list):
+                preds.append(c.get("pred"))
+                continue
+            if reader is not None and i in reader:
+                spec, row, options = reader[i]
+                opts = shown(options, None, order)[0]
+                finishes = list(c.get("finish_reasons") or [])
+                finishes += [None] * (len(c["outputs"]) - len(finishes))
+                answers = [answer_types.outcome(spec, t or "", row, opts, finish_reason=f).answer
+                           for t, f in zip(c["outputs"], finishes)]
+            elif isinstance(c.get("extracted"), list) and len(c["extracted"]) == len(c["outputs"]):
+                answers = c["extracted"]
+            else:
+                raise ResultsError(f"{run.dir}: task {task}, item {i!r}: a {mode}.permutation copy has no list of "
+                                   "extracted answers; the gate re-derives its pred from it")
+            shown_pred = (answers or [None])[0] if mode == "greedy" else vote(answers)[0]
+            preds.append(to_original(shown_pred, order))
+        derived.append(preds)
+    changed = sum(d != s for d, s in zip((p for ps in derived for p in ps), stored))
+    notes = ([f"{run.dir}: {changed} copies' {mode}.permutation pred do not follow from their outputs (edited "
+              "samples?); the gate compares the re-derived predictions"] if changed else [])
+    return derived, notes

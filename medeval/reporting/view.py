@@ -67,7 +67,8 @@ def _samples(run_dir: Path, task: str, block: dict) -> list[SampleRecord]:
 
 def _task_summary(name: str, t: dict) -> dict:
     keep = ("display_name", "n", "n_total", "primary_metric", "answer_type", "version", "metrics", "invalid",
-            "ambiguous", "usage", "skipped", "judge", "adversarial", "extract_fallback", "extract_audit")
+            "ambiguous", "usage", "skipped", "judge", "adversarial", "extract_fallback", "extract_audit",
+            "permutation")
     return {"task": name, **{k: t[k] for k in keep if k in t}, "modes": t.get("modes") or list(t.get("metrics", {}))}
 
 

@@ -102,6 +102,8 @@ class TaskResults(Block):
     extract_audit: Mapping | None = Field(None, description="--extract-audit: per mode, agreement of the model's "
                                           "own answer with the rules' answer")
     adversarial: Mapping | None = Field(None, description="--adversarial: recovery and misled rates per mode")
+    permutation: Mapping | None = Field(None, description="--permute: the option, whether it applied to the "
+                                        "task, copies per item and the position-bias table per mode")
     timings: Mapping | None = Field(None, description="seconds spent per stage")
     protocols: dict[str, str] | None = Field(None, description="mode -> how its numbers were made")
     missing_predictions: int | None = Field(None, description="`medeval score`: items without a prediction")

@@ -50,6 +50,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None               # (I, N): evaluate only shard I of N (medeval/runs/shard.py)
     item_ids: dict | None = None                       # task -> ids: evaluate only these items (the sequential gate's chunks)
     defaults_from: dict = field(default_factory=dict)   # option -> group whose default filled it
+    permute: str = "none"                              # --permute none|cyclic|random:N (tasks/permute.py, issue 26)
 
 
 FALLBACK = {"self_consistency": 0, "temperature": 0.7, "top_p": 0.9}
@@ -106,6 +107,11 @@ def check_values(cfg: RunConfig) -> None:
         raise MedevalError(f"--top-p must be in (0, 1], got {cfg.top_p}")
     if cfg.judge_timeout is not None and not (math.isfinite(cfg.judge_timeout) and cfg.judge_timeout > 0):
         raise MedevalError(f"--judge-timeout must be a positive number of seconds, got {cfg.judge_timeout}")
+    from ..tasks.permute import parse as parse_permute   # --permute (issue 26)
+
+    if parse_permute(cfg.permute) and cfg.adversarial:
+        raise MedevalError(f"--permute {cfg.permute} with --adversarial: the pre-filled wrong answer names a letter "
+                           "of the original order; run them separately")
     if cfg.adversarial_file and not cfg.adversarial:
         raise MedevalError(f"--adversarial-file {cfg.adversarial_file}: pre-fills are used only in --adversarial "
                            "mode; add --adversarial, or drop the file")

@@ -93,6 +93,7 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     from ..graders.self_answer import SelfCheck, applies
     from ..graders.registry import Graders
     from ..tasks.spec import Registry
+    from .permuted import annotate   # --permute (issue 26)
 
     t0 = time.time()
     if not dirs:
@@ -115,12 +116,15 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
     tasks = registry.resolve(cfg.tasks)
     graders = Graders(cfg, tasks)   # the shards' judges, the extraction judge included (verdicts from the cache)
     self_check = SelfCheck.of(cfg)   # --extract-fallback / --extract-audit: the shards' recorded self-answers
-    prepared, inputs = [], {}
+    prepared, inputs, perms = [], {}, {}
     for task in tasks:
         p = prepare(task, cfg)
         _check_full_task(p, r0)
         prepared.append(p)
-        inputs[task.name] = _collect(p, modes_for(task, cfg), shards, self_check is not None and applies(task))
+        perm = r0["tasks"][task.name].get("permutation") or {}   # --permute (issue 26): as the shards did it
+        perms[task.name] = perm
+        inputs[task.name] = _collect(p, modes_for(task, cfg), shards, self_check is not None and applies(task),
+                                     permuted=perm.get("applied") is True)
     ordered = sorted(shards, key=lambda s: s[1]["shard"]["index"])
 
     def fields(task_results: dict) -> dict:
@@ -134,9 +138,14 @@ def merge(dirs: list[Path], out_dir: Path, data_dir: str | None = None, task_dir
                     "shards": [str(d) for d, _ in ordered]},
             extraction=extraction_block(cfg))
 
+    def not_applied(p, block: dict) -> None:   # --permute (issue 26): why a task ran unpermuted, as the shards said
+        perm = perms[p.task.name]
+        annotate(block, cfg, p.task, perm.get("reason") if perm.get("applied") is False else None)
+
     return evaluate(prepared, inputs, out_dir, graders, fields,
                     run_options=RunOptions(bertscore_model=cfg.bertscore_model),   # run-wide metric choices
-                    self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks)
+                    self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks,
+                    task_extra=not_applied)
 
 
 def _check_full_task(p, r0: dict) -> None:
@@ -152,7 +161,7 @@ def _check_full_task(p, r0: dict) -> None:
                                f"{there[:12]}); merge with the same task files and --data-dir as the shards")
 
 
-def _collect(p, modes: list[str], shards, self_answers: bool = False) -> ScoringInput:
+def _collect(p, modes: list[str], shards, self_answers: bool = False, permuted: bool = False) -> ScoringInput:
     """The task's outputs as scoring.score_items takes them, from the shards' samples and shard files
     (with `self_answers`: the self-answers each shard recorded under --extract-fallback / --extract-audit)."""
     from ..tasks.data import iter_jsonl
@@ -196,6 +205,11 @@ def _collect(p, modes: list[str], shards, self_answers: bool = False) -> Scoring
                             raise MedevalError(f"{samples_path}: line {n}: mode {m!r} has no self_answer although "
                                                "the run used --extract-fallback/--extract-audit; re-run the shard")
                         got.self_answer = block["self_answer"]
+                if permuted:   # --permute (issue 26): each copy's outputs (or scores) from the samples row
+                    from ..scoring.permutation import copies_from_sample
+
+                    src = m if M.get(m).generates else M.LOGLIKELIHOOD.name   # both loglikelihood modes: its block
+                    got.copies = copies_from_sample(s.block(src), src, f"{samples_path}: line {n}")
                 outputs[m][item_id] = got
     missing = [i for i in p.ids if i not in owner]
     if missing:

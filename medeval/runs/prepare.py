@@ -95,6 +95,11 @@ def _configured(task: Task, cfg: RunConfig) -> Task:
     for problem in metric_problems(task)[:1]:   # an unknown metric, or one that does not fit the answer type
         raise MedevalError(problem)
     check_metric_options(task)
+    from ..metrics.permutation import PERMUTATION_METRICS   # --permute (issue 26)
+
+    for name in (m for m in task.metrics if m in PERMUTATION_METRICS):
+        raise MedevalError(f"{task.source_file}: field 'metrics': {name} is reported by --permute cyclic|random:N "
+                           "beside the task's metrics (docs/permutation.md); remove it from the task's metrics")
     return task
 
 

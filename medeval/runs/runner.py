@@ -16,7 +16,9 @@ from ..scoring import modes as M
 from ..backends.caching import score_all
 from ..metrics.base import RunOptions
 from ..paths import default_cache_dir
+from .permuted import annotate, copy_requests   # --permute (issue 26)
 from .prepare import Prepared, prepare
+from ..scoring import permutation   # --permute (issue 26)
 from ..scoring.inputs import ScoringInput
 from .tail import evaluate
 from ..graders.self_answer import CUE, SelfCheck, self_answers
@@ -107,7 +109,10 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
     t_load = time.time()
     cache = NullCache() if cfg.no_cache else Cache(cfg.cache_dir or default_cache_dir())
     reqs = {p.task.name: build_requests(p, cfg) for p in prepared}
+    permuted = {p.task.name: copy_requests(p, cfg, reqs[p.task.name], modes_for(p.task, cfg), f)   # --permute (issue 26)
+                for p, f in zip(prepared, full)}
     unique = list({r.id: r for rs in reqs.values() for r in rs.values()}.values())
+    unique += list({r.id: r for cs in permuted.values() for row in cs.values() for _, r in row[1:]}.values())
     outputs = generate_all(backend, cache, [r for r in unique if not r.continuations], progress)
     outputs.update(score_all(backend, cache, [r for r in unique if r.continuations], progress))
     t_gen = time.time()
@@ -121,6 +126,8 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
     out_dir = Path(cfg.output_dir)
     inputs = {p.task.name: ScoringInput.of_run(p, reqs[p.task.name], outputs, modes_for(p.task, cfg), own)
               for p in prepared}
+    for p in prepared:   # --permute (issue 26): each shown order's outputs, beside the item's own
+        permutation.attach(inputs[p.task.name], permuted[p.task.name], outputs)
 
     def fields(task_results: dict) -> dict:
         t_score = time.time()
@@ -142,6 +149,7 @@ def _evaluate(cfg: RunConfig, registry: Registry, backend, backend_cls, backend_
     results = evaluate(prepared, inputs, out_dir, graders, fields,
                        run_options=RunOptions(bertscore_model=cfg.bertscore_model),   # run-wide metric choices
                        self_check=self_check, k=cfg.self_consistency, registry=registry, tasks=tasks,
+                       task_extra=lambda p, block: annotate(block, cfg, p.task, permuted[p.task.name].reason),
                        progress=progress)
     cache.close()
     return results
@@ -216,6 +224,10 @@ def decoding_block(cfg: RunConfig) -> dict:
     d = {m.name: block for m in M.ALL if (block := m.decoding(cfg)) is not None}   # greedy, and sc with -k
     if cfg.prompt_variant:
         d["prompt_variant"] = cfg.prompt_variant
+    if getattr(cfg, "permute", "none") not in (None, "none"):   # --permute (issue 26)
+        from ..tasks.permute import parse
+
+        d["permute"] = parse(cfg.permute).label
     if cfg.defaults_from:
         d["defaults_from_groups"] = dict(cfg.defaults_from)
     return d

@@ -23,7 +23,8 @@ PARTITION = "round-robin over sorted item ids"
 # the task files and the data are compared through their hashes.)
 RUN_FIELDS = ("tasks", "model", "limit", "sample_seed", "self_consistency", "temperature", "top_p", "seed", "max_tokens",
               "prompt_variant", "system_prompt", "adversarial", "judge", "judge_base_url", "bertscore_model",
-              "extract_judge", "extract_judge_base_url", "extract_fallback", "extract_audit")
+              "extract_judge", "extract_judge_base_url", "extract_fallback", "extract_audit",
+              "permute")
 
 
 def parse(text: str) -> tuple[int, int]:

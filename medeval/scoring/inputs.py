@@ -28,6 +28,7 @@ class ItemOutputs:
     scores: list | None = None         # loglikelihood: {"logprob", "tokens", "greedy"} per choice
     prefill: str = ""                  # --adversarial: the misleading start the reply continues
     self_answer: list | None = None    # --extract-fallback / --extract-audit: one record (or None) per sample
+    copies: list | None = None         # --permute: [{"order", "output"}] per shown order, the original first
 
     @classmethod
     def of_result(cls, got: dict, prefill: str = "", self_answer: list | None = None) -> ItemOutputs:

@@ -9,6 +9,7 @@ from pathlib import Path
 from . import aggregate
 from ..tasks import answer_types
 from . import modes as M
+from . import permutation   # --permute (issue 26)
 from .. import metrics, stats
 from ..accounting import Tally, is_truncated
 from ..tasks.answer_types import extract, outcome
@@ -73,6 +74,7 @@ def score_items(p, inputs: ScoringInput, out_dir: Path, judge=None, run_options=
     outcomes = _read_outputs(p, gen, inputs, judge, xj)
     counts = {m: ModeCounts() for m in modes}
     skipped = defaultdict(int)
+    perm_blocks = {m: [] for m in modes}   # --permute (issue 26): each item's copies per mode
     writer = SamplesWriter(safe_child(out_dir, f"samples_{task.name}.jsonl"))
     for it in p.items:
         sample = SampleRecord(id=it.id, gold=it.gold, meta={s: aggregate.stratum(it.row, s) for s in task.strata},
@@ -94,10 +96,15 @@ def score_items(p, inputs: ScoringInput, out_dir: Path, judge=None, run_options=
                     sample.adversarial_prefill = got.prefill
                 block = _generated(kind, task, it, mode, got, outcomes[mode][it.id], c, judge, xj, sc)
             c.preds.append(block["pred"])
+            if got.copies:   # --permute (issue 26): the copies' answers, mapped back to the original letters
+                block["permutation"] = permutation.item_block(task, it, mode, got.copies, c.usage)
+                perm_blocks[mode].append(block["permutation"])
             sample.modes[mode] = block
         writer.write(sample.to_json())
     writer.close()
     result = _task_block(p, modes, metric_options(task, p.items, run_options), counts, skipped, writer.path.name)
+    if any(perm_blocks.values()):   # --permute (issue 26): circular/permuted/consistency and the position bias
+        permutation.report(result, p.items, modes, perm_blocks, aggregate.clusters_of(task, p.items))
     if judge is not None:
         result["judge"] = judge.summary()
         result.update(judge.report({m: counts[m].graded for m in modes}, [it.row for it in p.items]))
