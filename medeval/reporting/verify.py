@@ -96,19 +96,20 @@ def permuted_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) 
 
     blocks = []
     for i in ids:
-        perm = (rows[i].get(mode) or {}).get("permutation")
+        perm = rows[i].block(mode).get("permutation")
         if not isinstance(perm, dict) or not isinstance(perm.get("copies"), list) or not perm["copies"]:
             raise ResultsError(f"{run.dir}: task {task}, item {i!r}: no {mode}.permutation block; the permutation "
                                "metrics need a run with --permute cyclic or random:N")
         blocks.append(perm["copies"])
-    reader = _reader(run, task) if mode in GENERATED else None
+    generates = mode in Modes.BY_NAME and Modes.get(mode).generates
+    reader = _reader(run, task) if generates else None
     derived, stored = [], []
     for i, copies in zip(ids, blocks):
         preds = []
         for c in copies:
             stored.append(c.get("pred"))
             order = order_of(c["order"])
-            if mode not in GENERATED or not isinstance(c.get("outputs"), list):
+            if not generates or not isinstance(c.get("outputs"), list):
                 preds.append(c.get("pred"))
                 continue
             if reader is not None and i in reader:
@@ -123,7 +124,7 @@ def permuted_predictions(run: Run, task: str, rows: dict, ids: list, mode: str) 
             else:
                 raise ResultsError(f"{run.dir}: task {task}, item {i!r}: a {mode}.permutation copy has no list of "
                                    "extracted answers; the gate re-derives its pred from it")
-            shown_pred = (answers or [None])[0] if mode == "greedy" else vote(answers)[0]
+            shown_pred = Modes.get(mode).reduce(answers)[0]   # greedy: the first; sc: the vote
             preds.append(to_original(shown_pred, order))
         derived.append(preds)
     changed = sum(d != s for d, s in zip((p for ps in derived for p in ps), stored))
