@@ -21,6 +21,7 @@ from medeval.graders.judge import LexicalJudge
 from medeval.graders.registry import GRADERS, Graders
 from medeval.runs.prepare import prepare
 from medeval.runs.runner import RunConfig
+from medeval.scoring.inputs import ScoringInput
 from medeval.scoring.score import score_items
 from medeval.tasks import answer_types
 from medeval.tasks.answer_types import AnswerType
@@ -80,9 +81,9 @@ def test_one_graders_counts_add_up_per_task_and_its_tokens_reach_the_run_usage(j
     for part, items in (("a", p.items[:3]), ("b", p.items[3:5])):
         q = p.select({it.id for it in items})
         outputs = [f"1. Migraine\n2. {q.items[0].gold}", "1. Gout", ""][:len(q.items)]   # FAKE differentials
-        texts = {"greedy": {it.id: {"prompt": None, "texts": [o]} for it, o in zip(q.items, outputs)}}
+        texts = ScoringInput.of_texts(["greedy"], {"greedy": {it.id: [o] for it, o in zip(q.items, outputs)}})
         judge = graders.for_task(task)
-        blocks[part] = score_items(q, ["greedy"], texts, tmp_path / part, judge=judge)
+        blocks[part] = score_items(q, texts, tmp_path / part, judge=judge)
         rows = [json.loads(line) for line in (tmp_path / part / f"samples_{task.name}.jsonl").open()]
         verdicts[part] = [r["greedy"]["judge"]["verdict"] for r in rows]
     graders.close()
@@ -144,6 +145,7 @@ from medeval.errors import MedevalError
 from medeval.graders.registry import Graders
 from medeval.runs.prepare import prepare
 from medeval.runs.runner import RunConfig
+from medeval.scoring.inputs import ScoringInput
 from medeval.scoring.score import score_items
 from medeval.tasks.spec import Registry
 
@@ -156,8 +158,8 @@ for name in ("graded", "ungraded"):
     g = Graders(cfg, [task])
     judge = g.for_task(task)
     p = prepare(task, cfg)
-    texts = {"greedy": {it.id: {"prompt": None, "texts": [t]} for it, t in zip(p.items, ["Gout; Sepsis", "Asthma"])}}
-    res = score_items(p, ["greedy"], texts, d / name, judge=judge)
+    texts = ScoringInput.of_texts(["greedy"], {"greedy": {it.id: [t] for it, t in zip(p.items, ["Gout; Sepsis", "Asthma"])}})
+    res = score_items(p, texts, d / name, judge=judge)
     rows = [json.loads(l) for l in (d / name / f"samples_{name}.jsonl").open()]
     out[name] = {"grader": type(judge).__name__, "summary": res.get("judge", {}).get("judge"),
                  "preds": [r["greedy"]["pred"] for r in rows]}
