@@ -62,7 +62,7 @@ def source_keys_to_outputs(path: Path, task, items, preds: dict) -> dict[str, li
         if isinstance(p, list):
             out[i] = p
             continue
-        if task.answer.type != "choice":
+        if not answer_types.of(task).lettered_options:
             raise MedevalError(f"{path}: line {p['line']}: 'key'/'keys' are for multiple-choice tasks; task "
                                f"{task.name!r} is {task.answer.type!r}: give 'output' (the model's text)")
         opts = by_id[i].options

@@ -23,10 +23,11 @@ import random
 from dataclasses import dataclass
 
 from ..errors import MedevalError
+from . import answer_types
 from .answer_types.choice import LETTERS
 
 KINDS = ("none", "cyclic", "random")
-MAX_ENUMERATED = 8   # up to 8 options (40,320 orders) the distinct orders are drawn from the full list
+MAX_ENUMERATED = 6   # up to 6 options (720 orders) the distinct orders are drawn from the full list
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ def parse(text: str | None) -> Permute:
 
 
 def applies(task) -> bool:
-    """Only choice tasks have options to reorder; every other task runs unpermuted."""
-    return task.answer.type == "choice"
+    """Only tasks whose answer type shows lettered options have options to reorder; every other task runs
+    unpermuted."""
+    return answer_types.of(task).lettered_options
 
 
 def not_applied_reason(task) -> str:

@@ -28,6 +28,8 @@ class AnswerType:
     needs_labels: ClassVar[bool] = False  # the task must give answer.labels
     default_labels: ClassVar[tuple[str, ...]] = ()   # answer.labels when the task gives none
     loglikelihood: ClassVar[tuple[str, ...]] = ()    # the loglikelihood.choices kinds it can be scored with
+    lettered_options: ClassVar[bool] = False   # items show lettered options: --permute may reorder them and
+    #                                             `medeval score` takes answers as the source's option keys
     grader: ClassVar[str | None] = None   # the grader of each final answer (graders/registry.py GRADERS), or None
     extract_judged: ClassVar[bool] = False   # invalid outputs may be read by --extract-judge and by the model's
     #                                          own answer (--extract-fallback self, --extract-audit): see `choices`

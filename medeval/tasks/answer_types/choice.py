@@ -45,7 +45,7 @@ def _ordered_keys(raw: dict) -> tuple[list[str], str]:
 class Choice(AnswerType):
     name = "choice"
     gold_formats = ("letter", "index0", "index1", "text")
-    votable = correctness = extract_judged = True
+    votable = correctness = extract_judged = lettered_options = True
     loglikelihood = ("letters", "texts")
 
     def check(self, answer):
