@@ -41,7 +41,7 @@ def build_plan(out: Path) -> list[dict]:
 
 # (label, predicate on (file, function name)) for the profile breakdown; cumulative seconds
 PROFILE_ROWS = [
-    ("prepare: load data + render prompts", lambda f, n: f.endswith("medeval/runs/runner.py") and n == "prepare"),
+    ("prepare: load data + render prompts", lambda f, n: f.endswith("medeval/runs/prepare.py") and n == "prepare"),
     ("  load data (load_items)", lambda f, n: f.endswith("medeval/tasks/data.py") and n == "load_items"),
     ("  render messages (Renderer.messages)", lambda f, n: f.endswith("medeval/tasks/prompts.py") and n == "messages"),
     ("make_backend (imports torch + loads model)", lambda f, n: f.endswith("medeval/runs/runner.py") and n == "make_backend"),
@@ -49,10 +49,10 @@ PROFILE_ROWS = [
     ("  transformers generate()", lambda f, n: "transformers/generation/utils.py" in f and n == "generate"),
     ("    stop check (_StopOnText)", lambda f, n: f.endswith("backends/hf.py") and n == "__call__"),
     ("  chat template render", lambda f, n: f.endswith("backends/hf.py") and n == "render"),
-    ("score_task (all tasks)", lambda f, n: f.endswith("medeval/scoring/score.py") and n == "score_task"),
+    ("score_items (all tasks)", lambda f, n: f.endswith("medeval/scoring/score.py") and n == "score_items"),
     ("  extraction", lambda f, n: f.endswith("medeval/tasks/extract.py") and n == "extract"),
     ("  bootstrap CIs (all metrics, overall)", lambda f, n: f.endswith("medeval/stats.py") and n == "bootstrap_ci"),
-    ("  strata CIs", lambda f, n: f.endswith("medeval/scoring/score.py") and n == "_strata"),
+    ("  strata CIs", lambda f, n: f.endswith("medeval/scoring/aggregate.py") and n == "strata"),
     ("  samples_<task>.jsonl writes", lambda f, n: f.endswith("medeval/results/files.py") and n in ("write", "close")),
     ("results.json write", lambda f, n: f.endswith("medeval/results/files.py") and n == "atomic_write"),
     ("runner.run total", lambda f, n: f.endswith("medeval/runs/runner.py") and n == "run"),
