@@ -50,7 +50,7 @@ PROFILE_ROWS = [
     ("    stop check (_StopOnText)", lambda f, n: f.endswith("backends/hf.py") and n == "__call__"),
     ("  chat template render", lambda f, n: f.endswith("backends/hf.py") and n == "render"),
     ("score_items (all tasks)", lambda f, n: f.endswith("medeval/scoring/score.py") and n == "score_items"),
-    ("  extraction", lambda f, n: f.endswith("medeval/tasks/extract.py") and n == "extract"),
+    ("  extraction", lambda f, n: f.endswith("medeval/tasks/answer_types/__init__.py") and n == "extract"),
     ("  bootstrap CIs (all metrics, overall)", lambda f, n: f.endswith("medeval/stats.py") and n == "bootstrap_ci"),
     ("  strata CIs", lambda f, n: f.endswith("medeval/scoring/aggregate.py") and n == "strata"),
     ("  samples_<task>.jsonl writes", lambda f, n: f.endswith("medeval/results/files.py") and n in ("write", "close")),
