@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics as M
+from ..metrics.permutation import PERMUTATION_METRICS
 from .config import RunConfig
 from ..reporting.paired import load_samples, metric_options, mismatches
 from ..reporting.policy import Policy
@@ -48,6 +49,10 @@ def _differences(task: str, base, cand, policy: Policy) -> tuple[np.ndarray, lis
     metric = tp.metric or bt.get("primary_metric")
     if metric not in M.names():
         raise ResultsError(f"{base.file}: tasks.{task}: metric {metric!r} is not known; name another in the policy")
+    if metric in PERMUTATION_METRICS:   # its predictions are lists of answers per shown order (issue 26)
+        raise ResultsError(f"task {task}: the sequential gate does not compare {metric!r} (a --permute metric); "
+                           f"gate the finished runs with `medeval gate --metric {metric}`, or name another metric "
+                           "in the policy")
     b_rows, c_rows = load_samples(base, task), load_samples(cand, task)
     issues, _, _ = mismatches(task, bt, ct, b_rows, c_rows)
     if issues:
