@@ -244,3 +244,17 @@ def test_toy_fewer_orders_fixed_options_and_metric_names(tmp_path):
     with pytest.raises(MedevalError, match="field 'metrics': circular_accuracy"):
         run(RunConfig(**_toy(tmp_path, listed, "[accuracy, circular_accuracy]"), output_dir=str(tmp_path / "c")),
             backend=AlwaysA(), progress=False)
+
+
+def test_the_sequential_gate_refuses_a_permutation_metric_with_the_fix():
+    """Its per-item scores would be single predictions, not one answer per shown order: refused up front."""
+    from types import SimpleNamespace
+
+    from medeval.reporting.policy import Policy, TaskPolicy
+    from medeval.results import ResultsError
+    from medeval.runs.seqgate import _differences
+
+    run = SimpleNamespace(tasks={"medqa": {"primary_metric": "accuracy"}}, file="base/results.json")
+    policy = Policy(default=TaskPolicy(metric="circular_accuracy"))
+    with pytest.raises(ResultsError, match=r"does not compare 'circular_accuracy' .*`medeval gate --metric circular_accuracy`"):
+        _differences("medqa", run, run, policy)
