@@ -124,3 +124,26 @@ def llamacpp_server():
             proc.kill()
             proc.wait()
         log.close()
+
+
+TOY_CHOICE_TASK = """\
+name: toy
+version: 1
+dataset: {local: toy/test.jsonl}
+prompt: {template: toy.jinja}
+answer: {type: choice, options: opts, gold: ans, gold_format: letter}
+metrics: METRICS
+"""
+
+
+def toy_choice_task(root: Path, rows: list[dict], template: str = "{{ doc.q }}", metrics: str = "[accuracy]") -> dict:
+    """A made-up choice task `toy` under `root` (tasks/toy.yaml, its template, data/toy/test.jsonl of `rows`
+    with fields q, opts, ans): the RunConfig fields that find it."""
+    import json
+
+    (root / "tasks").mkdir(parents=True, exist_ok=True)
+    (root / "tasks" / "toy.yaml").write_text(TOY_CHOICE_TASK.replace("METRICS", metrics))
+    (root / "tasks" / "toy.jinja").write_text(template)
+    (root / "data" / "toy").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dict(tasks=["toy"], task_dirs=[str(root / "tasks")], data_dir=str(root / "data"))

@@ -3,17 +3,10 @@ import json
 
 import pytest
 
+from conftest import toy_choice_task
 from medeval.backends.base import Output
 from medeval.runs.runner import RunConfig, run
 
-TASK = """\
-name: toy
-version: 1
-dataset: {local: toy/test.jsonl}
-prompt: {template: toy.jinja}
-answer: {type: choice, options: opts, gold: ans, gold_format: letter}
-metrics: [accuracy]
-"""
 ROWS = [{"q": "first", "opts": ["Aspirin", "Heparin", "Warfarin"], "ans": "B"},
         {"q": "second", "opts": ["Aspirin", "Heparin", "Warfarin"], "ans": "A"},
         {"q": "third", "opts": ["Aspirin", "Heparin", "Warfarin"], "ans": "C"}]
@@ -46,13 +39,7 @@ class Scripted:
 
 
 def test_hedges_are_counted_as_ambiguous_not_invalid(tmp_path):
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "toy.yaml").write_text(TASK)
-    (tmp_path / "tasks" / "toy.jinja").write_text("{{ doc.q }}")
-    (tmp_path / "data" / "toy").mkdir(parents=True)
-    (tmp_path / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    res = run(RunConfig(tasks=["toy"], task_dirs=[str(tmp_path / "tasks")], data_dir=str(tmp_path / "data"),
-                        no_cache=True, self_consistency=3, output_dir=str(tmp_path / "out")),
+    res = run(RunConfig(**toy_choice_task(tmp_path, ROWS), no_cache=True, self_consistency=3, output_dir=str(tmp_path / "out")),
               backend=Scripted(), progress=False)
     t = res["tasks"]["toy"]
     assert t["ambiguous"]["greedy"] == {"count": 1, "rate": 1 / 3, "samples": 1}
@@ -92,13 +79,7 @@ class Truncating(Scripted):
 
 
 def test_a_truncated_output_is_read_only_through_a_final_answer(tmp_path):
-    (tmp_path / "tasks").mkdir()
-    (tmp_path / "tasks" / "toy.yaml").write_text(TASK)
-    (tmp_path / "tasks" / "toy.jinja").write_text("{{ doc.q }}")
-    (tmp_path / "data" / "toy").mkdir(parents=True)
-    (tmp_path / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:2]))
-    res = run(RunConfig(tasks=["toy"], task_dirs=[str(tmp_path / "tasks")], data_dir=str(tmp_path / "data"),
-                        no_cache=True, output_dir=str(tmp_path / "out")), backend=Truncating(), progress=False)
+    res = run(RunConfig(**toy_choice_task(tmp_path, ROWS[:2]), no_cache=True, output_dir=str(tmp_path / "out")), backend=Truncating(), progress=False)
     samples = [json.loads(l) for l in next((tmp_path / "out").rglob("samples_toy.jsonl")).read_text().splitlines()]
     by_id = {s["id"]: s["greedy"] for s in samples}
     assert by_id["0"]["status"] == ["invalid"] and by_id["0"]["finish_reasons"] == ["length"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, chromium, dump_dom, invoke, needs_chromium  # noqa: F401
+from conftest import DATA, chromium, dump_dom, invoke, needs_chromium, toy_choice_task  # noqa: F401
 from medeval.backends.base import Output
 from medeval.errors import MedevalError
 from medeval.runs.config import RunConfig
@@ -208,26 +208,12 @@ def test_view_shows_the_position_bias_table(tmp_path):
     assert "shown orders (circular wrong, inconsistent)" in dom and "<code>BCDA</code>" in dom
 
 
-TOY = """\
-name: toy
-version: 1
-dataset: {local: toy/test.jsonl}
-prompt: {template: toy.jinja}
-answer: {type: choice, options: opts, gold: ans, gold_format: letter}
-metrics: [accuracy]
-"""
 TOY_ROWS = [{"q": "first", "opts": ["Aspirin", "Heparin", "Warfarin"], "ans": "B"},
             {"q": "second", "opts": ["Aspirin", "Heparin"], "ans": "A"}]
 
 
 def _toy(tmp_path, template: str, metrics: str = "[accuracy]") -> dict:
-    (tmp_path / "tasks").mkdir(exist_ok=True)
-    (tmp_path / "tasks" / "toy.yaml").write_text(TOY.replace("[accuracy]", metrics))
-    (tmp_path / "tasks" / "toy.jinja").write_text(template)
-    (tmp_path / "data" / "toy").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "data" / "toy" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in TOY_ROWS))
-    return dict(tasks=["toy"], task_dirs=[str(tmp_path / "tasks")], data_dir=str(tmp_path / "data"), no_cache=True,
-                permute="random:10")
+    return dict(**toy_choice_task(tmp_path, TOY_ROWS, template, metrics), no_cache=True, permute="random:10")
 
 
 def test_toy_fewer_orders_fixed_options_and_metric_names(tmp_path):
