@@ -28,9 +28,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..tasks.data import iter_jsonl
 from ..paths import medeval_home
 from ..results import ResultsError, Run, atomic_write, now_iso, read_results
+from ..results.samples import read_samples
 
 STORE_ENV = "MEDEVAL_HISTORY_STORE"
 
@@ -314,19 +314,5 @@ def _agreement(m: dict) -> float | None:
 
 
 def _read_samples(run: Run, task: str) -> list[dict]:
-    name = str(run.tasks[task].get("samples_file", f"samples_{task}.jsonl"))
-    path = run.dir / name
-    if Path(name).name != name:
-        raise ResultsError(f"{run.file}: tasks.{task}.samples_file {name!r} is not a file inside the run directory")
-    if not path.is_file():
-        raise ResultsError(f"{path}: samples file of task {task!r} not found; the history store keeps every "
-                           "item's outcome, so it needs the samples_<task>.jsonl that `medeval run` writes")
-    rows, seen = [], set()
-    for lineno, row in iter_jsonl(path, ResultsError):
-        if "id" not in row:
-            raise ResultsError(f"{path}: line {lineno}: a samples row needs 'id'")
-        if str(row["id"]) in seen:
-            raise ResultsError(f"{path}: line {lineno}: duplicate item id {row['id']!r}")
-        seen.add(str(row["id"]))
-        rows.append(row)
-    return rows
+    """The task's samples rows as written, in file order (the history store keeps every item's outcome)."""
+    return [r.to_json() for r in read_samples(run, task, "the history store").values()]

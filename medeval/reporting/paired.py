@@ -2,29 +2,13 @@
 keeps two task blocks from being compared, the predictions of a mode, the options a metric was run with."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..tasks.data import iter_jsonl
 from ..results import ResultsError, Run, SampleRecord
+from ..results.samples import read_samples
 
 
 def load_samples(run: Run, task: str) -> dict[str, SampleRecord]:
     """id -> samples row (results.SampleRecord) for one task of a run."""
-    name = str(run.tasks[task].get("samples_file", f"samples_{task}.jsonl"))
-    path = run.dir / name
-    if Path(name).name != name or not path.resolve().is_relative_to(run.dir.resolve()):
-        raise ResultsError(f"{run.file}: tasks.{task}.samples_file {name!r} is not a file inside the run directory "
-                           f"{run.dir}; the gate reads samples only from there")
-    if not path.is_file():
-        raise ResultsError(f"{path}: samples file of task {task!r} not found; the gate needs the samples_<task>.jsonl "
-                           "that `medeval run` writes next to results.json")
-    rows = {}
-    for lineno, line in iter_jsonl(path, ResultsError):
-        row = SampleRecord.from_json(line, f"{path}: line {lineno}")
-        if row.key in rows:
-            raise ResultsError(f"{path}: line {lineno}: duplicate item id {row.key!r}")
-        rows[row.key] = row
-    return rows
+    return read_samples(run, task, "the gate")
 
 
 def predictions(rows: dict[str, SampleRecord], ids: list, mode: str, path_hint: str) -> list:

@@ -13,6 +13,24 @@ from pathlib import Path
 from ..errors import MedevalError
 
 
+def iter_jsonl(path: Path, error: type[Exception] = MedevalError):
+    """(line number, object) for each non-blank line; `error` names the file and line of bad input."""
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise error(f"{path}: line {n}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                if not isinstance(row, dict):
+                    raise error(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
+                yield n, row
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
+
+
 def write_failed(path: Path, err: OSError) -> MedevalError:
     """One line naming the file and its directory for a write that failed (a full disk, a read-only or
     missing directory), instead of a traceback naming a temporary file."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .read import ResultsError
+from pathlib import Path
+
+from .files import iter_jsonl
+from .read import ResultsError, Run
 from .schema import MODES
 
 
@@ -70,3 +73,23 @@ class SampleRecord:
 
     def has_pred(self, mode: str) -> bool:
         return isinstance(self.modes.get(mode), dict) and "pred" in self.modes[mode]
+
+
+def read_samples(run: Run, task: str, reader: str) -> dict[str, SampleRecord]:
+    """id -> SampleRecord of one task of a run, from the samples file its results.json names (a file inside
+    the run directory, never elsewhere). `reader` says who needs it ("the gate") in the errors."""
+    name = str(run.tasks[task].get("samples_file", f"samples_{task}.jsonl"))
+    path = run.dir / name
+    if Path(name).name != name or not path.resolve().is_relative_to(run.dir.resolve()):
+        raise ResultsError(f"{run.file}: tasks.{task}.samples_file {name!r} is not a file inside the run directory "
+                           f"{run.dir}; {reader} reads samples only from there")
+    if not path.is_file():
+        raise ResultsError(f"{path}: samples file of task {task!r} not found; {reader} needs the "
+                           "samples_<task>.jsonl that `medeval run` writes next to results.json")
+    rows = {}
+    for lineno, line in iter_jsonl(path, ResultsError):
+        row = SampleRecord.from_json(line, f"{path}: line {lineno}")
+        if row.key in rows:
+            raise ResultsError(f"{path}: line {lineno}: duplicate item id {row.key!r}")
+        rows[row.key] = row
+    return rows

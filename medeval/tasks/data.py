@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MedevalError
+from ..results.files import iter_jsonl
 from ..fields import get_field
 from .spec import Task
 
@@ -54,24 +55,6 @@ def _local_file(task: Task, data_dir: Path, split: str | None) -> Path:
     if split and split != task.dataset.split:
         rel = rel.with_name(f"{split}{rel.suffix}")
     return data_dir / rel
-
-
-def iter_jsonl(path: Path, error: type[Exception] = MedevalError):
-    """(line number, object) for each non-blank line; `error` names the file and line of bad input."""
-    try:
-        with Path(path).open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise error(f"{path}: line {n}: not valid JSON ({e.msg}); each line must be one JSON object") from None
-                if not isinstance(row, dict):
-                    raise error(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
-                yield n, row
-    except UnicodeDecodeError as e:
-        raise error(f"{path}: not UTF-8 (byte offset {e.start}); convert the file to UTF-8") from None
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict], list[int]]:
