@@ -303,3 +303,21 @@ def test_run_history_adds_the_finished_run(hf_backend, data_dir, tmp_path, monke
     assert sorted(r["item_id"] for r in items) == sorted(str(r["id"]) for r in rows)
     assert np.mean([r["correct"] for r in items]) == pytest.approx(
         json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["medqa"]["metrics"]["greedy"]["accuracy"]["value"])
+
+
+def test_add_refuses_a_samples_file_that_resolves_outside_the_run_directory(app, checkpoints, tmp_path):
+    """The store reads samples as the gate does: a samples_file that leaves the run directory (a symlink
+    here) is refused, and nothing is stored."""
+    import shutil
+
+    from medeval.history.store import Store
+
+    dirs, _, _ = checkpoints
+    run = tmp_path / "run"
+    shutil.copytree(dirs[0], run)
+    (run / "samples_medqa.jsonl").unlink()
+    (run / "samples_medqa.jsonl").symlink_to(dirs[1] / "samples_medqa.jsonl")
+    store = str(tmp_path / "h.sqlite")
+    res = invoke(app, "history", "add", run, "--store", store)
+    assert res.exit_code == 2 and "not a file inside the run directory" in res.output, res.output
+    assert Store(store).runs() == []
