@@ -23,6 +23,7 @@ from typing import Iterator, Literal, Sequence
 
 from pydantic import Field, PositiveInt
 
+from ..accounting import TRUNCATED
 from ..errors import MedevalError
 from ..paths import models_dir
 from .base import BackendError, Output, Request, Scored, sample_seed, split_pair
@@ -490,7 +491,7 @@ class HFBackend:
         eos = self.model.generation_config.eos_token_id
         eos = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
         cut = next((k for k, t in enumerate(toks) if t in eos), None)
-        reason = "stop" if cut is not None else "length"
+        reason = "stop" if cut is not None else TRUNCATED
         used = len(toks) if cut is None else cut + 1
         text = self.tok.decode(toks[:cut] if cut is not None else toks, skip_special_tokens=True)
         for s in stop:

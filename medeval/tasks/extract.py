@@ -18,6 +18,8 @@ from collections import Counter
 from functools import lru_cache
 from typing import NamedTuple
 
+from ..accounting import TRUNCATED
+
 MAX_CHARS = 20_000  # only the last 20k characters of an enormous output are read
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 # a negation just before a label: "not yes", "isn't maybe", "neither yes nor no"
@@ -184,7 +186,7 @@ def label_outcome(text: str, labels: list[str], aliases: dict | None = None,
         # its one label anywhere; after "rather" only a label that starts it counts ("yes, rather than no")
         if (r := _read_label_span(t[end:end + 300].lstrip(" *_:\n.,;!—–-"), surfaces, whole)):
             return r._replace(rule="answer-phrase")
-    if finish_reason == "length":
+    if finish_reason == TRUNCATED:
         return Outcome(None, "invalid", "truncated")
     if (r := _read_label_span(t.lstrip(" *_#>\"'(["), surfaces)):
         return r._replace(rule="first-sentence")

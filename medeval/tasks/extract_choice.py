@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from ..accounting import TRUNCATED
 from .extract import INVALID, Outcome, boxed_spans, clean, norm
 from .extract_statements import (CONDITION, FINAL, FOREIGN_VERDICT, LEAVES, MARKERS, REJECTED, REVISION, SELF_QUESTION, TORN, WEAK,
                                  Statement, check_marks, decide)
@@ -56,7 +57,7 @@ def _text_hit(s: str, options: list[dict]) -> dict | None:
             follow = es[len(eo):]
             if es.startswith(eo) and not re.match(r"[.,]\d|" + (r"[\w%]" if len(no) != 1 else r"\s*\w"), follow):
                 hits.append(o)
-        elif ns.startswith(f" {no} ") and (sign := re.match(r"\s*([-+−<>≤≥±]?)", s).group(1).replace("−", "-")) \
+        elif ns.startswith(f" {no} ") and re.match(r"\s*([-+−<>≤≥±]?)", s).group(1).replace("−", "-") \
                 == (eo[0] if eo[0] in "-+<>≤≥±" else "") and \
                 not re.match(r"(?:[.,]\d|\d|%)", s[_text_end(s, o["text"]):]):   # "2.5" is not the option "2"
             hits.append(o)
@@ -377,8 +378,8 @@ def choice_outcome(text: str, options: list[dict], finish_reason: str | None = N
     stmts, rejected = statements(t, options)
     if (decided := decide(t, stmts, letters)) is not None:   # 1-2. final, then weak statements
         return decided
-    if finish_reason == "length" or _NON_ANSWER.match(t):   # truncated mid-thought; "No idea", "Not sure"
-        return Outcome(None, "invalid", "truncated" if finish_reason == "length" else None)
+    if finish_reason == TRUNCATED or _NON_ANSWER.match(t):   # truncated mid-thought; "No idea", "Not sure"
+        return Outcome(None, "invalid", "truncated" if finish_reason == TRUNCATED else None)
     listing = _is_option_list(t, letters)   # below: a letter rejected by a question ("B? No.") is not read
     if not listing and (found := read_span(t, options, start=True)) and not found & rejected:   # 3. the start
         return _decide(found, letters, "start")
