@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, chromium, dump_dom, invoke, needs_chromium, toy_choice_task  # noqa: F401
+from conftest import DATA, dump_dom, invoke, needs_chromium, toy_choice_task  # noqa: F401
 from medeval.backends.base import Output
 from medeval.errors import MedevalError
 from medeval.runs.config import RunConfig
