@@ -169,6 +169,11 @@ def test_shards_merged_equal_the_unsharded_run_and_the_gate_pairs_by_item(tmp_pa
     out = invoke(report_app, "gate", "--baseline", tmp_path / "whole", "--candidate", tmp_path / "random",
                  "--metric", "circular_accuracy", "--allow-same-model")
     assert out.exit_code == 2 and "permutation.permute" in out.output
+    _run(tmp_path, Longest(), name="plain", permute="none", limit=10)   # no copies: the task is named, not a traceback
+    out = invoke(report_app, "gate", "--baseline", tmp_path / "whole", "--candidate", tmp_path / "plain",
+                 "--metric", "circular_accuracy", "--allow-same-model")
+    assert out.exit_code == 2 and "tasks.medqa has no circular_accuracy: the run was made without --permute" in \
+        " ".join(out.output.split()), out.output
 
 
 @pytest.mark.slow

@@ -114,6 +114,15 @@ def compare_task(task: str, base: Run, cand: Run, policy: Policy, alpha: float, 
         res.notes.append("metric_options differ between the runs; the baseline's are used")
     golds = [b_rows[i].gold for i in ids]
     if metric in PERMUTATION_METRICS:   # --permute (issue 26): each item's answers under every shown order
+        for side, t in (("baseline", bt), ("candidate", ct)):
+            perm = t.get("permutation") or {}
+            if perm.get("applied") is not True:   # not a run with --permute, or it did not apply to this task
+                why = (f"--permute {perm.get('permute')} did not apply ({perm.get('reason')})" if perm
+                       else "the run was made without --permute")
+                res.verdict = "mismatch"
+                res.reason = (f"{side}: tasks.{task} has no {metric}: {why}; gate this task on another metric "
+                              f"(a policy naming {metric} only for the permuted tasks)")
+                return res
         shown = [(t.get("permutation") or {}).get("permute") for t in (bt, ct)]
         if shown[0] != shown[1]:
             if not allow_mismatch:
