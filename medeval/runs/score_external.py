@@ -110,7 +110,7 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
     inputs = {task.name: ScoringInput.of_texts([m.name for m in modes], texts)}
     from ..graders.registry import Graders
 
-    graders = Graders(cfg)   # the extraction judge only: external predictions have no judge tasks
+    graders = Graders(cfg)   # the extraction judge only: tasks a grader grades were refused above
 
     def missing(p, block: dict) -> None:
         block["missing_predictions"] = p.n_total - len(p.ids)
@@ -125,4 +125,4 @@ def score_file(task_name: str, predictions: Path, output_dir: Path, model_name: 
                     decoding={"external": True}, seed=None, cache={"hits": 0, "misses": 0, "dir": None},
                     timings={"total_s": time.time() - t0})
 
-    return evaluate([p], inputs, Path(output_dir), graders, fields, task_judges=False, task_extra=missing)
+    return evaluate([p], inputs, Path(output_dir), graders, fields, task_extra=missing)

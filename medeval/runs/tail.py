@@ -19,19 +19,18 @@ from ..scoring.score import score_items
 
 def evaluate(prepared: list, inputs: dict[str, ScoringInput], out_dir: Path, graders,
              fields: Callable[[dict], dict], *, run_options=None, self_check=None, k: int | None = None,
-             registry=None, tasks=(), task_judges: bool = True, task_extra: Callable | None = None,
+             registry=None, tasks=(), task_extra: Callable | None = None,
              progress: bool = False) -> dict:
     """Score each prepared task from `inputs[task name]` into `out_dir` (its samples file), close the
     `graders` (graders/registry.Graders), and write results.json; returns the results.
 
     `k`: the run's self-consistency k, recorded in each mode's protocol (None: no protocols, as for
-    external predictions). `registry` and `tasks`: the groups to score (None: no groups). `task_judges`:
-    whether the tasks' own judges grade (diagnosis, rubric); `medeval score` has the extraction judge only.
+    external predictions). `registry` and `tasks`: the groups to score (None: no groups).
     `task_extra(p, block)`: what a command adds to a task's block after scoring."""
     task_results = {}
     with Phase("scoring tasks", len(prepared), progress, remaining=False) as advance:
         for p in prepared:
-            block = score_items(p, inputs[p.task.name], Path(out_dir), judge=graders.for_task(p.task) if task_judges else None,
+            block = score_items(p, inputs[p.task.name], Path(out_dir), judge=graders.for_task(p.task),
                                 extract_judge=graders.extract_for(p.task), run_options=run_options,
                                 self_check=self_check)
             if k is not None:
